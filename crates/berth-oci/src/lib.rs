@@ -1,0 +1,15 @@
+//! Shared vocabulary for every Berth crate.
+//!
+//! - [`spec`]: the OCI runtime, image and distribution types (the `oci-spec` crate, re-exported
+//!   so that its version is chosen in exactly one place).
+//! - [`digest`]: content digests and hashing readers/writers.
+//! - [`errdefs`]: the kinds every library error is classified into; only the API server turns
+//!   kinds into HTTP statuses.
+#![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod errdefs;
+
+pub use digest::Digest;
+/// The OCI specification types, re-exported from `oci-spec`.
+pub use oci_spec as spec;

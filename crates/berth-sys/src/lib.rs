@@ -8,4 +8,5 @@
 //! Modules are owned by the crate that needed them first; keep each one small and give it a
 //! safe API, so callers never see raw pointers.
 
+pub mod bpf;
 pub mod fs;

@@ -9,7 +9,12 @@
 
 pub mod digest;
 pub mod errdefs;
+pub mod media_types;
+pub mod platform;
+pub mod reference;
 
 pub use digest::Digest;
 /// The OCI specification types, re-exported from `oci-spec`.
 pub use oci_spec as spec;
+pub use platform::Platform;
+pub use reference::Reference;

@@ -1,0 +1,514 @@
+//! Snapshots: unpacked layers (keyed by chain ID) and containers' writable dirs, and the
+//! overlay descriptions that stack them.
+//!
+//! A layer is unpacked once into `snapshots/<id>/fs` (by the caller, with whiteouts in
+//! overlay form) and registered under its chain ID by [`Store::commit_image`]. A container
+//! snapshot adds `snapshots/<id>/{fs,work}` as upper and work dir on top of its image's
+//! chain. Every snapshot also gets a short link `snapshots/l/<LINK>` → `../<id>/fs`; the
+//! overlay's lowerdirs name those links (as Docker's overlay2 does), so a 120-layer image
+//! still fits in the one-page mount option string of the classic mount(2) call. The mount
+//! helpers here prefer the new mount API (`fsconfig` with one `lowerdir+` per layer, no
+//! length limit at all) and fall back to the classic call.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use berth_oci::Digest;
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::error::{IoContext, Result, StoreError};
+use crate::meta::{IMAGES, ImageRecord, SNAPSHOTS, SnapshotKind, SnapshotRecord, decode, encode};
+use crate::{Store, now_rfc3339, random_id};
+
+const CONTAINER_PREFIX: &str = "container:";
+const LINK_LEN: usize = 26;
+
+/// A layer directory being unpacked. Dropping it without [`Store::commit_image`] registering
+/// it removes the directory.
+#[derive(Debug)]
+pub struct PendingLayer {
+    pub(crate) id: String,
+    pub(crate) link: String,
+    dir: PathBuf,
+    links: PathBuf,
+    kept: bool,
+}
+
+impl PendingLayer {
+    /// Where to unpack the layer's content.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("fs")
+    }
+    pub(crate) fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for PendingLayer {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(self.links.join(&self.link));
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// How to stack a container's root filesystem with overlayfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    /// Lower layers, top first, as short links (`<root>/snapshots/l/<LINK>`).
+    pub lowerdirs: Vec<PathBuf>,
+    /// The same layers by their real directories, top first.
+    pub layer_dirs: Vec<PathBuf>,
+    /// The container's writable dir (None for a read-only view of an image).
+    pub upperdir: Option<PathBuf>,
+    pub workdir: Option<PathBuf>,
+}
+
+impl Overlay {
+    /// The classic `mount -t overlay -o <options>` data string (absolute short links).
+    pub fn mount_options(&self) -> String {
+        let lower: Vec<String> = self
+            .lowerdirs
+            .iter()
+            .map(|p| escape_option(&p.to_string_lossy()))
+            .collect();
+        let mut s = format!("lowerdir={}", lower.join(":"));
+        if let (Some(u), Some(w)) = (&self.upperdir, &self.workdir) {
+            s.push_str(&format!(
+                ",upperdir={},workdir={}",
+                escape_option(&u.to_string_lossy()),
+                escape_option(&w.to_string_lossy())
+            ));
+        }
+        s
+    }
+
+    /// Mounts the overlay at `target` in the caller's mount namespace; unmounted (lazily) when
+    /// the guard drops. For runtimes that need a host rootfs (runc) and for tests.
+    pub fn mount(&self, target: &Path) -> Result<MountGuard> {
+        self.mount_raw(target).map_err(|source| StoreError::Mount {
+            target: target.to_path_buf(),
+            source,
+        })?;
+        Ok(MountGuard {
+            target: target.to_path_buf(),
+        })
+    }
+
+    fn mount_raw(&self, target: &Path) -> io::Result<()> {
+        match self.mount_new_api(target) {
+            Ok(()) => Ok(()),
+            // Kernels before 6.8 lack `lowerdir+`; fall back to the option string.
+            Err(e) if e.raw_os_error() == Some(libc_einval()) => {
+                let data = std::ffi::CString::new(self.mount_options())
+                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+                rustix::mount::mount(
+                    "overlay",
+                    target,
+                    "overlay",
+                    rustix::mount::MountFlags::empty(),
+                    Some(data.as_c_str()),
+                )
+                .map_err(io::Error::from)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn mount_new_api(&self, target: &Path) -> io::Result<()> {
+        use rustix::mount::*;
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for l in &self.lowerdirs {
+            fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+        }
+        if let (Some(u), Some(w)) = (&self.upperdir, &self.workdir) {
+            fsconfig_set_string(&fs, "upperdir", u.as_path())?;
+            fsconfig_set_string(&fs, "workdir", w.as_path())?;
+        }
+        fsconfig_create(&fs)?;
+        let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())?;
+        move_mount(
+            &mnt,
+            "",
+            rustix::fs::CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )?;
+        Ok(())
+    }
+
+    /// Runs `f` with the overlay mounted at `scratch`, in a private mount namespace of a
+    /// dedicated thread: the host never sees the mount, and nothing can leak if `f` panics or
+    /// the process dies. Used by export and commit of stopped containers.
+    pub fn with_mounted<R: Send>(
+        &self,
+        scratch: &Path,
+        f: impl FnOnce(&Path) -> R + Send,
+    ) -> Result<R> {
+        let mount_err = |source: io::Error| StoreError::Mount {
+            target: scratch.to_path_buf(),
+            source,
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                use nix::sched::{CloneFlags, unshare};
+                unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
+                    .map_err(|e| mount_err(io::Error::from(e)))?;
+                rustix::mount::mount_change(
+                    "/",
+                    rustix::mount::MountPropagationFlags::PRIVATE
+                        | rustix::mount::MountPropagationFlags::REC,
+                )
+                .map_err(|e| mount_err(e.into()))?;
+                self.mount_raw(scratch).map_err(mount_err)?;
+                let r = f(scratch);
+                let _ = rustix::mount::unmount(scratch, rustix::mount::UnmountFlags::DETACH);
+                Ok(r)
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+}
+
+fn libc_einval() -> i32 {
+    rustix::io::Errno::INVAL.raw_os_error()
+}
+
+/// Overlay's option parser splits on `,` and lowerdir on `:`; escape them.
+fn escape_option(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
+}
+
+/// Unmounts a host mount made by [`Overlay::mount`] when dropped.
+#[derive(Debug)]
+pub struct MountGuard {
+    target: PathBuf,
+}
+
+impl MountGuard {
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.target, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Removes leftovers in `tmp/`, but never descends into something still mounted.
+pub(crate) fn clean_tmp(tmp: &Path) -> Result<()> {
+    let dev = fs::metadata(tmp)
+        .ctx(|| format!("stat {}", tmp.display()))?
+        .dev();
+    for e in fs::read_dir(tmp).ctx(|| format!("listing {}", tmp.display()))? {
+        let p = e.ctx(|| "listing tmp")?.path();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() && m.dev() != dev => {
+                tracing::warn!(path = %p.display(), "leaving mounted scratch dir alone");
+            }
+            Ok(m) if m.is_dir() => {
+                fs::remove_dir_all(&p).ctx(|| format!("removing {}", p.display()))?
+            }
+            Ok(_) => fs::remove_file(&p).ctx(|| format!("removing {}", p.display()))?,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn random_link() -> String {
+    let hex = random_id(LINK_LEN);
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    hex.as_bytes()
+        .chunks(2)
+        .take(LINK_LEN)
+        .map(|c| {
+            let v = u8::from_str_radix(std::str::from_utf8(c).unwrap_or("0"), 16).unwrap_or(0);
+            ALPHABET[(v % 32) as usize] as char
+        })
+        .collect()
+}
+
+/// Chain IDs for a list of diff IDs (OCI image spec: `ChainID(L₀) = DiffID(L₀)`,
+/// `ChainID(L₀|…|Lₙ) = sha256(ChainID(L₀|…|Lₙ₋₁) + " " + DiffID(Lₙ))`).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+impl Store {
+    fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+    fn links_dir(&self) -> PathBuf {
+        self.snapshots_dir().join("l")
+    }
+
+    /// A new directory for unpacking a layer (see [`PendingLayer`]).
+    pub fn begin_layer(&self) -> Result<PendingLayer> {
+        let (id, link, dir) = self.new_snapshot_dir(false)?;
+        Ok(PendingLayer {
+            id,
+            link,
+            dir,
+            links: self.links_dir(),
+            kept: false,
+        })
+    }
+
+    fn new_snapshot_dir(&self, with_work: bool) -> Result<(String, String, PathBuf)> {
+        let id = random_id(16);
+        let link = random_link();
+        let dir = self.snapshots_dir().join(&id);
+        fs::create_dir(&dir).ctx(|| format!("creating snapshot {}", dir.display()))?;
+        let made = (|| {
+            fs::create_dir(dir.join("fs"))?;
+            if with_work {
+                fs::create_dir(dir.join("work"))?;
+            }
+            std::os::unix::fs::symlink(format!("../{id}/fs"), self.links_dir().join(&link))
+        })();
+        if let Err(e) = made {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(StoreError::io(
+                format!("creating snapshot {}", dir.display()),
+                e,
+            ));
+        }
+        Ok((id, link, dir))
+    }
+
+    /// The record of a snapshot by key (`sha256:<chain id>` or a container key).
+    pub fn snapshot(&self, key: &str) -> Result<Option<SnapshotRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SNAPSHOTS)?;
+        match t.get(key)? {
+            Some(v) => Ok(Some(decode("snapshots", key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a layer with this chain ID is unpacked.
+    pub fn has_layer(&self, chain_id: &Digest) -> Result<bool> {
+        Ok(self.snapshot(&chain_id.to_string())?.is_some())
+    }
+
+    /// The content directory of a snapshot.
+    pub fn snapshot_path(&self, rec: &SnapshotRecord) -> PathBuf {
+        self.snapshots_dir().join(&rec.id).join("fs")
+    }
+
+    /// Every snapshot record.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>> {
+        let r = self.db.begin_read()?;
+        crate::meta::read_all(&r.open_table(SNAPSHOTS)?, "snapshots")
+    }
+
+    /// The layers of a chain, top first.
+    pub fn layer_chain(&self, top: &Digest) -> Result<Vec<SnapshotRecord>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SNAPSHOTS)?;
+        let mut out = Vec::new();
+        let mut next = Some(top.clone());
+        while let Some(chain) = next {
+            let key = chain.to_string();
+            let rec: SnapshotRecord = match t.get(key.as_str())? {
+                Some(v) => decode("snapshots", &key, v.value())?,
+                None => return Err(StoreError::LayerNotFound(chain)),
+            };
+            next = rec.parent.clone();
+            out.push(rec);
+            if out.len() > 10_000 {
+                return Err(StoreError::Corrupt {
+                    table: "snapshots",
+                    key,
+                    reason: "parent chain loops".into(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A read-only overlay of an image's layers (no upper dir).
+    pub fn image_overlay(&self, image: &ImageRecord) -> Result<Overlay> {
+        let chain = match image.top_chain_id() {
+            Some(top) => self.layer_chain(top)?,
+            None => Vec::new(),
+        };
+        self.overlay_of(&chain, None)
+    }
+
+    fn overlay_of(
+        &self,
+        chain: &[SnapshotRecord],
+        upper: Option<&SnapshotRecord>,
+    ) -> Result<Overlay> {
+        let mut lowerdirs: Vec<PathBuf> = chain
+            .iter()
+            .map(|r| self.links_dir().join(&r.link))
+            .collect();
+        let mut layer_dirs: Vec<PathBuf> = chain.iter().map(|r| self.snapshot_path(r)).collect();
+        if lowerdirs.is_empty() {
+            // overlayfs needs at least one lower layer; an image without layers gets an empty one.
+            let empty = self.snapshots_dir().join("empty");
+            fs::create_dir_all(&empty).ctx(|| format!("creating {}", empty.display()))?;
+            lowerdirs.push(empty.clone());
+            layer_dirs.push(empty);
+        }
+        Ok(Overlay {
+            lowerdirs,
+            layer_dirs,
+            upperdir: upper.map(|u| self.snapshot_path(u)),
+            workdir: upper.map(|u| self.snapshots_dir().join(&u.id).join("work")),
+        })
+    }
+
+    /// Creates a container's snapshot (upper and work dirs) on top of an image and returns how
+    /// to mount its root. `key` is the container ID; the image ID is recorded so that
+    /// [`Store::containers_using`] can tell which containers use an image.
+    pub fn prepare_container(&self, key: &str, image: &Digest) -> Result<Overlay> {
+        let img = self
+            .image(image)?
+            .ok_or_else(|| StoreError::ImageNotFound(image.to_string()))?;
+        let chain = match img.top_chain_id() {
+            Some(top) => self.layer_chain(top)?,
+            None => Vec::new(),
+        };
+        let full_key = format!("{CONTAINER_PREFIX}{key}");
+        let (id, link, dir) = self.new_snapshot_dir(true)?;
+        let rec = SnapshotRecord {
+            key: full_key.clone(),
+            kind: SnapshotKind::Container,
+            id,
+            link,
+            parent: img.top_chain_id().cloned(),
+            diff_id: None,
+            size: 0,
+            image: Some(image.clone()),
+            created_at: now_rfc3339(),
+        };
+        let inserted = (|| -> Result<bool> {
+            let w = self.db.begin_write()?;
+            {
+                let mut t = w.open_table(SNAPSHOTS)?;
+                if t.get(full_key.as_str())?.is_some() {
+                    return Ok(false);
+                }
+                // The image must still exist in this transaction (rmi may race us).
+                if w.open_table(IMAGES)?
+                    .get(image.to_string().as_str())?
+                    .is_none()
+                {
+                    return Err(StoreError::ImageNotFound(image.to_string()));
+                }
+                t.insert(full_key.as_str(), encode(&rec).as_slice())?;
+            }
+            w.commit()?;
+            Ok(true)
+        })();
+        match inserted {
+            Ok(true) => self.overlay_of(&chain, Some(&rec)),
+            Ok(false) => {
+                let _ = fs::remove_file(self.links_dir().join(&rec.link));
+                let _ = fs::remove_dir_all(&dir);
+                Err(StoreError::SnapshotExists(key.to_string()))
+            }
+            Err(e) => {
+                let _ = fs::remove_file(self.links_dir().join(&rec.link));
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// The container snapshot's record.
+    pub fn container_snapshot(&self, key: &str) -> Result<SnapshotRecord> {
+        self.snapshot(&format!("{CONTAINER_PREFIX}{key}"))?
+            .ok_or_else(|| StoreError::SnapshotNotFound(key.to_string()))
+    }
+
+    /// How to mount an existing container snapshot.
+    pub fn container_overlay(&self, key: &str) -> Result<Overlay> {
+        let rec = self.container_snapshot(key)?;
+        let chain = match &rec.parent {
+            Some(top) => self.layer_chain(top)?,
+            None => Vec::new(),
+        };
+        self.overlay_of(&chain, Some(&rec))
+    }
+
+    /// Removes a container's snapshot (its upper dir is gone afterwards).
+    pub fn remove_container(&self, key: &str) -> Result<()> {
+        let full_key = format!("{CONTAINER_PREFIX}{key}");
+        let w = self.db.begin_write()?;
+        let rec: SnapshotRecord;
+        {
+            let mut t = w.open_table(SNAPSHOTS)?;
+            rec = match t.remove(full_key.as_str())? {
+                Some(v) => decode("snapshots", &full_key, v.value())?,
+                None => return Err(StoreError::SnapshotNotFound(key.to_string())),
+            };
+        }
+        w.commit()?;
+        let _ = fs::remove_file(self.links_dir().join(&rec.link));
+        let dir = self.snapshots_dir().join(&rec.id);
+        fs::remove_dir_all(&dir).ctx(|| format!("removing {}", dir.display()))
+    }
+
+    /// Container keys whose snapshot was made from `image` (sorted).
+    pub fn containers_using(&self, image: &Digest) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .snapshots()?
+            .into_iter()
+            .filter(|r| r.kind == SnapshotKind::Container && r.image.as_ref() == Some(image))
+            .filter_map(|r| r.key.strip_prefix(CONTAINER_PREFIX).map(str::to_string))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_spec() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let c = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(c[0], a);
+        assert_eq!(c[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn mount_options_escape_and_order() {
+        let o = Overlay {
+            lowerdirs: vec!["/s/l/A".into(), "/s/l/B,x".into()],
+            layer_dirs: vec![],
+            upperdir: Some("/s/c/fs".into()),
+            workdir: Some("/s/c/work".into()),
+        };
+        assert_eq!(
+            o.mount_options(),
+            "lowerdir=/s/l/A:/s/l/B\\,x,upperdir=/s/c/fs,workdir=/s/c/work"
+        );
+        assert_eq!(random_link().len(), LINK_LEN);
+    }
+}

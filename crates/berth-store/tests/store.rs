@@ -1,0 +1,378 @@
+//! The store against a real filesystem (and, as root, real overlay mounts).
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use berth_oci::{Digest, Reference};
+use berth_store::*;
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("berth-test-store")
+        .tempdir()
+        .unwrap()
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Registers an image whose layers each hold one file `layer<i>` (and `shared` overwritten by
+/// every layer), with a config blob of `config` bytes.
+fn add_image(store: &Store, config: &str, layers: usize, tags: &[&str]) -> ImageRecord {
+    let _op = store.op();
+    let mut new_layers = Vec::new();
+    let mut refs = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut blobs = Vec::new();
+    for i in 0..layers {
+        let data = format!("{config}-layer-{i}");
+        let blob = store.content().write_bytes(data.as_bytes()).unwrap();
+        diff_ids.push(blob.clone());
+        blobs.push(blob);
+    }
+    let chains = chain_ids(&diff_ids);
+    for i in 0..layers {
+        let dir = store.begin_layer().unwrap();
+        fs::write(dir.path().join(format!("layer{i}")), format!("{i}")).unwrap();
+        fs::write(dir.path().join("shared"), format!("{i}")).unwrap();
+        new_layers.push(NewLayer {
+            chain_id: chains[i].clone(),
+            parent: if i == 0 {
+                None
+            } else {
+                Some(chains[i - 1].clone())
+            },
+            diff_id: diff_ids[i].clone(),
+            size: 1,
+            dir,
+        });
+        refs.push(LayerRef {
+            blob: blobs[i].clone(),
+            media_type: berth_oci::media_types::OCI_LAYER.into(),
+            size: 10,
+            diff_id: diff_ids[i].clone(),
+            chain_id: chains[i].clone(),
+        });
+    }
+    let id = store.content().write_bytes(config.as_bytes()).unwrap();
+    let manifest = store
+        .content()
+        .write_bytes(format!("manifest of {config}").as_bytes())
+        .unwrap();
+    let image = ImageRecord {
+        id,
+        manifest,
+        manifest_media_type: berth_oci::media_types::OCI_MANIFEST.into(),
+        config_media_type: berth_oci::media_types::OCI_CONFIG.into(),
+        layers: refs,
+        size: layers as u64,
+        created_at: now_rfc3339(),
+        last_tag_time: None,
+        extra: Default::default(),
+    };
+    store.sync().unwrap();
+    store
+        .commit_image(ImageCommit {
+            image: image.clone(),
+            new_layers,
+            tags: tags
+                .iter()
+                .map(|t| Reference::parse(t).unwrap().with_default_tag())
+                .collect(),
+        })
+        .unwrap();
+    store.image(&image.id).unwrap().unwrap()
+}
+
+#[test]
+fn blob_ingest_verifies_digest_and_size_and_leaves_nothing_on_mismatch() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let c = store.content();
+    let good = Digest::of(b"hello");
+    let (d, n) = c.write_blob(&b"hello"[..], Some((&good, Some(5)))).unwrap();
+    assert_eq!((d.clone(), n), (good.clone(), 5));
+    assert_eq!(c.read_blob(&good, 100).unwrap(), b"hello");
+    assert!(matches!(
+        c.read_blob(&good, 2),
+        Err(StoreError::TooLarge { .. })
+    ));
+
+    let wrong = Digest::of(b"other");
+    let err = c
+        .write_blob(&b"hello!"[..], Some((&wrong, None)))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    let err = c
+        .write_blob(&b"hello!"[..], Some((&Digest::of(b"hello!"), Some(99))))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("expected 99 bytes, got 6"),
+        "{err}"
+    );
+    assert!(!c.exists(&Digest::of(b"hello!")));
+    assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+
+    // An uncommitted ingest disappears when dropped.
+    let mut w = c.writer().unwrap();
+    w.write_all(b"partial").unwrap();
+    drop(w);
+    assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    assert!(matches!(
+        c.open_blob(&wrong),
+        Err(StoreError::BlobNotFound(_))
+    ));
+}
+
+#[test]
+fn tags_resolve_like_docker_and_move_between_images() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let a = add_image(
+        &store,
+        "config-a",
+        2,
+        &["busybox", "example.com:5000/x/y:v1"],
+    );
+    assert!(a.last_tag_time.is_some());
+    assert_eq!(store.resolve_image("busybox").unwrap(), a.id);
+    assert_eq!(store.resolve_image("busybox:latest").unwrap(), a.id);
+    assert_eq!(
+        store.resolve_image("docker.io/library/busybox").unwrap(),
+        a.id
+    );
+    assert_eq!(store.resolve_image(&a.id.to_string()).unwrap(), a.id);
+    assert_eq!(store.resolve_image(a.id.short()).unwrap(), a.id);
+    assert_eq!(store.resolve_image(&a.id.hex()[..3]).unwrap(), a.id);
+    assert!(matches!(
+        store.resolve_image("nope"),
+        Err(StoreError::ImageNotFound(n)) if n == "nope"
+    ));
+    let tags: Vec<String> = store
+        .tags_of(&a.id)
+        .unwrap()
+        .iter()
+        .map(|r| r.familiar())
+        .collect();
+    assert_eq!(tags, vec!["busybox:latest", "example.com:5000/x/y:v1"]);
+
+    // A second image takes the tag; the first keeps its other tag.
+    let b = add_image(&store, "config-b", 1, &[]);
+    let prev = store
+        .tag(
+            &b.id,
+            &Reference::parse("busybox").unwrap().with_default_tag(),
+        )
+        .unwrap();
+    assert_eq!(prev, Some(a.id.clone()));
+    assert_eq!(store.resolve_image("busybox").unwrap(), b.id);
+    assert_eq!(
+        store
+            .untag(&Reference::parse("example.com:5000/x/y:v1").unwrap())
+            .unwrap(),
+        a.id
+    );
+    assert!(store.tags_of(&a.id).unwrap().is_empty());
+    let all = store.images().unwrap();
+    assert_eq!(all.len(), 2);
+
+    // Prefix "" of both images' ids is ambiguous when they share a first digit; use the
+    // common prefix of the two ids.
+    let common: String =
+        a.id.hex()
+            .chars()
+            .zip(b.id.hex().chars())
+            .take_while(|(x, y)| x == y)
+            .map(|(x, _)| x)
+            .collect();
+    if !common.is_empty() {
+        assert!(matches!(
+            store.resolve_image(&common),
+            Err(StoreError::AmbiguousImage(_))
+        ));
+    }
+}
+
+#[test]
+fn gc_removes_unreferenced_content_but_keeps_container_chains_and_leases() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let a = add_image(&store, "config-a", 3, &["a"]);
+    let b = add_image(&store, "config-b", 2, &["b"]);
+    let stray = store.content().write_bytes(b"stray").unwrap();
+    let leased = store.content().write_bytes(b"leased").unwrap();
+    store
+        .put_lease(&LeaseRecord {
+            id: "berth-test-lease".into(),
+            created_at: now_rfc3339(),
+            expires_unix: None,
+            blobs: vec![leased.clone()],
+            snapshots: vec![],
+        })
+        .unwrap();
+    let r = store.gc().unwrap();
+    assert_eq!(r.blobs_removed, 1, "{r:?}");
+    assert!(!store.content().exists(&stray));
+    assert!(store.content().exists(&leased));
+
+    // A container on b keeps b's layers after b is deleted.
+    let _ = store.prepare_container("berth-test-c1", &b.id).unwrap();
+    assert_eq!(
+        store.containers_using(&b.id).unwrap(),
+        vec!["berth-test-c1"]
+    );
+    store.delete_image(&b.id).unwrap();
+    let r = store.gc().unwrap();
+    assert_eq!(r.snapshots_removed, 0, "{r:?}");
+    assert!(!store.content().exists(&b.id));
+    for l in &b.layers {
+        assert!(store.has_layer(&l.chain_id).unwrap());
+    }
+    store.remove_container("berth-test-c1").unwrap();
+    let r = store.gc().unwrap();
+    assert_eq!(r.snapshots_removed, 2, "{r:?}");
+
+    store.delete_lease("berth-test-lease").unwrap();
+    store.delete_image(&a.id).unwrap();
+    let r = store.gc().unwrap();
+    assert_eq!(r.snapshots_removed, 3);
+    assert_eq!(store.content().list().unwrap(), vec![]);
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots/l"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+}
+
+#[test]
+fn fsck_finds_corrupt_blobs_and_missing_snapshots() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let a = add_image(&store, "config-a", 2, &["a"]);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean(), "{rep:?}");
+    assert_eq!(rep.blobs_checked, 4);
+    fs::write(store.content().path(&a.layers[0].blob), b"tampered").unwrap();
+    let chain = store.layer_chain(a.top_chain_id().unwrap()).unwrap();
+    fs::remove_dir_all(store.snapshot_path(&chain[0])).unwrap();
+    let rep = store.fsck().unwrap();
+    assert_eq!(rep.errors.len(), 2, "{rep:?}");
+    assert!(
+        rep.errors.iter().any(|e| e.contains("content hashes to")),
+        "{rep:?}"
+    );
+    assert!(
+        rep.errors.iter().any(|e| e.contains("is missing")),
+        "{rep:?}"
+    );
+}
+
+#[test]
+fn open_cleans_up_after_a_crashed_operation() {
+    let dir = tempdir();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let _keep = add_image(&store, "kept", 1, &["kept"]);
+        // What a killed load leaves: an ingest, a committed-but-unreferenced blob, and a
+        // half-unpacked snapshot with its link.
+        let mut w = store.content().writer().unwrap();
+        w.write_all(b"half a layer").unwrap();
+        std::mem::forget(w);
+        store.content().write_bytes(b"orphan blob").unwrap();
+        let pending = store.begin_layer().unwrap();
+        fs::write(pending.path().join("f"), b"x").unwrap();
+        std::mem::forget(pending);
+        let rep = store.fsck().unwrap();
+        assert!(rep.is_clean());
+        assert_eq!(rep.garbage.len(), 2, "{rep:?}");
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots/l"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(
+        store.resolve_image("kept").unwrap(),
+        store.images().unwrap()[0].0.id
+    );
+}
+
+#[test]
+fn second_open_is_refused_and_newer_schema_is_refused() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::InUse(_))));
+    let w = store.db().begin_write().unwrap();
+    {
+        let mut t = w
+            .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+            .unwrap();
+        t.insert("schema_version", 99).unwrap();
+    }
+    w.commit().unwrap();
+    drop(store);
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+}
+
+fn read_merged(root: &Path, name: &str) -> String {
+    fs::read_to_string(root.join(name)).unwrap()
+}
+
+#[test]
+fn container_overlay_mounts_deep_chains_and_writes_go_to_upper() {
+    if !is_root() {
+        eprintln!("skipped: overlay mounts need root");
+        return;
+    }
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "deep", 120, &["deep"]);
+    let ov = store.prepare_container("berth-test-deep", &img.id).unwrap();
+    assert_eq!(ov.lowerdirs.len(), 120);
+    // The classic option string with short links stays under a page even for 120 layers
+    // when the data root is short; the new mount API has no limit at all.
+    let target = store.temp_dir("berth-test-mnt").unwrap();
+    {
+        let guard = ov.mount(&target).unwrap();
+        assert_eq!(read_merged(guard.path(), "shared"), "119");
+        assert_eq!(read_merged(guard.path(), "layer0"), "0");
+        fs::write(guard.path().join("written"), b"by container").unwrap();
+        fs::remove_file(guard.path().join("layer5")).unwrap();
+    }
+    let upper = ov.upperdir.clone().unwrap();
+    assert_eq!(fs::read(upper.join("written")).unwrap(), b"by container");
+    let wh = fs::symlink_metadata(upper.join("layer5")).unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        wh.file_type().is_char_device(),
+        "whiteout expected in upper"
+    );
+
+    // The private-namespace helper sees the same merged view, and the host never does.
+    let seen = ov
+        .with_mounted(&target, |p| {
+            (read_merged(p, "written"), p.join("layer5").exists())
+        })
+        .unwrap();
+    assert_eq!(seen, ("by container".to_string(), false));
+    assert!(!target.join("written").exists(), "mount leaked to the host");
+    let again = store.container_overlay("berth-test-deep").unwrap();
+    assert_eq!(again, ov);
+    assert!(matches!(
+        store.prepare_container("berth-test-deep", &img.id),
+        Err(StoreError::SnapshotExists(_))
+    ));
+    store.remove_container("berth-test-deep").unwrap();
+    assert!(!upper.exists());
+}

@@ -1,7 +1,7 @@
 //! Control groups for Berth containers: v1 and v2 behind one trait.
 //!
-//! CONTRACT (agreed with `berth-container`, which drives it; keep these signatures stable and
-//! extend rather than change them):
+//! The calls in order (this is the contract `berth-container` codes against; extend rather
+//! than change it):
 //!
 //! ```text
 //! let host = Hierarchy::detect()?;                 // parse /proc/self/mountinfo once
@@ -12,9 +12,122 @@
 //! ...
 //! cg.freeze()? / cg.thaw()?                         // pause / resume
 //! cg.stats()?  cg.pids()?  cg.oom_kill_count()?
+//! cg.kill_all(libc::SIGKILL)?                       // v2: cgroup.kill
 //! cg.destroy()?                                     // rmdir everywhere; Ok if already gone
 //! ```
 //!
-//! The implementation (by the owner of this crate) fills in the functions below; the
-//! signatures are the contract.
+//! How it is built:
+//! - [`hierarchy`]: detection, once per process; hybrid hosts count as v1.
+//! - [`path`]: `linux.cgroupsPath` rules (absolute, relative, default `/berth/<id>`).
+//! - [`plan`]: the pure mapping from OCI resources to file writes, per version.
+//! - [`devices`]: device rules → v1 `devices.allow`/`devices.deny` lines or a v2 eBPF program.
+//! - `v1`/`v2`: the managers, a thin layer executing plans (one `write(2)` per value).
+//! - [`stats`]: usage in `runc events --stats` JSON shape.
+//!
+//! See `docs/cgroups.md` for the OCI field → file table and what this host does not support.
 #![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use berth_oci::spec::runtime::LinuxResources;
+
+pub mod devices;
+mod error;
+mod fsio;
+pub mod hierarchy;
+pub mod path;
+pub mod plan;
+pub mod stats;
+mod v1;
+mod v2;
+
+pub use error::{Error, Result};
+pub use hierarchy::{CgroupVersion, Hierarchy};
+pub use path::CgroupPath;
+pub use stats::Stats;
+
+/// One container's cgroup, in every hierarchy of the host.
+pub trait CgroupManager: Send + Sync {
+    /// The hierarchy version this manager drives.
+    fn version(&self) -> CgroupVersion;
+    /// Creates the cgroup directories (idempotent; v1 cpuset levels get cpus/mems copied from
+    /// their parent so processes can join).
+    fn create(&self) -> Result<()>;
+    /// Validates all of `res` first (nothing is written when a value is bad or a controller
+    /// is missing), then writes the files in order.
+    fn apply(&self, res: &LinuxResources) -> Result<()>;
+    /// Moves process `pid` (and its threads) into the cgroup.
+    fn add_process(&self, pid: i32) -> Result<()>;
+    /// Freezes every process in the cgroup and waits until they are frozen.
+    fn freeze(&self) -> Result<()>;
+    /// Thaws the cgroup and waits until it is running again.
+    fn thaw(&self) -> Result<()>;
+    /// Whether the cgroup is frozen.
+    fn is_frozen(&self) -> Result<bool>;
+    /// The processes in the cgroup and its sub-cgroups, sorted.
+    fn pids(&self) -> Result<Vec<i32>>;
+    /// Sends `signal` to every process in the cgroup (v2 SIGKILL: one write to
+    /// `cgroup.kill`; otherwise freeze, signal each process, thaw, so none can fork away).
+    fn kill_all(&self, signal: i32) -> Result<()>;
+    /// Current usage, in `runc events --stats` shape.
+    fn stats(&self) -> Result<Stats>;
+    /// How many processes the kernel's OOM killer killed in this cgroup.
+    fn oom_kill_count(&self) -> Result<u64>;
+    /// Removes the cgroup (and sub-cgroups) everywhere; Ok when already gone.
+    fn destroy(&self) -> Result<()>;
+    /// controller → directory (v2: `""` → the one directory).
+    fn paths(&self) -> BTreeMap<String, PathBuf>;
+}
+
+/// The `linux.cgroup` object of the OCI `features.json`: what this build supports.
+pub fn features() -> serde_json::Value {
+    serde_json::json!({
+        "v1": true,
+        "v2": true,
+        "systemd": false,
+        "systemdUser": false,
+        "rdma": true,
+    })
+}
+
+pub(crate) fn signal_from_raw(resource: &str, signal: i32) -> Result<rustix::process::Signal> {
+    rustix::process::Signal::from_named_raw(signal).ok_or_else(|| {
+        Error::invalid(
+            resource.to_string(),
+            signal,
+            "not a standard signal number (1-31)",
+        )
+    })
+}
+
+/// Sends `sig` to each pid; processes that exited meanwhile are fine.
+pub(crate) fn signal_each(pids: &[i32], sig: rustix::process::Signal) -> Result<()> {
+    for &pid in pids {
+        let Some(p) = rustix::process::Pid::from_raw(pid) else {
+            continue;
+        };
+        match rustix::process::kill_process(p, sig) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => {
+                return Err(Error::io(
+                    "kill",
+                    format!("/proc/{pid}"),
+                    std::io::Error::from(e),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn warn_ignored(ignored: &[plan::Ignored]) {
+    for i in ignored {
+        tracing::warn!(
+            resource = i.resource,
+            "ignoring linux.resources.{}: {}",
+            i.resource,
+            i.reason
+        );
+    }
+}

@@ -238,7 +238,11 @@ pub fn prog_attach(
 }
 
 /// Detaches `prog` from the cgroup directory open as `cgroup` (`BPF_PROG_DETACH`).
-pub fn prog_detach(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>, attach_type: u32) -> io::Result<()> {
+pub fn prog_detach(
+    cgroup: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<()> {
     let mut attr = AttachAttr {
         target_fd: cgroup.as_raw_fd() as u32,
         attach_bpf_fd: prog.as_raw_fd() as u32,
@@ -267,7 +271,10 @@ pub fn prog_query(cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result<(u32, 
                 return Ok((attr.attach_flags, ids));
             }
             // ENOSPC: more programs than slots; prog_cnt now says how many.
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) && (attr.prog_cnt as usize) > ids.len() => {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSPC)
+                    && (attr.prog_cnt as usize) > ids.len() =>
+            {
                 ids = vec![0; attr.prog_cnt as usize];
             }
             Err(e) => return Err(e),

@@ -1,0 +1,319 @@
+//! cgroup v1: one directory per mounted hierarchy.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_oci::spec::runtime::LinuxResources;
+
+use crate::error::{Error, Result};
+use crate::plan::{self, Probe};
+use crate::stats::{self, Stats};
+use crate::{CgroupManager, CgroupVersion, fsio};
+
+pub(crate) struct V1Manager {
+    /// controller → (mount point, path relative to it)
+    dirs: BTreeMap<String, (PathBuf, String)>,
+}
+
+impl V1Manager {
+    pub(crate) fn new(dirs: BTreeMap<String, (PathBuf, String)>) -> V1Manager {
+        V1Manager { dirs }
+    }
+
+    fn dir(&self, controller: &str) -> Option<PathBuf> {
+        self.dirs.get(controller).map(|(m, r)| m.join(r))
+    }
+
+    fn need(&self, controller: &str, what: &str) -> Result<PathBuf> {
+        self.dir(controller).ok_or_else(|| {
+            Error::unsupported(
+                what.to_string(),
+                format!("the {controller} cgroup v1 controller is not mounted on this host"),
+            )
+        })
+    }
+
+    /// Each directory once (co-mounted controllers share one).
+    fn unique(&self) -> BTreeMap<PathBuf, (&Path, &str)> {
+        self.dirs
+            .values()
+            .map(|(m, r)| (m.join(r), (m.as_path(), r.as_str())))
+            .collect()
+    }
+
+    /// Which directory lists the processes (any hierarchy works; prefer the cheap ones).
+    fn procs_dir(&self) -> Option<PathBuf> {
+        ["pids", "freezer", "devices", "memory", "cpu"]
+            .iter()
+            .find_map(|c| self.dir(c))
+            .or_else(|| self.unique().into_keys().next())
+    }
+
+    fn freezer_state(&self, dir: &Path) -> Result<String> {
+        Ok(fsio::read(&dir.join("freezer.state"))?.trim().to_string())
+    }
+
+    /// v1 freezing is asynchronous (FREEZING until every task stopped) and has no change
+    /// notification, so poll the state with a short, bounded backoff, re-requesting the state
+    /// as runc does (a task forking meanwhile can leave the cgroup FREEZING).
+    fn set_freezer(&self, want: &str) -> Result<()> {
+        let dir = self.need("freezer", "freezer")?;
+        let file = dir.join("freezer.state");
+        let start = Instant::now();
+        let limit = Duration::from_secs(5);
+        let mut delay = Duration::from_micros(100);
+        loop {
+            fsio::write(&file, want)?;
+            if self.freezer_state(&dir)? == want {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                // Leave it thawed rather than half-frozen.
+                let _ = fsio::write(&file, "THAWED");
+                return Err(Error::Timeout {
+                    what: if want == "FROZEN" { "freeze" } else { "thaw" },
+                    path: dir,
+                    millis: limit.as_millis() as u64,
+                });
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Probes the target cgroup's directories.
+struct V1Probe<'a>(&'a V1Manager);
+
+impl Probe for V1Probe<'_> {
+    fn has(&self, controller: &str, file: &str) -> bool {
+        self.0
+            .dir(controller)
+            .is_some_and(|d| d.join(file).exists())
+    }
+    fn read(&self, controller: &str, file: &str) -> Option<String> {
+        self.0
+            .dir(controller)
+            .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+    }
+}
+
+/// Copies cpuset.cpus/mems down from the parent into every level under `mount` along `rel`
+/// that has them empty (new cpuset cgroups start empty and refuse processes until set).
+fn ensure_cpuset(mount: &Path, rel: &str) -> Result<()> {
+    let mut parent = mount.to_path_buf();
+    let mut parent_vals: [Option<String>; 2] = [None, None];
+    let mut cur = mount.to_path_buf();
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        cur.push(c);
+        for (i, f) in ["cpuset.cpus", "cpuset.mems"].into_iter().enumerate() {
+            let v = fsio::read(&cur.join(f))?;
+            if v.trim().is_empty() {
+                let pv = match &parent_vals[i] {
+                    Some(pv) => pv.clone(),
+                    None => fsio::read(&parent.join(f))?.trim().to_string(),
+                };
+                fsio::write(&cur.join(f), &pv)?;
+                parent_vals[i] = Some(pv);
+            } else {
+                parent_vals[i] = Some(v.trim().to_string());
+            }
+        }
+        parent = cur.clone();
+    }
+    Ok(())
+}
+
+impl CgroupManager for V1Manager {
+    fn version(&self) -> CgroupVersion {
+        CgroupVersion::V1
+    }
+
+    fn create(&self) -> Result<()> {
+        for (_, (mount, rel)) in self.unique() {
+            fsio::mkdir_levels(mount, rel)?;
+        }
+        if let Some((mount, rel)) = self.dirs.get("cpuset") {
+            ensure_cpuset(mount, rel)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, res: &LinuxResources) -> Result<()> {
+        let plan = plan::plan_v1(res, &V1Probe(self))?;
+        // Every controller first, so a missing one fails before anything is written.
+        let mut targets = Vec::with_capacity(plan.writes.len());
+        for w in &plan.writes {
+            let dir = self.need(w.controller, w.resource)?;
+            targets.push(dir.join(&w.file));
+        }
+        crate::warn_ignored(&plan.ignored);
+        for (w, path) in plan.writes.iter().zip(targets) {
+            fsio::write(&path, &w.value)?;
+        }
+        Ok(())
+    }
+
+    fn add_process(&self, pid: i32) -> Result<()> {
+        let pid = pid.to_string();
+        for dir in self.unique().into_keys() {
+            fsio::write(&dir.join("cgroup.procs"), &pid)?;
+        }
+        Ok(())
+    }
+
+    fn freeze(&self) -> Result<()> {
+        self.set_freezer("FROZEN")
+    }
+
+    fn thaw(&self) -> Result<()> {
+        self.set_freezer("THAWED")
+    }
+
+    fn is_frozen(&self) -> Result<bool> {
+        let dir = self.need("freezer", "freezer")?;
+        Ok(self.freezer_state(&dir)? == "FROZEN")
+    }
+
+    fn pids(&self) -> Result<Vec<i32>> {
+        let mut out = Vec::new();
+        if let Some(dir) = self.procs_dir() {
+            fsio::procs_recursive(&dir, &mut out)?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn kill_all(&self, signal: i32) -> Result<()> {
+        let sig = crate::signal_from_raw("signal", signal)?;
+        let frozen = self.dir("freezer").is_some() && self.freeze().is_ok();
+        let result = self.pids().and_then(|p| crate::signal_each(&p, sig));
+        if frozen {
+            self.thaw()?;
+        }
+        result
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        if let Some(d) = self.dir("cpuacct") {
+            s.cpu.usage.total = fsio::read_u64_opt(&d.join("cpuacct.usage"))?;
+            if let Some(t) = fsio::read_opt(&d.join("cpuacct.usage_percpu"))? {
+                s.cpu.usage.percpu = stats::parse_list(&t);
+            }
+            if let Some(t) = fsio::read_opt(&d.join("cpuacct.usage_percpu_sys"))? {
+                s.cpu.usage.percpu_kernel = stats::parse_list(&t);
+            }
+            if let Some(t) = fsio::read_opt(&d.join("cpuacct.usage_percpu_user"))? {
+                s.cpu.usage.percpu_user = stats::parse_list(&t);
+            }
+            if let Some(t) = fsio::read_opt(&d.join("cpuacct.stat"))? {
+                // USER_HZ ticks; the kernel's USER_HZ is 100 on every Linux architecture.
+                let m = stats::parse_flat_keyed(&t);
+                s.cpu.usage.user = m.get("user").copied().unwrap_or(0) * 10_000_000;
+                s.cpu.usage.kernel = m.get("system").copied().unwrap_or(0) * 10_000_000;
+            }
+        }
+        if let Some(d) = self.dir("cpu")
+            && let Some(t) = fsio::read_opt(&d.join("cpu.stat"))?
+        {
+            let m = stats::parse_flat_keyed(&t);
+            s.cpu.throttling.periods = m.get("nr_periods").copied().unwrap_or(0);
+            s.cpu.throttling.throttled_periods = m.get("nr_throttled").copied().unwrap_or(0);
+            s.cpu.throttling.throttled_time = m.get("throttled_time").copied().unwrap_or(0);
+        }
+        if let Some(d) = self.dir("cpuset") {
+            if let Some(t) = fsio::read_opt(&d.join("cpuset.cpus"))? {
+                s.cpuset.cpus = stats::parse_cpu_list(&t).unwrap_or_default();
+            }
+            if let Some(t) = fsio::read_opt(&d.join("cpuset.mems"))? {
+                s.cpuset.mems = stats::parse_cpu_list(&t).unwrap_or_default();
+            }
+        }
+        if let Some(d) = self.dir("memory") {
+            let entry = |prefix: &str| -> Result<stats::MemoryEntry> {
+                Ok(stats::MemoryEntry {
+                    limit: fsio::read_u64_opt(&d.join(format!("{prefix}.limit_in_bytes")))?,
+                    usage: fsio::read_u64_opt(&d.join(format!("{prefix}.usage_in_bytes")))?,
+                    max: fsio::read_u64_opt(&d.join(format!("{prefix}.max_usage_in_bytes")))?,
+                    failcnt: fsio::read_u64_opt(&d.join(format!("{prefix}.failcnt")))?,
+                })
+            };
+            s.memory.usage = entry("memory")?;
+            s.memory.swap = entry("memory.memsw")?;
+            s.memory.kernel = entry("memory.kmem")?;
+            s.memory.kernel_tcp = entry("memory.kmem.tcp")?;
+            if let Some(t) = fsio::read_opt(&d.join("memory.stat"))? {
+                s.memory.raw = stats::parse_flat_keyed(&t);
+                s.memory.cache = s.memory.raw.get("cache").copied().unwrap_or(0);
+            }
+        }
+        if let Some(d) = self.dir("pids") {
+            s.pids.current = fsio::read_u64_opt(&d.join("pids.current"))?;
+            let max = fsio::read_u64_opt(&d.join("pids.max"))?;
+            s.pids.limit = if max == u64::MAX { 0 } else { max };
+        }
+        if let Some(d) = self.dir("blkio") {
+            // CFQ's files when present, else the throttle layer's (which counts all I/O).
+            for (cfq, throttle, dst) in [
+                (
+                    "blkio.io_service_bytes_recursive",
+                    "blkio.throttle.io_service_bytes_recursive",
+                    &mut s.blkio.io_service_bytes_recursive,
+                ),
+                (
+                    "blkio.io_serviced_recursive",
+                    "blkio.throttle.io_serviced_recursive",
+                    &mut s.blkio.io_serviced_recursive,
+                ),
+            ] {
+                let text = match fsio::read_opt(&d.join(cfq))? {
+                    Some(t) if !t.trim().is_empty() && t.trim() != "Total 0" => Some(t),
+                    _ => fsio::read_opt(&d.join(throttle))?,
+                };
+                *dst = text.map(|t| stats::parse_blkio_v1(&t)).unwrap_or_default();
+            }
+        }
+        if let Some(d) = self.dir("hugetlb") {
+            for size in stats::host_hugepage_sizes() {
+                let f = |k: &str| d.join(format!("hugetlb.{size}.{k}"));
+                if !f("limit_in_bytes").exists() {
+                    continue;
+                }
+                let h = stats::Hugetlb {
+                    usage: fsio::read_u64_opt(&f("usage_in_bytes"))?,
+                    max: fsio::read_u64_opt(&f("max_usage_in_bytes"))?,
+                    failcnt: fsio::read_u64_opt(&f("failcnt"))?,
+                };
+                s.hugetlb.insert(size, h);
+            }
+        }
+        Ok(s)
+    }
+
+    fn oom_kill_count(&self) -> Result<u64> {
+        let dir = self.need("memory", "memory")?;
+        let path = dir.join("memory.oom_control");
+        let m = stats::parse_flat_keyed(&fsio::read(&path)?);
+        Ok(m.get("oom_kill").copied().unwrap_or(0))
+    }
+
+    fn destroy(&self) -> Result<()> {
+        let mut first_err = None;
+        for dir in self.unique().into_keys() {
+            if let Err(e) = fsio::remove_cgroup(&dir) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    fn paths(&self) -> BTreeMap<String, PathBuf> {
+        self.dirs
+            .iter()
+            .map(|(c, (m, r))| (c.clone(), m.join(r)))
+            .collect()
+    }
+}

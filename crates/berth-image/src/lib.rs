@@ -30,5 +30,12 @@ pub use error::{ImageError, Result};
 
 pub use formats::{ContainerConfig, ImageConfig};
 
+pub use commit::{CommitOptions, commit};
+pub use export::{container_changes, export_container};
+pub use import::{ImportOptions, ImportSource, import};
 pub use load::{LoadOptions, LoadReport, LoadedImage, load};
+pub use ops::{
+    DeleteItem, HistoryItem, ImageSummary, ListOptions, PruneReport, RemoveOptions, history,
+    image_config, inspect, list, prune, remove, tag,
+};
 pub use save::{SaveFormat, save};

@@ -1,0 +1,754 @@
+//! A small synchronous HTTP/1.1 client for the Engine API over a unix socket.
+//!
+//! One [`Client`] per process; it keeps at most one idle connection for reuse (the CLI issues
+//! a handful of sequential requests; `run` needs three connections at once: the hijacked
+//! attach stream, the pending `wait`, and the control requests).
+//!
+//! ```no_run
+//! use berth_api::client::{Client, Host};
+//! let client = Client::new(Host::parse("unix:///run/berth/berth.sock")?);
+//! let version = client.version()?;
+//! println!("{:?}", version.version);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Protocol notes for the server side (berthd):
+//! - every path is prefixed with `/v1.47`;
+//! - `POST /containers/{id}/wait` must send its response head as soon as the waiter is
+//!   registered (the client blocks on the head before starting the container, as Docker's);
+//! - attach answers `101 Switching Protocols` (`Upgrade: tcp`) with the stream's content
+//!   type, then raw or multiplexed frames; the client half-closes its write side when stdin
+//!   ends.
+
+pub mod api;
+pub mod http;
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use berth_oci::errdefs::{Classify, ErrorKind};
+
+use self::http::{ChunkedReader, ChunkedWriter, ResponseHead};
+use crate::body::ErrorMessage;
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// `unix:///path/to/socket`.
+    Unix(PathBuf),
+}
+
+impl Host {
+    /// Parses a host URL: `unix:///run/berth/berth.sock` (or a bare absolute socket path).
+    /// `tcp://` hosts need TLS client authentication, which is not implemented yet.
+    pub fn parse(url: &str) -> Result<Host, ClientError> {
+        let url = url.trim();
+        if let Some(path) = url.strip_prefix("unix://") {
+            if path.is_empty() || !path.starts_with('/') {
+                return Err(ClientError::InvalidHost {
+                    host: url.to_owned(),
+                    reason: "expected unix:///absolute/path/to/socket".into(),
+                });
+            }
+            return Ok(Host::Unix(PathBuf::from(path)));
+        }
+        if url.starts_with('/') {
+            return Ok(Host::Unix(PathBuf::from(url)));
+        }
+        let reason = match url.split_once("://") {
+            Some(("tcp", _)) | Some(("https", _)) | Some(("http", _)) => {
+                "tcp hosts (with TLS client authentication) are not supported yet; use unix://PATH"
+                    .to_owned()
+            }
+            Some((scheme, _)) => format!("unsupported scheme {scheme:?}; use unix://PATH"),
+            None => "expected unix:///absolute/path/to/socket".to_owned(),
+        };
+        Err(ClientError::InvalidHost {
+            host: url.to_owned(),
+            reason,
+        })
+    }
+
+    /// Chooses the host like the CLI does: the `-H/--host` flag, else `BERTH_HOST`, else
+    /// `DOCKER_HOST`, else [`crate::DEFAULT_HOST`]. Empty values count as unset.
+    pub fn resolve(
+        flag: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Host, ClientError> {
+        let from_env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let chosen = flag
+            .filter(|f| !f.trim().is_empty())
+            .map(str::to_owned)
+            .or_else(|| from_env("BERTH_HOST"))
+            .or_else(|| from_env("DOCKER_HOST"))
+            .unwrap_or_else(|| crate::DEFAULT_HOST.to_owned());
+        Host::parse(&chosen)
+    }
+
+    /// The socket path.
+    pub fn socket_path(&self) -> &Path {
+        match self {
+            Host::Unix(p) => p,
+        }
+    }
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// Everything that can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `-H`, `BERTH_HOST` or `DOCKER_HOST` is not a usable host URL.
+    #[error("invalid host {host:?}: {reason}")]
+    InvalidHost { host: String, reason: String },
+    /// The socket could not be connected to.
+    #[error("cannot connect to berthd at {host}: {}", connect_hint(.source))]
+    Connect { host: String, source: io::Error },
+    /// The daemon answered with an error status; `message` is its error body.
+    #[error("Error response from daemon: {message}")]
+    Daemon { status: u16, message: String },
+    /// Reading or writing the connection failed mid-request.
+    #[error("error talking to berthd at {host}: {source}")]
+    Io { host: String, source: io::Error },
+    /// The daemon's answer was not valid HTTP or not the JSON we expected.
+    #[error("unexpected response from berthd: {0}")]
+    Protocol(String),
+}
+
+fn connect_hint(e: &io::Error) -> String {
+    let hint = "(is the daemon running? start it with: berthd &)";
+    match e.kind() {
+        io::ErrorKind::NotFound => format!("no such file or directory {hint}"),
+        io::ErrorKind::ConnectionRefused => format!("connection refused {hint}"),
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (run as root or as a member of the socket's group)".to_owned()
+        }
+        _ => format!("{e} {hint}"),
+    }
+}
+
+impl ClientError {
+    /// The HTTP status of a daemon error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Daemon { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True for a daemon 404 (no such container/image).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+impl Classify for ClientError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::InvalidHost { .. } => ErrorKind::InvalidArgument,
+            ClientError::Connect { .. } => ErrorKind::Unavailable,
+            ClientError::Io { .. } => ErrorKind::Unavailable,
+            ClientError::Protocol(_) => ErrorKind::Internal,
+            ClientError::Daemon { status, .. } => match status {
+                304 => ErrorKind::NotModified,
+                400 => ErrorKind::InvalidArgument,
+                401 | 403 => ErrorKind::Forbidden,
+                404 => ErrorKind::NotFound,
+                409 => ErrorKind::Conflict,
+                501 => ErrorKind::NotImplemented,
+                503 => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+        }
+    }
+}
+
+/// A request body.
+pub enum Body {
+    /// No body.
+    Empty,
+    /// A JSON document or other bytes held in memory (replayable on a stale connection).
+    Bytes {
+        /// `Content-Type`.
+        content_type: &'static str,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A stream (an image tarball); `len` known → Content-Length, else chunked.
+    Reader {
+        /// `Content-Type`.
+        content_type: &'static str,
+        /// Where the bytes come from.
+        reader: Box<dyn Read + Send>,
+        /// The length when known up front.
+        len: Option<u64>,
+    },
+}
+
+impl Body {
+    /// `value` as a JSON body.
+    pub fn json<T: serde::Serialize>(value: &T) -> Result<Body, ClientError> {
+        let data = serde_json::to_vec(value)
+            .map_err(|e| ClientError::Protocol(format!("cannot encode request body: {e}")))?;
+        Ok(Body::Bytes {
+            content_type: "application/json",
+            data,
+        })
+    }
+}
+
+/// One request: method, path (without the version prefix), query string, extra headers, body.
+pub struct Request {
+    /// `GET`, `POST`, `DELETE`, `HEAD`.
+    pub method: &'static str,
+    /// The path after `/v1.47`, e.g. `/containers/json` (already percent-encoded).
+    pub path: String,
+    /// The query string without `?` (see [`crate::query::to_query_string`]).
+    pub query: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Body,
+}
+
+impl Request {
+    /// A request without query, headers or body.
+    pub fn new(method: &'static str, path: impl Into<String>) -> Self {
+        Request {
+            method,
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// Sets the query string from an endpoint's parameter struct.
+    pub fn query<T: serde::Serialize>(mut self, params: &T) -> Self {
+        self.query = crate::query::to_query_string(params);
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn target(&self, prefix: &str) -> String {
+        if self.query.is_empty() {
+            format!("{prefix}{}", self.path)
+        } else {
+            format!("{prefix}{}?{}", self.path, self.query)
+        }
+    }
+}
+
+type Conn = BufReader<UnixStream>;
+
+/// The client. Cheap to share by reference; requests may run from several threads.
+pub struct Client {
+    host: Host,
+    prefix: String,
+    idle: Arc<Mutex<Option<Conn>>>,
+}
+
+impl Client {
+    /// A client for `host`; connects lazily on the first request.
+    pub fn new(host: Host) -> Self {
+        Client {
+            host,
+            prefix: format!("/v{}", crate::API_VERSION),
+            idle: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The daemon's address.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    fn connect(&self) -> Result<UnixStream, ClientError> {
+        UnixStream::connect(self.host.socket_path()).map_err(|source| ClientError::Connect {
+            host: self.host.to_string(),
+            source,
+        })
+    }
+
+    fn io_err(&self, source: io::Error) -> ClientError {
+        ClientError::Io {
+            host: self.host.to_string(),
+            source,
+        }
+    }
+
+    /// Sends `req` and reads the response head. Error statuses are returned as responses;
+    /// see [`Client::call`] for the variant that turns them into [`ClientError::Daemon`].
+    pub fn send(&self, req: Request) -> Result<Response, ClientError> {
+        let replayable = !matches!(req.body, Body::Reader { .. });
+        let reused = self.idle.lock().map(|mut g| g.take()).unwrap_or(None);
+        let mut req = req;
+        if let Some(conn) = reused {
+            match self.exchange(conn, &mut req) {
+                Ok(Some(resp)) => return Ok(resp),
+                // A stale keep-alive connection (closed by the server while idle): retry
+                // once on a fresh connection when the body can be sent again.
+                Ok(None) | Err(_) if replayable => {}
+                Ok(None) => {
+                    return Err(self.io_err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "connection closed before the response",
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let conn = BufReader::new(self.connect()?);
+        match self.exchange(conn, &mut req)? {
+            Some(resp) => Ok(resp),
+            None => Err(self.io_err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "berthd closed the connection without answering",
+            ))),
+        }
+    }
+
+    /// Writes the request on `conn` and reads the head. `Ok(None)` when the connection was
+    /// closed before any response byte.
+    fn exchange(&self, mut conn: Conn, req: &mut Request) -> Result<Option<Response>, ClientError> {
+        let target = req.target(&self.prefix);
+        let mut headers = req.headers.clone();
+        let body_len = match &req.body {
+            Body::Empty => {
+                if matches!(req.method, "POST" | "PUT") {
+                    Some(Some(0))
+                } else {
+                    None
+                }
+            }
+            Body::Bytes { content_type, data } => {
+                headers.push(("Content-Type".into(), (*content_type).into()));
+                Some(Some(data.len() as u64))
+            }
+            Body::Reader {
+                content_type, len, ..
+            } => {
+                headers.push(("Content-Type".into(), (*content_type).into()));
+                Some(*len)
+            }
+        };
+        {
+            let stream = conn.get_mut();
+            let mut w = io::BufWriter::with_capacity(8192, &*stream);
+            let written = (|| -> io::Result<()> {
+                http::write_request_head(&mut w, req.method, &target, &headers, body_len)?;
+                match &mut req.body {
+                    Body::Empty => {}
+                    Body::Bytes { data, .. } => w.write_all(data)?,
+                    Body::Reader { reader, len, .. } => {
+                        if len.is_some() {
+                            io::copy(reader, &mut w)?;
+                        } else {
+                            let mut cw = ChunkedWriter::new(&mut w);
+                            io::copy(reader, &mut cw)?;
+                            cw.finish()?;
+                        }
+                    }
+                }
+                w.flush()
+            })();
+            if let Err(e) = written {
+                // The server may have answered early (e.g. 400 for a bad upload) and closed:
+                // fall through to read its answer; otherwise report the write error.
+                if e.kind() != io::ErrorKind::BrokenPipe
+                    && e.kind() != io::ErrorKind::ConnectionReset
+                {
+                    return Err(self.io_err(e));
+                }
+            }
+        }
+        let head = match http::read_response_head(&mut conn) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(None),
+            Err(e) => return Err(self.io_err(e)),
+        };
+        let no_body = req.method == "HEAD"
+            || head.status == 101
+            || head.status == 204
+            || head.status == 304
+            || (100..200).contains(&head.status);
+        let keep_alive = !head.header_has_token("connection", "close");
+        let kind = if no_body && head.status != 101 {
+            BodyKind::Length(0)
+        } else if head.status == 101 {
+            BodyKind::Upgraded
+        } else if head.header_has_token("transfer-encoding", "chunked") {
+            BodyKind::Chunked
+        } else if let Some(len) = head.header("content-length") {
+            let len = len
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ClientError::Protocol(format!("invalid Content-Length {len:?}")))?;
+            BodyKind::Length(len)
+        } else {
+            BodyKind::UntilClose
+        };
+        let reusable = keep_alive && !matches!(kind, BodyKind::UntilClose | BodyKind::Upgraded);
+        let reader = match kind {
+            BodyKind::Chunked => BodyReader::Chunked(ChunkedReader::new(conn)),
+            BodyKind::Length(n) => BodyReader::Length { conn, remaining: n },
+            BodyKind::UntilClose | BodyKind::Upgraded => BodyReader::UntilClose(conn),
+        };
+        let mut resp = Response {
+            head,
+            body: Some(reader),
+            pool: reusable.then(|| Arc::clone(&self.idle)),
+        };
+        resp.maybe_release();
+        Ok(Some(resp))
+    }
+
+    /// Sends `req`; a status of 400 or above becomes [`ClientError::Daemon`] with the
+    /// daemon's message.
+    pub fn call(&self, req: Request) -> Result<Response, ClientError> {
+        let resp = self.send(req)?;
+        if resp.status() >= 400 {
+            return Err(resp.into_error());
+        }
+        Ok(resp)
+    }
+
+    /// Sends `req` and decodes a JSON response.
+    pub fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        req: Request,
+    ) -> Result<T, ClientError> {
+        let resp = self.call(req)?;
+        resp.json()
+    }
+
+    /// Sends `req`, ignoring the response body.
+    pub fn call_empty(&self, req: Request) -> Result<(), ClientError> {
+        let mut resp = self.call(req)?;
+        resp.drain().map_err(|e| self.io_err(e))
+    }
+
+    /// Sends an upgrading request (attach) and returns the raw connection after
+    /// `101 Switching Protocols` (a `200` without upgrade is accepted too: the body then
+    /// carries the stream until the daemon closes it).
+    pub fn upgrade(&self, mut req: Request) -> Result<Hijacked, ClientError> {
+        req.headers.push(("Connection".into(), "Upgrade".into()));
+        req.headers.push(("Upgrade".into(), "tcp".into()));
+        let conn = BufReader::new(self.connect()?);
+        let resp = self.exchange(conn, &mut req)?.ok_or_else(|| {
+            self.io_err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "berthd closed the connection without answering",
+            ))
+        })?;
+        if resp.status() >= 400 {
+            return Err(resp.into_error());
+        }
+        let multiplexed = resp
+            .header("content-type")
+            .map(|ct| ct.starts_with(crate::stream::MULTIPLEXED_CONTENT_TYPE));
+        let mut resp = resp;
+        let conn = match resp.body.take() {
+            Some(BodyReader::UntilClose(conn)) => conn,
+            Some(BodyReader::Length { conn, .. }) => conn,
+            Some(BodyReader::Chunked(c)) => c.into_inner(),
+            None => {
+                return Err(ClientError::Protocol(
+                    "upgraded connection was already released".into(),
+                ));
+            }
+        };
+        let writer = conn.get_ref().try_clone().map_err(|e| self.io_err(e))?;
+        Ok(Hijacked {
+            reader: conn,
+            writer,
+            multiplexed,
+        })
+    }
+}
+
+enum BodyKind {
+    Length(u64),
+    Chunked,
+    UntilClose,
+    Upgraded,
+}
+
+enum BodyReader {
+    Length { conn: Conn, remaining: u64 },
+    Chunked(ChunkedReader<Conn>),
+    UntilClose(Conn),
+}
+
+/// A response: head available at once, body read on demand (it may be an endless stream).
+pub struct Response {
+    head: ResponseHead,
+    body: Option<BodyReader>,
+    /// Where the connection goes back to once the body is fully read.
+    pool: Option<Arc<Mutex<Option<Conn>>>>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// A header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+
+    /// The parsed head.
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// Reads the whole body.
+    pub fn bytes(mut self) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.read_to_end(&mut v)?;
+        Ok(v)
+    }
+
+    /// Reads the body as JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, ClientError> {
+        let bytes = self
+            .bytes()
+            .map_err(|e| ClientError::Protocol(format!("reading response body: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Protocol(format!(
+                "cannot decode response body ({e}): {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ))
+        })
+    }
+
+    /// Reads and discards the rest of the body (so that the connection can be reused).
+    pub fn drain(&mut self) -> io::Result<()> {
+        io::copy(self, &mut io::sink()).map(|_| ())
+    }
+
+    /// Turns an error response into [`ClientError::Daemon`], reading its `{"message"}` body
+    /// (or its text when it is not JSON).
+    pub fn into_error(self) -> ClientError {
+        let status = self.status();
+        let reason = self.head.reason.clone();
+        let bytes = self.bytes().unwrap_or_default();
+        let message = match serde_json::from_slice::<ErrorMessage>(&bytes) {
+            Ok(m) => m.message,
+            Err(_) => {
+                let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                if text.is_empty() {
+                    format!("{status} {reason}").trim().to_owned()
+                } else {
+                    text
+                }
+            }
+        };
+        ClientError::Daemon { status, message }
+    }
+
+    /// Returns the connection to the client's pool once the body is complete.
+    fn maybe_release(&mut self) {
+        let complete = match &self.body {
+            Some(BodyReader::Length { remaining, .. }) => *remaining == 0,
+            Some(BodyReader::Chunked(c)) => c.is_done(),
+            _ => false,
+        };
+        if !complete {
+            return;
+        }
+        let Some(pool) = self.pool.take() else {
+            return;
+        };
+        let conn = match self.body.take() {
+            Some(BodyReader::Length { conn, .. }) => conn,
+            Some(BodyReader::Chunked(c)) => c.into_inner(),
+            _ => return,
+        };
+        // Bytes beyond the body mean the server misbehaved: do not reuse.
+        if !conn.buffer().is_empty() {
+            return;
+        }
+        if let Ok(mut slot) = pool.lock() {
+            *slot = Some(conn);
+        }
+    }
+}
+
+impl Read for Response {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match &mut self.body {
+            None => 0,
+            Some(BodyReader::Length { conn, remaining }) => {
+                if *remaining == 0 {
+                    0
+                } else {
+                    let want = buf.len().min((*remaining).min(usize::MAX as u64) as usize);
+                    let n = conn.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("connection closed with {remaining} body bytes missing"),
+                        ));
+                    }
+                    *remaining -= n as u64;
+                    n
+                }
+            }
+            Some(BodyReader::Chunked(c)) => c.read(buf)?,
+            Some(BodyReader::UntilClose(conn)) => conn.read(buf)?,
+        };
+        self.maybe_release();
+        Ok(n)
+    }
+}
+
+/// A hijacked (upgraded) connection: the container's output comes from `reader`, stdin goes
+/// to `writer`.
+pub struct Hijacked {
+    /// The output stream (with any bytes that arrived together with the response head).
+    pub reader: BufReader<UnixStream>,
+    /// The input stream.
+    pub writer: UnixStream,
+    /// From the response's content type: `Some(true)` multiplexed, `Some(false)` raw,
+    /// `None` when the daemon did not say (decide from the container's `Tty`).
+    pub multiplexed: Option<bool>,
+}
+
+impl Hijacked {
+    /// Signals the end of stdin to the daemon (half-close), keeping output flowing.
+    pub fn close_write(&self) -> io::Result<()> {
+        self.writer.shutdown(Shutdown::Write)
+    }
+
+    /// Closes both directions (unblocks a reader in another thread).
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.writer.shutdown(Shutdown::Both)
+    }
+
+    /// True if buffered output is waiting in `reader`.
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(
+            Host::parse("unix:///run/berth/berth.sock").unwrap(),
+            Host::Unix("/run/berth/berth.sock".into())
+        );
+        assert_eq!(
+            Host::parse("/tmp/x.sock").unwrap(),
+            Host::Unix("/tmp/x.sock".into())
+        );
+        for bad in [
+            "unix://",
+            "unix://relative",
+            "tcp://1.2.3.4:2376",
+            "ssh://x",
+            "nonsense",
+        ] {
+            let e = Host::parse(bad).unwrap_err();
+            assert!(matches!(e, ClientError::InvalidHost { .. }), "{bad}");
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        }
+        let e = Host::parse("tcp://1.2.3.4:2376").unwrap_err().to_string();
+        assert!(e.contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn host_resolution_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let both = env(&[
+            ("BERTH_HOST", "unix:///b.sock"),
+            ("DOCKER_HOST", "unix:///d.sock"),
+        ]);
+        assert_eq!(
+            Host::resolve(Some("unix:///f.sock"), both).unwrap(),
+            Host::Unix("/f.sock".into())
+        );
+        assert_eq!(
+            Host::resolve(None, both).unwrap(),
+            Host::Unix("/b.sock".into())
+        );
+        assert_eq!(
+            Host::resolve(
+                None,
+                env(&[("BERTH_HOST", ""), ("DOCKER_HOST", "unix:///d.sock")])
+            )
+            .unwrap(),
+            Host::Unix("/d.sock".into())
+        );
+        assert_eq!(
+            Host::resolve(None, env(&[])).unwrap(),
+            Host::Unix("/run/berth/berth.sock".into())
+        );
+    }
+
+    #[test]
+    fn connect_error_says_how_to_start_the_daemon() {
+        let client = Client::new(Host::Unix("/nonexistent/berth-test.sock".into()));
+        let e = client.send(Request::new("GET", "/_ping")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to berthd at unix:///nonexistent/berth-test.sock: no such file or directory (is the daemon running? start it with: berthd &)"
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn daemon_errors_classify_by_status() {
+        let e = |status| ClientError::Daemon {
+            status,
+            message: "x".into(),
+        };
+        assert_eq!(e(404).kind(), ErrorKind::NotFound);
+        assert_eq!(e(409).kind(), ErrorKind::Conflict);
+        assert_eq!(e(400).kind(), ErrorKind::InvalidArgument);
+        assert_eq!(e(500).kind(), ErrorKind::Internal);
+        assert_eq!(e(404).to_string(), "Error response from daemon: x");
+    }
+}

@@ -365,7 +365,7 @@ pub fn plan_v1(res: &LinuxResources, probe: &dyn Probe) -> Result<Plan> {
     }
 
     if let Some(pids) = res.pids()
-        && let Some(v) = limit_value(pids.limit().max(-1), "pids.limit", "max")?
+        && let Some(v) = limit_value(pids.limit(), "pids.limit", "max")?
     {
         out.push(w("pids", "pids.max", v, "pids.limit"));
     }
@@ -634,7 +634,9 @@ pub fn plan_v2(res: &LinuxResources, probe: &dyn Probe) -> Result<Plan> {
         let limit = mem.limit().unwrap_or(0);
         let limit_v = limit_value(limit, "memory.limit", "max")?;
         let swap = swap_v2(mem.swap().unwrap_or(0), limit)?;
-        if swap != 0 {
+        // "unlimited memory" implies unlimited swap only where swap is accounted at all.
+        let implied = mem.swap().unwrap_or(0) == 0;
+        if swap != 0 && !(implied && !probe.has("memory", "memory.swap.max")) {
             if !probe.has("memory", "memory.swap.max") {
                 return Err(Error::unsupported(
                     "memory.swap",
@@ -732,7 +734,7 @@ pub fn plan_v2(res: &LinuxResources, probe: &dyn Probe) -> Result<Plan> {
     }
 
     if let Some(pids) = res.pids()
-        && let Some(v) = limit_value(pids.limit().max(-1), "pids.limit", "max")?
+        && let Some(v) = limit_value(pids.limit(), "pids.limit", "max")?
     {
         out.push(w("pids", "pids.max", v, "pids.limit"));
     }
@@ -908,3 +910,324 @@ pub fn plan_v2(res: &LinuxResources, probe: &dyn Probe) -> Result<Plan> {
 pub const V2_CONTROLLERS: &[&str] = &[
     "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_oci::errdefs::{Classify, ErrorKind};
+    use std::collections::BTreeMap;
+
+    /// A target cgroup described by the files it has and their contents.
+    #[derive(Default)]
+    struct Fake {
+        files: BTreeMap<&'static str, &'static str>,
+    }
+
+    impl Fake {
+        fn with(files: &[(&'static str, &'static str)]) -> Fake {
+            Fake {
+                files: files.iter().copied().collect(),
+            }
+        }
+    }
+
+    impl Probe for Fake {
+        fn has(&self, _: &str, file: &str) -> bool {
+            self.files.contains_key(file)
+        }
+        fn read(&self, _: &str, file: &str) -> Option<String> {
+            self.files.get(file).map(|s| s.to_string())
+        }
+    }
+
+    fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn lines(p: &Plan) -> Vec<String> {
+        p.writes
+            .iter()
+            .map(|w| {
+                if w.controller.is_empty() {
+                    format!("{} = {}", w.file, w.value)
+                } else {
+                    format!("{}/{} = {}", w.controller, w.file, w.value)
+                }
+            })
+            .collect()
+    }
+
+    fn v1_host() -> Fake {
+        Fake::with(&[
+            ("memory.memsw.limit_in_bytes", "9223372036854771712\n"),
+            ("memory.limit_in_bytes", "9223372036854771712\n"),
+            ("memory.kmem.limit_in_bytes", "9223372036854771712\n"),
+            ("cpu.idle", "0\n"),
+            ("cpu.cfs_burst_us", "0\n"),
+            ("blkio.bfq.weight", "100\n"),
+            ("blkio.bfq.weight_device", "default 100\n"),
+            ("hugetlb.2MB.limit_in_bytes", "9223372036854771712\n"),
+            ("devices.list", "a *:* rwm\n"),
+        ])
+    }
+
+    const FULL: &str = r#"{
+        "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}],
+        "memory": {"limit": 268435456, "reservation": 134217728, "swap": 536870912, "kernel": 67108864,
+                   "swappiness": 10, "disableOOMKiller": true},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0", "idle": 1},
+        "pids": {"limit": 64},
+        "blockIO": {"weight": 300, "weightDevice": [{"major": 8, "minor": 0, "weight": 200}],
+                    "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}],
+                    "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 0}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]
+    }"#;
+
+    #[test]
+    fn v1_golden() {
+        let p = plan_v1(&res(FULL), &v1_host()).unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "cpuset/cpuset.cpus = 0-1",
+                "cpuset/cpuset.mems = 0",
+                "devices/devices.deny = a",
+                "devices/devices.allow = c 1:3 rwm",
+                // limit is max now, so the lower limit goes first, then memsw
+                "memory/memory.limit_in_bytes = 268435456",
+                "memory/memory.memsw.limit_in_bytes = 536870912",
+                "memory/memory.soft_limit_in_bytes = 134217728",
+                "memory/memory.kmem.limit_in_bytes = 67108864",
+                "memory/memory.swappiness = 10",
+                "memory/memory.oom_control = 1",
+                "cpu/cpu.shares = 512",
+                "cpu/cpu.cfs_period_us = 100000",
+                "cpu/cpu.cfs_quota_us = 50000",
+                "cpu/cpu.idle = 1",
+                "pids/pids.max = 64",
+                "blkio/blkio.bfq.weight = 300",
+                "blkio/blkio.bfq.weight_device = 8:0 200",
+                "blkio/blkio.throttle.read_bps_device = 8:0 1048576",
+                "blkio/blkio.throttle.write_iops_device = 8:0 0",
+                "hugetlb/hugetlb.2MB.limit_in_bytes = 4194304",
+            ]
+        );
+        assert!(p.ignored.is_empty());
+    }
+
+    #[test]
+    fn v1_raising_memsw_above_the_current_limit_goes_first() {
+        let host = Fake::with(&[
+            ("memory.memsw.limit_in_bytes", "100\n"),
+            ("memory.limit_in_bytes", "104857600\n"),
+        ]);
+        let p = plan_v1(
+            &res(r#"{"memory": {"limit": 209715200, "swap": 419430400}}"#),
+            &host,
+        )
+        .unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "memory/memory.memsw.limit_in_bytes = 419430400",
+                "memory/memory.limit_in_bytes = 209715200",
+            ]
+        );
+        // Unlimited memory takes memsw with it.
+        let p = plan_v1(&res(r#"{"memory": {"limit": -1}}"#), &host).unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "memory/memory.memsw.limit_in_bytes = -1",
+                "memory/memory.limit_in_bytes = -1"
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_golden() {
+        let host = Fake::with(&[("memory.swap.max", "max\n"), ("hugetlb.2MB.max", "max\n")]);
+        let p = plan_v2(&res(FULL), &host).unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "cpuset/cpuset.cpus = 0-1",
+                "cpuset/cpuset.mems = 0",
+                "memory/memory.swap.max = 268435456",
+                "memory/memory.max = 268435456",
+                "memory/memory.low = 134217728",
+                "cpu/cpu.weight = 59",
+                "cpu/cpu.max = 50000 100000",
+                "cpu/cpu.idle = 1",
+                "pids/pids.max = 64",
+                "io/io.weight = default 2930",
+                "io/io.weight = 8:0 1920",
+                "io/io.max = 8:0 rbps=1048576",
+                "io/io.max = 8:0 wiops=max",
+                "hugetlb/hugetlb.2MB.max = 4194304",
+            ]
+        );
+        let ignored: Vec<_> = p.ignored.iter().map(|i| i.resource).collect();
+        assert_eq!(
+            ignored,
+            [
+                "memory.kernel",
+                "memory.swappiness",
+                "memory.disableOOMKiller"
+            ]
+        );
+        let d = p.devices.unwrap();
+        assert!(!d.default_allow);
+        assert_eq!(d.exceptions.len(), 1);
+        assert_eq!(
+            p.writes
+                .iter()
+                .map(|w| w.controller)
+                .collect::<BTreeSet<_>>(),
+            ["cpu", "cpuset", "hugetlb", "io", "memory", "pids"]
+                .into_iter()
+                .collect()
+        );
+    }
+
+    #[test]
+    fn v2_bfq_and_unified_and_limits() {
+        let host = Fake::with(&[("io.bfq.weight", "default 100\n")]);
+        let p = plan_v2(
+            &res(r#"{"blockIO": {"weight": 300, "weightDevice": [{"major": 8, "minor": 0, "weight": 200}]},
+                     "cpu": {"quota": -1},
+                     "pids": {"limit": -1},
+                     "memory": {"limit": -1},
+                     "unified": {"memory.high": "1G", "cgroup.max.depth": "3"}}"#),
+            &host,
+        )
+        .unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "memory/memory.max = max",
+                "cpu/cpu.max = max",
+                "pids/pids.max = max",
+                "io/io.bfq.weight = 300",
+                "io/io.bfq.weight = 8:0 200",
+                "cgroup.max.depth = 3",
+                "memory/memory.high = 1G",
+            ]
+        );
+    }
+
+    #[test]
+    fn shares_to_weight_matches_runc() {
+        assert_eq!(shares_to_weight(0), 0);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(blkio_weight_to_io_weight(10), 1);
+        assert_eq!(blkio_weight_to_io_weight(1000), 10_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_resource() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"memory": {"limit": -5}}"#, "memory.limit value -5"),
+            (
+                r#"{"memory": {"limit": 200, "swap": 100}}"#,
+                "memory.swap value 100",
+            ),
+            (
+                r#"{"memory": {"swappiness": 101}}"#,
+                "memory.swappiness value 101",
+            ),
+            (r#"{"cpu": {"shares": 1}}"#, "cpu.shares value 1"),
+            (r#"{"cpu": {"period": 10}}"#, "cpu.period value 10"),
+            (r#"{"cpu": {"quota": 10}}"#, "cpu.quota value 10"),
+            (r#"{"cpu": {"cpus": "0-x"}}"#, "cpu.cpus value \"0-x\""),
+            (r#"{"cpu": {"idle": 2}}"#, "cpu.idle value 2"),
+            (r#"{"blockIO": {"weight": 5}}"#, "blockIO.weight value 5"),
+            (
+                r#"{"blockIO": {"throttleReadBpsDevice": [{"major": -2, "minor": 0, "rate": 1}]}}"#,
+                "blockIO.throttleReadBpsDevice",
+            ),
+            (
+                r#"{"hugepageLimits": [{"pageSize": "2M", "limit": 1}]}"#,
+                "hugepageLimits.pageSize value \"2M\"",
+            ),
+            (
+                r#"{"hugepageLimits": [{"pageSize": "4MB", "limit": 1}]}"#,
+                "no such huge page size",
+            ),
+            (
+                r#"{"devices": [{"allow": true, "access": "q"}]}"#,
+                "devices[0].access",
+            ),
+        ];
+        for (json, want) in cases {
+            for (v, e) in [
+                ("v1", plan_v1(&res(json), &v1_host()).unwrap_err()),
+                (
+                    "v2",
+                    plan_v2(&res(json), &Fake::with(&[("hugetlb.2MB.max", "max")])).unwrap_err(),
+                ),
+            ] {
+                assert!(e.to_string().contains(want), "{v} {json}: {e}");
+                assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{v} {json}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_things_say_why() {
+        let v1 = |j: &str, host: &Fake| plan_v1(&res(j), host).unwrap_err().to_string();
+        let v2 = |j: &str| plan_v2(&res(j), &Fake::default()).unwrap_err().to_string();
+        assert!(
+            v1(r#"{"unified": {"memory.high": "1"}}"#, &v1_host())
+                .contains("need a cgroup v2 host")
+        );
+        assert!(
+            v1(
+                r#"{"memory": {"limit": 100, "swap": 200}}"#,
+                &Fake::default()
+            )
+            .contains("swap accounting is off")
+        );
+        assert!(
+            v1(r#"{"blockIO": {"weight": 100}}"#, &Fake::default()).contains("blkio.bfq.weight")
+        );
+        assert!(
+            v2(r#"{"network": {"classID": 5}}"#)
+                .contains("net_cls/net_prio do not exist on cgroup v2")
+        );
+        assert!(v2(r#"{"cpu": {"realtimeRuntime": 5}}"#).contains("no realtime"));
+        assert!(v2(r#"{"unified": {"cgroup.procs": "1"}}"#).contains("lifecycle"));
+        assert!(v2(r#"{"unified": {"../x": "1"}}"#).contains("file names"));
+        assert!(v2(r#"{"unified": {"foo.bar": "1"}}"#).contains("known cgroup v2 controller"));
+        assert!(v2(r#"{"memory": {"swap": 100}}"#).contains("needs a memory limit"));
+    }
+
+    #[test]
+    fn network_on_v1() {
+        let p = plan_v1(
+            &res(r#"{"network": {"classID": 1048577, "priorities": [{"name": "eth0", "priority": 5}]}}"#),
+            &Fake::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            lines(&p),
+            [
+                "net_cls/net_cls.classid = 1048577",
+                "net_prio/net_prio.ifpriomap = eth0 5"
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_means_unset() {
+        let p = plan_v1(
+            &res(r#"{"memory": {"limit": 0, "swap": 0, "reservation": 0}, "cpu": {"shares": 0, "quota": 0, "period": 0}, "pids": {"limit": 0}, "blockIO": {"weight": 0}}"#),
+            &Fake::default(),
+        )
+        .unwrap();
+        assert!(p.writes.is_empty(), "{:?}", lines(&p));
+    }
+}

@@ -1,0 +1,329 @@
+//! cgroup v1 for real: this host's hierarchies under /sys/fs/cgroup/<controller>.
+//!
+//! Every test creates its own `berth-test-*` cgroup, puts processes it spawned into it, and
+//! removes everything on drop.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use berth_cgroups::{CgroupPath, CgroupVersion, Hierarchy};
+use common::*;
+
+fn v1_host() -> Option<Hierarchy> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let h = Hierarchy::detect().expect("detect");
+    if h.version() != CgroupVersion::V1 {
+        eprintln!("skipped: host is not cgroup v1");
+        return None;
+    }
+    Some(h)
+}
+
+fn need(h: &Hierarchy, ctrl: &str) -> bool {
+    let ok = h.v1_controllers().contains_key(ctrl);
+    if !ok {
+        eprintln!("skipped: the {ctrl} controller is not mounted");
+    }
+    ok
+}
+
+/// /proc/<pid>/cgroup line for a controller.
+fn proc_cgroup(pid: i32, ctrl: &str) -> String {
+    read(format!("/proc/{pid}/cgroup"))
+        .lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            c.split(',').any(|c| c == ctrl).then(|| p.to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn lifecycle_limits_readback_stats_freeze_destroy() {
+    let Some(h) = v1_host() else { return };
+    let name = unique("life");
+    let parent = format!("/sys/fs/cgroup/memory/{name}");
+    let path = format!("/{name}/c1");
+    let mut cg = CgroupGuard::new(&h, &path);
+    for (ctrl, mount) in h.v1_controllers() {
+        cg.extra.push(mount.join(&name));
+        let _ = ctrl;
+    }
+    cg.create().unwrap();
+    cg.create().unwrap(); // idempotent
+    let paths = cg.paths();
+    for (ctrl, dir) in &paths {
+        assert!(dir.is_dir(), "{ctrl}: {} missing", dir.display());
+        assert!(dir.ends_with(format!("{name}/c1")), "{}", dir.display());
+    }
+    assert!(Path::new(&parent).is_dir());
+    if let Some(cpuset) = paths.get("cpuset") {
+        // New cpuset levels were initialized from their parent so processes can join.
+        assert!(!read(cpuset.join("cpuset.cpus")).trim().is_empty());
+        assert!(!read(cpuset.join("cpuset.mems")).trim().is_empty());
+    }
+
+    // Some work inside the cgroup (so CPU usage is charged to it), then wait.
+    let mut child = Sh::spawn(
+        "read _; i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo ready; exec sleep 1000",
+    );
+    cg.add_process(child.pid).unwrap();
+    assert_eq!(cg.pids().unwrap(), vec![child.pid]);
+    for ctrl in paths.keys() {
+        assert_eq!(proc_cgroup(child.pid, ctrl), path, "{ctrl}");
+    }
+    child.go();
+    assert_eq!(child.line(), "ready");
+
+    let res = resources(
+        r#"{
+        "memory": {"limit": 67108864, "reservation": 33554432, "swappiness": 20},
+        "cpu": {"shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 50},
+        "blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": 1048576}]}
+    }"#,
+    );
+    let res = if Path::new("/sys/dev/block/254:0").exists() {
+        res
+    } else {
+        let mut r = res;
+        r.set_block_io(None);
+        r
+    };
+    cg.apply(&res).unwrap();
+    let f = |ctrl: &str, file: &str| read(paths[ctrl].join(file)).trim().to_string();
+    assert_eq!(f("memory", "memory.limit_in_bytes"), "67108864");
+    assert_eq!(f("memory", "memory.soft_limit_in_bytes"), "33554432");
+    assert_eq!(f("memory", "memory.swappiness"), "20");
+    assert_eq!(f("cpu", "cpu.shares"), "512");
+    assert_eq!(f("cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(f("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(f("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(f("pids", "pids.max"), "50");
+    if res.block_io().is_some() {
+        assert_eq!(
+            f("blkio", "blkio.throttle.read_bps_device"),
+            "254:0 1048576"
+        );
+    }
+
+    // Raising memory and swap together (memsw must move first) works as an update.
+    if paths["memory"].join("memory.memsw.limit_in_bytes").exists() {
+        cg.apply(&resources(
+            r#"{"memory": {"limit": 134217728, "swap": 268435456}}"#,
+        ))
+        .unwrap();
+        assert_eq!(f("memory", "memory.limit_in_bytes"), "134217728");
+        assert_eq!(f("memory", "memory.memsw.limit_in_bytes"), "268435456");
+    }
+
+    let s = cg.stats().unwrap();
+    assert_eq!(s.memory.usage.limit, 134217728);
+    assert!(s.memory.raw.contains_key("total_rss"), "memory.stat parsed");
+    assert_eq!(s.pids.current, cg.pids().unwrap().len() as u64);
+    assert!(s.pids.current >= 1);
+    assert_eq!(s.pids.limit, 50);
+    assert_eq!(s.cpuset.cpus, vec![0]);
+    assert!(s.cpu.usage.total > 0, "the shell ran");
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["memory"]["usage"]["limit"], 134217728);
+
+    cg.freeze().unwrap();
+    assert!(cg.is_frozen().unwrap());
+    assert_eq!(f("freezer", "freezer.state"), "FROZEN");
+    assert!(
+        child.state().starts_with('D'),
+        "frozen task state: {}",
+        child.state()
+    );
+    cg.thaw().unwrap();
+    assert!(!cg.is_frozen().unwrap());
+    assert!(
+        child.state().starts_with('S'),
+        "thawed task state: {}",
+        child.state()
+    );
+
+    cg.kill_all(libc::SIGTERM).unwrap();
+    let (status, _, _) = child.wait();
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+
+    cg.destroy().unwrap();
+    for (ctrl, dir) in &paths {
+        assert!(!dir.exists(), "{ctrl}: {} left behind", dir.display());
+    }
+    cg.destroy().unwrap(); // Ok when already gone
+}
+
+#[test]
+fn pids_limit_makes_fork_fail() {
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "pids") {
+        return;
+    }
+    let cg = CgroupGuard::new(&h, &format!("/{}", unique("pids")));
+    cg.create().unwrap();
+    cg.apply(&resources(r#"{"pids": {"limit": 3}}"#)).unwrap();
+    let mut child = Sh::spawn(
+        "read _; for i in 1 2 3 4 5 6; do sleep 1000 >/dev/null 2>&1 & done; echo started",
+    );
+    cg.add_process(child.pid).unwrap();
+    child.go();
+    let (_, _, stderr) = child.wait();
+    let events = read(cg.paths()["pids"].join("pids.events"));
+    assert!(stderr.to_lowercase().contains("fork"), "stderr: {stderr}");
+    assert_ne!(events.trim(), "max 0", "pids.events: {events}");
+    assert!(cg.pids().unwrap().len() <= 3);
+    cg.kill_all(libc::SIGKILL).unwrap();
+}
+
+#[test]
+fn memory_limit_oom_kills_and_is_counted() {
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "memory") {
+        return;
+    }
+    let cg = CgroupGuard::new(&h, &format!("/{}", unique("oom")));
+    cg.create().unwrap();
+    let mem = cg.paths()["memory"].clone();
+    let swap = if mem.join("memory.memsw.limit_in_bytes").exists() {
+        r#", "swap": 33554432"#
+    } else {
+        ""
+    };
+    cg.apply(&resources(&format!(
+        r#"{{"memory": {{"limit": 33554432{swap}}}}}"#
+    )))
+    .unwrap();
+    assert_eq!(cg.oom_kill_count().unwrap(), 0);
+    // tail keeps the whole (newline-free) input in memory: it grows until the limit.
+    let mut child = Sh::spawn("read _; exec tail /dev/zero");
+    cg.add_process(child.pid).unwrap();
+    child.go();
+    let (status, _, _) = child.wait();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert!(cg.oom_kill_count().unwrap() >= 1);
+    let s = cg.stats().unwrap();
+    // The peak reached the limit (failcnt is no longer tracked by every kernel).
+    assert_eq!(s.memory.usage.max, 33554432, "{:?}", s.memory.usage);
+    assert_eq!(s.memory.usage.limit, 33554432);
+}
+
+#[test]
+fn device_rules_deny_then_allow() {
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "devices") {
+        return;
+    }
+    let cg = CgroupGuard::new(&h, &format!("/{}", unique("dev")));
+    cg.create().unwrap();
+    let rules = resources(
+        r#"{"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "r"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}
+        ]}"#,
+    );
+    cg.apply(&rules).unwrap();
+    let list = read(cg.paths()["devices"].join("devices.list"));
+    let mut lines: Vec<&str> = list.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["c 1:3 r", "c 1:5 rwm"]);
+    // Applying the same rules again writes nothing and keeps the list.
+    cg.apply(&rules).unwrap();
+    assert_eq!(read(cg.paths()["devices"].join("devices.list")), list);
+
+    let mut child = Sh::spawn(
+        // No redirections to /dev/null here: opening it for writing is what is denied.
+        "read _; \
+         (: > /dev/null) && echo null-w-ok || echo null-w-denied; \
+         (cat /dev/null) && echo null-r-ok || echo null-r-denied; \
+         (head -c1 /dev/zero | wc -c) && echo zero-ok || echo zero-denied; \
+         (head -c1 /dev/full) && echo full-ok || echo full-denied",
+    );
+    cg.add_process(child.pid).unwrap();
+    child.go();
+    let (_, out, _) = child.wait();
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["null-w-denied", "null-r-ok", "1", "zero-ok", "full-denied"]
+    );
+}
+
+#[test]
+fn bad_resources_write_nothing() {
+    let Some(h) = v1_host() else { return };
+    let cg = CgroupGuard::new(&h, &format!("/{}", unique("bad")));
+    cg.create().unwrap();
+    let limit = cg.paths()["memory"].join("memory.limit_in_bytes");
+    let before = read(&limit);
+    // A valid memory limit next to something v1 cannot do: nothing may be written.
+    let e = cg
+        .apply(&resources(
+            r#"{"memory": {"limit": 67108864}, "unified": {"memory.high": "1"}}"#,
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("unified"), "{e}");
+    assert_eq!(read(&limit), before);
+    let e = cg
+        .apply(&resources(
+            r#"{"memory": {"limit": 67108864}, "pids": {"limit": -7}}"#,
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("pids.limit"), "{e}");
+    assert_eq!(read(&limit), before);
+    if !h.v1_controllers().contains_key("net_cls") {
+        let e = cg
+            .apply(&resources(
+                r#"{"memory": {"limit": 67108864}, "network": {"classID": 1}}"#,
+            ))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("net_cls cgroup v1 controller is not mounted"),
+            "{e}"
+        );
+        assert_eq!(read(&limit), before);
+    }
+    // The kernel refusing a value names the file and the value.
+    let e = cg
+        .apply(&resources(r#"{"cpu": {"cpus": "999"}}"#))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("cpuset.cpus") && e.to_string().contains("999"),
+        "{e}"
+    );
+}
+
+#[test]
+fn relative_path_nests_below_our_own_cgroup() {
+    let Some(h) = v1_host() else { return };
+    let name = unique("rel");
+    let cg = CgroupGuard::new(&h, &name);
+    cg.create().unwrap();
+    let own = read("/proc/self/cgroup");
+    for (ctrl, dir) in cg.paths() {
+        let mine = own
+            .lines()
+            .find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+                c.split(',').any(|c| c == ctrl).then(|| p.to_string())
+            })
+            .unwrap();
+        let mount = &h.v1_controllers()[&ctrl];
+        let want = mount.join(mine.trim_start_matches('/')).join(&name);
+        assert_eq!(dir, want, "{ctrl}");
+        assert!(dir.is_dir());
+    }
+    let default = h
+        .manager(&CgroupPath::from_oci(None, "abc").unwrap())
+        .unwrap();
+    assert!(default.paths()["memory"].ends_with("memory/berth/abc"));
+}

@@ -636,8 +636,9 @@ pub fn plan_v2(res: &LinuxResources, probe: &dyn Probe) -> Result<Plan> {
         let swap = swap_v2(mem.swap().unwrap_or(0), limit)?;
         // "unlimited memory" implies unlimited swap only where swap is accounted at all.
         let implied = mem.swap().unwrap_or(0) == 0;
-        if swap != 0 && !(implied && !probe.has("memory", "memory.swap.max")) {
-            if !probe.has("memory", "memory.swap.max") {
+        let accounted = probe.has("memory", "memory.swap.max");
+        if swap != 0 && (accounted || !implied) {
+            if !accounted {
                 return Err(Error::unsupported(
                     "memory.swap",
                     "swap accounting is off on this host (no memory.swap.max)",

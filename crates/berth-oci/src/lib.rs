@@ -9,6 +9,7 @@
 
 pub mod digest;
 pub mod errdefs;
+pub mod seccomp_profile;
 pub mod media_types;
 pub mod platform;
 pub mod reference;

@@ -10,3 +10,6 @@
 
 pub mod bpf;
 pub mod fs;
+pub mod mount;
+pub mod process;
+pub mod seccomp;

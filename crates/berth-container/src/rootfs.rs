@@ -1,0 +1,909 @@
+//! Setting up the container's root filesystem, run by the container's first process inside
+//! its new mount namespace (before `pivot_root`).
+//!
+//! Every destination is resolved inside the rootfs with `openat2(RESOLVE_IN_ROOT)`, so a
+//! symlink in the image can never point a mount outside of it; mounts are then made on the
+//! resolved file descriptor (`/proc/self/fd/N` of the host procfs, or `move_mount` for bind
+//! mounts), never on a path that could change in between.
+//!
+//! Order (like runc): root propagation → rootfs bind (or the overlay) → `mounts` in order →
+//! devices and `/dev` symlinks → masked and read-only paths → (hooks) → `pivot_root` →
+//! read-only root.
+
+use berth_sys::mount::{AT_RECURSIVE, MountAttr, mount_setattr};
+use nix::mount::{MntFlags, MsFlags};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::devices::{DevicePlan, default_symlinks};
+use crate::mounts::{MountKind, MountPlan, check_proc_mount};
+use crate::plan::{OverlayMount, Plan};
+
+pub(crate) type CResult<T> = std::result::Result<T, String>;
+
+pub(crate) fn err<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> String {
+    move |e| format!("{what}: {e}")
+}
+
+/// The path through which mount(2) reaches the file `fd` refers to.
+pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Checks that `fd` is on a real procfs (not something an image put there).
+pub(crate) fn ensure_procfs(fd: BorrowedFd<'_>, what: &str) -> CResult<()> {
+    let st = rustix::fs::fstatfs(fd).map_err(err(format!("statfs {what}")))?;
+    if st.f_type as i64 != PROC_SUPER_MAGIC {
+        return Err(format!("{what} is not on a procfs (type {:#x})", st.f_type));
+    }
+    Ok(())
+}
+
+fn rel(dest: &Path) -> &Path {
+    dest.strip_prefix("/").unwrap_or(dest)
+}
+
+fn in_root_flags() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Where a resolved fd lives inside the rootfs.
+fn resolved_path(fd: BorrowedFd<'_>, rootfs: &Path) -> CResult<PathBuf> {
+    let target = std::fs::read_link(fd_path(fd)).map_err(err("readlink resolved mount target"))?;
+    match target.strip_prefix(rootfs) {
+        Ok(r) => Ok(Path::new("/").join(r)),
+        Err(_) => Err(format!(
+            "{} resolved outside of the rootfs {}",
+            target.display(),
+            rootfs.display()
+        )),
+    }
+}
+
+/// Opens `dest` inside the rootfs (O_PATH), creating missing directories (and, if `file`, the
+/// final file) without ever leaving the rootfs. Returns the fd and the path it resolved to.
+pub(crate) fn open_in_root(
+    root: BorrowedFd<'_>,
+    rootfs: &Path,
+    dest: &Path,
+    file: bool,
+) -> CResult<(OwnedFd, PathBuf)> {
+    let r = rel(dest);
+    let what = || format!("mount destination {}", dest.display());
+    // Fast path: exists and no symlink on the way, so the resolved path is the lexical one.
+    match rustix::fs::openat2(
+        root,
+        r,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    ) {
+        Ok(fd) => return Ok((fd, dest.to_path_buf())),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {}
+        Err(e) => return Err(format!("{}: {e}", what())),
+    }
+    match rustix::fs::openat2(
+        root,
+        r,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        in_root_flags(),
+    ) {
+        Ok(fd) => {
+            let p = resolved_path(fd.as_fd(), rootfs)?;
+            return Ok((fd, p));
+        }
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(format!("{}: {e}", what())),
+    }
+    // Slow path: create what is missing, one component at a time, each resolved from the
+    // rootfs again so that symlinks keep pointing inside it.
+    let comps: Vec<_> = r.components().collect();
+    let mut prefix = PathBuf::new();
+    for (i, c) in comps.iter().enumerate() {
+        let parent = prefix.clone();
+        prefix.push(c);
+        let last = i + 1 == comps.len();
+        for attempt in 0..2 {
+            match rustix::fs::openat2(
+                root,
+                &prefix,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                in_root_flags(),
+            ) {
+                Ok(fd) => {
+                    if last {
+                        let p = resolved_path(fd.as_fd(), rootfs)?;
+                        return Ok((fd, p));
+                    }
+                    break;
+                }
+                Err(rustix::io::Errno::NOENT) if attempt == 0 => {
+                    let pfd = rustix::fs::openat2(
+                        root,
+                        if parent.as_os_str().is_empty() {
+                            Path::new(".")
+                        } else {
+                            &parent
+                        },
+                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                        in_root_flags(),
+                    )
+                    .map_err(|e| format!("{}: open {}: {e}", what(), parent.display()))?;
+                    let res = if last && file {
+                        rustix::fs::openat(
+                            &pfd,
+                            c.as_os_str(),
+                            OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::NOFOLLOW
+                                | OFlags::WRONLY
+                                | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(0o644),
+                        )
+                        .map(drop)
+                    } else {
+                        rustix::fs::mkdirat(&pfd, c.as_os_str(), Mode::from_raw_mode(0o755))
+                    };
+                    match res {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                        Err(e) => {
+                            return Err(format!("{}: create {}: {e}", what(), prefix.display()));
+                        }
+                    }
+                }
+                Err(rustix::io::Errno::NOENT) => {
+                    return Err(format!(
+                        "{}: {} is a dangling symlink",
+                        what(),
+                        prefix.display()
+                    ));
+                }
+                Err(e) => return Err(format!("{}: {}: {e}", what(), prefix.display())),
+            }
+        }
+    }
+    Err(format!("{}: empty path", what()))
+}
+
+/// Everything the rootfs setup needs besides the plan.
+pub(crate) struct RootfsEnv<'a> {
+    pub plan: &'a Plan,
+    /// Canonical rootfs path on the host.
+    pub rootfs: &'a Path,
+    /// cgroup subsystem → the container's cgroup directory on the host.
+    pub cgroup_paths: &'a BTreeMap<String, PathBuf>,
+    pub cgroupns: bool,
+    pub userns: bool,
+}
+
+/// Steps before the hooks: propagation, rootfs, mounts, devices, masked/read-only paths.
+/// Returns the rootfs fd (for `pivot_root`).
+pub(crate) fn setup(env: &RootfsEnv<'_>) -> CResult<OwnedFd> {
+    let plan = env.plan;
+    // Nothing we mount may propagate back to the host (default rslave, like runc).
+    let prop = plan
+        .root_propagation
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    nix::mount::mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .map_err(err("set propagation of /"))?;
+    if prop.contains(MsFlags::MS_SHARED) {
+        make_parent_private(env.rootfs)?;
+    }
+    match &plan.overlay {
+        Some(o) => mount_overlay(o, env.rootfs)?,
+        None => nix::mount::mount(
+            Some(env.rootfs),
+            env.rootfs,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(err(format!("bind mount rootfs {}", env.rootfs.display())))?,
+    }
+    let root = rustix::fs::open(
+        env.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err(format!("open rootfs {}", env.rootfs.display())))?;
+
+    let mut dev_readonly = false;
+    for m in &plan.mounts {
+        if m.dest == Path::new("/dev")
+            && !m.is_bind()
+            && m.flags.contains(MsFlags::MS_RDONLY)
+            && plan.setup_dev
+        {
+            // Devices are created in /dev first; it becomes read-only at the end.
+            dev_readonly = true;
+            let mut m = m.clone();
+            m.flags.remove(MsFlags::MS_RDONLY);
+            mount_one(env, root.as_fd(), &m)?;
+        } else {
+            mount_one(env, root.as_fd(), m)?;
+        }
+    }
+    if plan.setup_dev {
+        create_devices(env, root.as_fd())?;
+    }
+    for p in &plan.masked_paths {
+        mask_path(env, root.as_fd(), p)?;
+    }
+    for p in &plan.readonly_paths {
+        readonly_path(env, root.as_fd(), p)?;
+    }
+    if dev_readonly {
+        let (fd, _) = open_in_root(root.as_fd(), env.rootfs, Path::new("/dev"), false)?;
+        setattr(fd.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, false)
+            .map_err(err("make /dev read-only"))?;
+    }
+    Ok(root)
+}
+
+/// pivot_root (or MS_MOVE + chroot), then the read-only root.
+pub(crate) fn enter(plan: &Plan, root: OwnedFd, rootfs: &Path) -> CResult<()> {
+    if plan.no_pivot {
+        // Documented fallback for roots that cannot be pivoted (ramfs/initramfs): move the
+        // rootfs over / and chroot into it. Weaker than pivot_root (the old root stays
+        // reachable for CAP_SYS_CHROOT holders), so only on request (--no-pivot).
+        rustix::process::fchdir(&root).map_err(err("chdir to rootfs"))?;
+        nix::mount::mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(err("move rootfs to / (--no-pivot)"))?;
+        rustix::process::chroot(".").map_err(err("chroot (--no-pivot)"))?;
+    } else {
+        let old = rustix::fs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(err("open /"))?;
+        rustix::process::fchdir(&root).map_err(err("chdir to rootfs"))?;
+        rustix::process::pivot_root(".", ".").map_err(|e| {
+            format!(
+                "pivot_root {}: {e} (if the host root is a ramfs, use --no-pivot)",
+                rootfs.display()
+            )
+        })?;
+        rustix::process::fchdir(&old).map_err(err("chdir to old root"))?;
+        // Unmounting the old root must not propagate to the host.
+        nix::mount::mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(err("make old root rslave"))?;
+        nix::mount::umount2(".", MntFlags::MNT_DETACH).map_err(err("unmount old root"))?;
+    }
+    drop(root);
+    rustix::process::chdir("/").map_err(err("chdir /"))?;
+    if plan.readonly_root {
+        let cwd = rustix::fs::CWD;
+        mount_setattr(
+            cwd,
+            c"/",
+            0,
+            &MountAttr {
+                attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            },
+        )
+        .map_err(err("make / read-only"))?;
+    }
+    if let Some(p) = plan.root_propagation {
+        nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .map_err(err("set rootfsPropagation"))?;
+    }
+    Ok(())
+}
+
+fn make_parent_private(rootfs: &Path) -> CResult<()> {
+    // pivot_root refuses a new root whose parent mount is shared: find the mount containing
+    // the rootfs and make it private.
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(err("read mountinfo"))?;
+    let mut best: Option<PathBuf> = None;
+    for line in info.lines() {
+        let mp = line.split(' ').nth(4).map(PathBuf::from);
+        if let Some(mp) = mp
+            && rootfs.starts_with(&mp)
+            && best
+                .as_ref()
+                .is_none_or(|b| mp.as_os_str().len() > b.as_os_str().len())
+        {
+            best = Some(mp);
+        }
+    }
+    let mp = best.unwrap_or_else(|| PathBuf::from("/"));
+    nix::mount::mount(
+        None::<&str>,
+        &mp,
+        None::<&str>,
+        MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err(format!("make {} private", mp.display())))
+}
+
+fn mount_overlay(o: &OverlayMount, target: &Path) -> CResult<()> {
+    let join = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut data = format!("lowerdir={}", join(&o.lowerdirs));
+    if let (Some(u), Some(w)) = (&o.upperdir, &o.workdir) {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    for opt in &o.options {
+        data.push(',');
+        data.push_str(opt);
+    }
+    if data.len() < 4000 {
+        return nix::mount::mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .map_err(err(format!("mount overlay rootfs on {}", target.display())));
+    }
+    // Too long for one page of mount data: add the layers one by one (Linux 6.8+).
+    let fs = rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(err("fsopen overlay"))?;
+    let set = |k: &str, v: &str| {
+        rustix::mount::fsconfig_set_string(&fs, k, v).map_err(err(format!("overlay option {k}")))
+    };
+    for l in &o.lowerdirs {
+        set("lowerdir+", &l.display().to_string())?;
+    }
+    if let (Some(u), Some(w)) = (&o.upperdir, &o.workdir) {
+        set("upperdir", &u.display().to_string())?;
+        set("workdir", &w.display().to_string())?;
+    }
+    for opt in &o.options {
+        match opt.split_once('=') {
+            Some((k, v)) => set(k, v)?,
+            None => rustix::mount::fsconfig_set_flag(&fs, opt.as_str())
+                .map_err(err(format!("overlay option {opt}")))?,
+        }
+    }
+    rustix::mount::fsconfig_create(&fs).map_err(err("create overlay"))?;
+    let mnt = rustix::mount::fsmount(
+        &fs,
+        rustix::mount::FsMountFlags::FSMOUNT_CLOEXEC,
+        rustix::mount::MountAttrFlags::empty(),
+    )
+    .map_err(err("fsmount overlay"))?;
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(err(format!(
+        "attach overlay rootfs on {}",
+        target.display()
+    )))
+}
+
+fn setattr(fd: BorrowedFd<'_>, set: u64, clr: u64, recursive: bool) -> io::Result<()> {
+    mount_setattr(
+        fd,
+        c"",
+        libc::AT_EMPTY_PATH as u32 | if recursive { AT_RECURSIVE } else { 0 },
+        &MountAttr {
+            attr_set: set,
+            attr_clr: clr,
+            ..Default::default()
+        },
+    )
+}
+
+fn propagate(fd: BorrowedFd<'_>, flags: &[MsFlags], what: &str) -> CResult<()> {
+    for p in flags {
+        nix::mount::mount(
+            None::<&str>,
+            fd_path(fd).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(err(format!("set propagation of {what}")))?;
+    }
+    Ok(())
+}
+
+fn statfs_is_proc(p: &Path) -> bool {
+    rustix::fs::statfs(p).is_ok_and(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
+}
+
+fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResult<()> {
+    let what = format!("mounts[{}] ({})", m.index, m.dest.display());
+    let file = match &m.kind {
+        MountKind::Bind { source, .. } => {
+            let md = std::fs::metadata(source)
+                .map_err(err(format!("{what}: bind source {}", source.display())))?;
+            !md.is_dir()
+        }
+        _ => false,
+    };
+    let (target, resolved) = open_in_root(root, env.rootfs, &m.dest, file)?;
+    let source_is_proc = match &m.kind {
+        MountKind::Bind { source, .. } => statfs_is_proc(source),
+        _ => false,
+    };
+    check_proc_mount(m, &resolved, source_is_proc).map_err(|e| e.to_string())?;
+    match &m.kind {
+        MountKind::Bind { source, recursive } => {
+            let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+            if *recursive {
+                flags |= OpenTreeFlags::AT_RECURSIVE;
+            }
+            let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)
+                .map_err(err(format!("{what}: bind {}", source.display())))?;
+            let (set, clr) = m.bind_attrs();
+            if set | clr != 0 {
+                setattr(tree.as_fd(), set, clr, false)
+                    .map_err(err(format!("{what}: set mount options")))?;
+            }
+            if m.rec_set | m.rec_clr != 0 {
+                setattr(tree.as_fd(), m.rec_set, m.rec_clr, true)
+                    .map_err(err(format!("{what}: set recursive mount options")))?;
+            }
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &target,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(err(format!("{what}: attach bind mount")))?;
+            propagate(tree.as_fd(), &m.propagation, &what)?;
+        }
+        MountKind::Fs { fstype, source } => {
+            let mut flags = m.flags;
+            // Recursive attributes of a fresh mount are its own flags.
+            for (a, f) in [
+                (berth_sys::mount::MOUNT_ATTR_RDONLY, MsFlags::MS_RDONLY),
+                (berth_sys::mount::MOUNT_ATTR_NOSUID, MsFlags::MS_NOSUID),
+                (berth_sys::mount::MOUNT_ATTR_NODEV, MsFlags::MS_NODEV),
+                (berth_sys::mount::MOUNT_ATTR_NOEXEC, MsFlags::MS_NOEXEC),
+                (
+                    berth_sys::mount::MOUNT_ATTR_NODIRATIME,
+                    MsFlags::MS_NODIRATIME,
+                ),
+            ] {
+                if m.rec_set & a != 0 {
+                    flags |= f;
+                }
+                if m.rec_clr & a != 0 {
+                    flags.remove(f);
+                }
+            }
+            let lower = if m.tmpcopyup {
+                Some(
+                    rustix::fs::openat2(
+                        root,
+                        rel(&resolved),
+                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                        Mode::empty(),
+                        in_root_flags(),
+                    )
+                    .map_err(err(format!("{what}: open for tmpcopyup")))?,
+                )
+            } else {
+                None
+            };
+            let data = (!m.data.is_empty()).then_some(m.data.as_str());
+            nix::mount::mount(
+                Some(source.as_str()),
+                fd_path(target.as_fd()).as_str(),
+                Some(fstype.as_str()),
+                flags,
+                data,
+            )
+            .map_err(err(format!("{what}: mount {fstype}")))?;
+            if !m.propagation.is_empty() || lower.is_some() {
+                let (top, _) = open_in_root(root, env.rootfs, &resolved, false)?;
+                if let Some(lower) = lower {
+                    copy_up(lower.as_fd(), top.as_fd())
+                        .map_err(err(format!("{what}: tmpcopyup")))?;
+                }
+                propagate(top.as_fd(), &m.propagation, &what)?;
+            }
+        }
+        MountKind::Cgroup => mount_cgroups(env, root, m, &resolved, &what)?,
+    }
+    Ok(())
+}
+
+/// runc's `tmpcopyup`: copy the directory that the tmpfs now hides into it.
+fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+    let to = rustix::fs::openat(
+        to,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut dir = rustix::fs::Dir::read_from(from)?;
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let st = rustix::fs::statat(from, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+        match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::Directory => {
+                rustix::fs::mkdirat(&to, name, mode)?;
+                let sub_from = rustix::fs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let sub_to = rustix::fs::openat(
+                    &to,
+                    name,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                copy_up(sub_from.as_fd(), sub_to.as_fd())?;
+            }
+            rustix::fs::FileType::Symlink => {
+                let target = rustix::fs::readlinkat(from, name, Vec::new())?;
+                rustix::fs::symlinkat(target.as_c_str(), &to, name)?;
+            }
+            rustix::fs::FileType::RegularFile => {
+                let src = rustix::fs::openat(
+                    from,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dst = rustix::fs::openat(
+                    &to,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                    mode,
+                )?;
+                let mut left = st.st_size as usize;
+                while left > 0 {
+                    let n = rustix::fs::sendfile(&dst, &src, None, left)?;
+                    if n == 0 {
+                        break;
+                    }
+                    left -= n;
+                }
+            }
+            _ => continue,
+        }
+        let _ = rustix::fs::chownat(
+            &to,
+            name,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        );
+    }
+    Ok(())
+}
+
+fn mount_cgroups(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    m: &MountPlan,
+    resolved: &Path,
+    what: &str,
+) -> CResult<()> {
+    let flags = m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    let readonly = m.flags.contains(MsFlags::MS_RDONLY);
+    // cgroup v2: one filesystem.
+    if let Some(path) = env.cgroup_paths.get("") {
+        let (target, _) = open_in_root(root, env.rootfs, resolved, false)?;
+        let mut f = flags;
+        if readonly {
+            f |= MsFlags::MS_RDONLY;
+        }
+        if env.cgroupns {
+            nix::mount::mount(
+                Some("cgroup2"),
+                fd_path(target.as_fd()).as_str(),
+                Some("cgroup2"),
+                f,
+                None::<&str>,
+            )
+            .map_err(err(format!("{what}: mount cgroup2")))?;
+        } else {
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                path,
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(err(format!("{what}: bind {}", path.display())))?;
+            if readonly {
+                setattr(tree.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, false)
+                    .map_err(err(format!("{what}: read-only")))?;
+            }
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &target,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(err(format!("{what}: attach cgroup2")))?;
+        }
+        return Ok(());
+    }
+    // cgroup v1: a tmpfs with one directory per hierarchy, like runc.
+    let (target, _) = open_in_root(root, env.rootfs, resolved, false)?;
+    nix::mount::mount(
+        Some("tmpfs"),
+        fd_path(target.as_fd()).as_str(),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(err(format!("{what}: mount tmpfs for cgroups")))?;
+    for (subsystem, host_dir) in env.cgroup_paths {
+        let name = subsystem.strip_prefix("name=").unwrap_or(subsystem);
+        let dest = resolved.join(name);
+        let (sub, _) = open_in_root(root, env.rootfs, &dest, false)?;
+        if env.cgroupns {
+            let opts = if subsystem.starts_with("name=") {
+                format!("none,{subsystem}")
+            } else {
+                subsystem.clone()
+            };
+            let mut f = flags;
+            if readonly {
+                f |= MsFlags::MS_RDONLY;
+            }
+            nix::mount::mount(
+                Some("cgroup"),
+                fd_path(sub.as_fd()).as_str(),
+                Some("cgroup"),
+                f,
+                Some(opts.as_str()),
+            )
+            .map_err(err(format!("{what}: mount cgroup {subsystem}")))?;
+        } else {
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                host_dir,
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(err(format!("{what}: bind {}", host_dir.display())))?;
+            let mut set = berth_sys::mount::MOUNT_ATTR_NOSUID
+                | berth_sys::mount::MOUNT_ATTR_NODEV
+                | berth_sys::mount::MOUNT_ATTR_NOEXEC;
+            if readonly {
+                set |= berth_sys::mount::MOUNT_ATTR_RDONLY;
+            }
+            setattr(tree.as_fd(), set, 0, false)
+                .map_err(err(format!("{what}: cgroup {subsystem} options")))?;
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &sub,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(err(format!("{what}: attach cgroup {subsystem}")))?;
+        }
+    }
+    if readonly {
+        let (top, _) = open_in_root(root, env.rootfs, resolved, false)?;
+        setattr(top.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, false)
+            .map_err(err(format!("{what}: read-only")))?;
+    }
+    Ok(())
+}
+
+fn create_devices(env: &RootfsEnv<'_>, root: BorrowedFd<'_>) -> CResult<()> {
+    for d in &env.plan.devices {
+        create_device(env, root, d)?;
+    }
+    let (dev, _) = open_in_root(root, env.rootfs, Path::new("/dev"), false)?;
+    let with_core = Path::new("/proc/kcore").exists();
+    for (target, link) in default_symlinks(with_core) {
+        let name = Path::new(link).file_name().expect("static link name");
+        if link == "/dev/ptmx" {
+            // A device node the image or linux.devices put there gives way to the symlink
+            // into the container's own devpts instance.
+            let _ = rustix::fs::unlinkat(&dev, name, rustix::fs::AtFlags::empty());
+        }
+        match rustix::fs::symlinkat(target, &dev, name) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(format!("symlink {link} -> {target}: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn create_device(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, d: &DevicePlan) -> CResult<()> {
+    let what = format!("device {}", d.path.display());
+    let parent = d.path.parent().unwrap_or(Path::new("/"));
+    let name = d
+        .path
+        .file_name()
+        .ok_or_else(|| format!("{what}: no file name"))?;
+    let (pfd, _) = open_in_root(root, env.rootfs, parent, false)?;
+    let kind = match d.kind {
+        'b' => rustix::fs::FileType::BlockDevice,
+        'p' => rustix::fs::FileType::Fifo,
+        _ => rustix::fs::FileType::CharacterDevice,
+    };
+    let mk = if env.userns && d.kind != 'p' {
+        Err(rustix::io::Errno::PERM)
+    } else {
+        rustix::fs::mknodat(
+            &pfd,
+            name,
+            kind,
+            Mode::from_raw_mode(d.mode),
+            rustix::fs::makedev(d.major, d.minor),
+        )
+    };
+    match mk {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) => return Ok(()),
+        Err(rustix::io::Errno::PERM) => {
+            // Not allowed to create device nodes (user namespace): bind the host's node.
+            let (target, _) = open_in_root(root, env.rootfs, &d.path, true)?;
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                &d.path,
+                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+            )
+            .map_err(err(format!("{what}: bind host device")))?;
+            rustix::mount::move_mount(
+                &tree,
+                "",
+                &target,
+                "",
+                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+            )
+            .map_err(err(format!("{what}: attach host device")))?;
+            return Ok(());
+        }
+        Err(e) => return Err(format!("{what}: mknod: {e}")),
+    }
+    rustix::fs::chmodat(
+        &pfd,
+        name,
+        Mode::from_raw_mode(d.mode),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(err(format!("{what}: chmod")))?;
+    rustix::fs::chownat(
+        &pfd,
+        name,
+        Some(rustix::fs::Uid::from_raw(d.uid)),
+        Some(rustix::fs::Gid::from_raw(d.gid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(err(format!("{what}: chown")))
+}
+
+fn open_existing(root: BorrowedFd<'_>, p: &Path) -> CResult<Option<OwnedFd>> {
+    match rustix::fs::openat2(
+        root,
+        rel(p),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        in_root_flags(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+fn mask_path(_env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<()> {
+    let Some(fd) = open_existing(root, p)? else {
+        return Ok(());
+    };
+    let st = rustix::fs::fstat(&fd).map_err(err(format!("masked path {}", p.display())))?;
+    let target = fd_path(fd.as_fd());
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+        nix::mount::mount(
+            Some("tmpfs"),
+            target.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        nix::mount::mount(
+            Some("/dev/null"),
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    }
+    .map_err(err(format!("mask {}", p.display())))
+}
+
+fn readonly_path(_env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<()> {
+    let Some(fd) = open_existing(root, p)? else {
+        return Ok(());
+    };
+    let what = || format!("read-only path {}", p.display());
+    let tree = rustix::mount::open_tree(
+        &fd,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| format!("{}: {e}", what()))?;
+    setattr(tree.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, true)
+        .map_err(|e| format!("{}: {e}", what()))?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        &fd,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| format!("{}: {e}", what()))
+}
+
+/// Hostname, domainname and sysctls (in the new namespaces, through the host's procfs whose
+/// sysctl files act on the caller's namespaces).
+pub(crate) fn kernel_settings(plan: &Plan, procfd: BorrowedFd<'_>) -> CResult<()> {
+    if let Some(h) = &plan.hostname {
+        rustix::system::sethostname(h.as_bytes()).map_err(err("sethostname"))?;
+    }
+    if let Some(d) = &plan.domainname {
+        rustix::system::setdomainname(d.as_bytes()).map_err(err("setdomainname"))?;
+    }
+    for (path, value) in &plan.sysctls {
+        let full = format!("sys/{path}");
+        let fd = rustix::fs::openat2(
+            procfd,
+            full.as_str(),
+            OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(err(format!("sysctl {}", path.replace('/', "."))))?;
+        rustix::io::write(&fd, value.as_bytes())
+            .map_err(err(format!("sysctl {} = {value}", path.replace('/', "."))))?;
+    }
+    Ok(())
+}
+
+/// Convenience for the exec path (no rootfs work), kept here to share [`err`].
+pub(crate) fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap_or_default()
+}

@@ -1,0 +1,183 @@
+//! The channel between the runtime and the process it creates: a `SOCK_SEQPACKET` socket
+//! pair (one message per send, so no framing), close-on-exec so that the child's successful
+//! `execve` shows up as end-of-file on the parent's side.
+//!
+//! ```text
+//! parent                                   child (container init)
+//!   clone3 ─────────────────────────────▶   (intermediate: Pid(grandchild) first)
+//!   uid/gid maps, cgroup, oom_score_adj
+//!   Go ─────────────────────────────────▶   mounts, devices ...
+//!                                      ◀── NeedHooks        (only with prestart/createRuntime)
+//!   prestart + createRuntime hooks
+//!   HooksDone ──────────────────────────▶   createContainer hooks, pivot_root, user, caps...
+//!                                      ◀── Pty(fd)          (terminal: the pty master)
+//!                                      ◀── Listener(fd)     (seccomp notify listener)
+//!                                      ◀── Ready            (all set; next is the exec fifo / execve)
+//!                                      ◀── Error(text)      (at any point; the child exits)
+//! ```
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+
+/// A message on the sync channel.
+#[derive(Debug)]
+pub enum Msg {
+    Go,
+    HooksDone,
+    NeedHooks,
+    Ready,
+    Error(String),
+    Pid(i32),
+    Pty(OwnedFd),
+    Listener(OwnedFd),
+}
+
+const GO: u8 = 1;
+const HOOKS_DONE: u8 = 2;
+const NEED_HOOKS: u8 = 3;
+const READY: u8 = 4;
+const ERROR: u8 = 5;
+const PID: u8 = 6;
+const PTY: u8 = 7;
+const LISTENER: u8 = 8;
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair (parent end, child end).
+pub fn pair() -> io::Result<(Channel, Channel)> {
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Drops this process's reference to the channel while keeping the descriptor number
+    /// valid (it then refers to an unused eventfd), so the peer sees end-of-file once every
+    /// other holder is gone.
+    pub fn disconnect(&mut self) -> io::Result<()> {
+        let placeholder = rustix::event::eventfd(0, rustix::event::EventfdFlags::CLOEXEC)?;
+        rustix::io::dup3(&placeholder, &mut self.fd, rustix::io::DupFlags::CLOEXEC)?;
+        Ok(())
+    }
+
+    pub fn send(&self, msg: &Msg) -> io::Result<()> {
+        let mut buf = Vec::new();
+        let mut fd: Option<BorrowedFd<'_>> = None;
+        match msg {
+            Msg::Go => buf.push(GO),
+            Msg::HooksDone => buf.push(HOOKS_DONE),
+            Msg::NeedHooks => buf.push(NEED_HOOKS),
+            Msg::Ready => buf.push(READY),
+            Msg::Error(s) => {
+                buf.push(ERROR);
+                // Keep within one datagram even for huge messages.
+                buf.extend_from_slice(&s.as_bytes()[..s.len().min(60_000)]);
+            }
+            Msg::Pid(p) => {
+                buf.push(PID);
+                buf.extend_from_slice(&p.to_le_bytes());
+            }
+            Msg::Pty(f) => {
+                buf.push(PTY);
+                fd = Some(f.as_fd());
+            }
+            Msg::Listener(f) => {
+                buf.push(LISTENER);
+                fd = Some(f.as_fd());
+            }
+        }
+        let iov = [IoSlice::new(&buf)];
+        let fds;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut anc = SendAncillaryBuffer::new(&mut space);
+        if let Some(f) = fd {
+            fds = [f];
+            anc.push(SendAncillaryMessage::ScmRights(&fds));
+        }
+        loop {
+            match rustix::net::sendmsg(&self.fd, &iov, &mut anc, SendFlags::NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives one message; `Ok(None)` at end-of-file (the peer exec'd or exited).
+    pub fn recv(&self) -> io::Result<Option<Msg>> {
+        let mut buf = vec![0u8; 65536];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut anc = RecvAncillaryBuffer::new(&mut space);
+        let n = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match rustix::net::recvmsg(&self.fd, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC) {
+                Ok(r) => break r.bytes,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let mut received: Option<OwnedFd> = None;
+        for m in anc.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = m {
+                for f in fds {
+                    received.get_or_insert(f);
+                }
+            }
+        }
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sync message");
+        let payload = &buf[1..n];
+        Ok(Some(match buf[0] {
+            GO => Msg::Go,
+            HOOKS_DONE => Msg::HooksDone,
+            NEED_HOOKS => Msg::NeedHooks,
+            READY => Msg::Ready,
+            ERROR => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
+            PID => Msg::Pid(i32::from_le_bytes(payload.try_into().map_err(|_| bad())?)),
+            PTY => Msg::Pty(received.ok_or_else(bad)?),
+            LISTENER => Msg::Listener(received.ok_or_else(bad)?),
+            _ => return Err(bad()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_fds() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::Go).unwrap();
+        a.send(&Msg::Error("mount /proc: permission denied".into()))
+            .unwrap();
+        a.send(&Msg::Pid(4242)).unwrap();
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        a.send(&Msg::Pty(r)).unwrap();
+        assert!(matches!(b.recv().unwrap(), Some(Msg::Go)));
+        assert!(matches!(b.recv().unwrap(), Some(Msg::Error(s)) if s.contains("/proc")));
+        assert!(matches!(b.recv().unwrap(), Some(Msg::Pid(4242))));
+        assert!(matches!(b.recv().unwrap(), Some(Msg::Pty(_))));
+        drop(a);
+        assert!(b.recv().unwrap().is_none());
+    }
+}

@@ -1,0 +1,448 @@
+//! Process creation and the last steps before `execve`: `clone3`, `execveat`, `close_range`,
+//! signal reset, `personality`, `ioprio_set`, `_exit`.
+//!
+//! These are the calls `rustix` and `nix` either lack or only offer in a form that is not safe
+//! between `clone` and `exec` (for example glibc's `fork` runs `atfork` handlers; the raw
+//! syscall does not).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// The result of [`clone3`]: which side of the fork this is.
+#[derive(Debug)]
+pub enum Forked {
+    /// We are the new process.
+    Child,
+    /// We are the caller; the child has this pid (in the caller's pid namespace) and, when
+    /// asked for, a pidfd referring to it.
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+}
+
+/// `struct clone_args` of `<linux/sched.h>` (version 2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_PIDFD`: return a pidfd for the child.
+pub const CLONE_PIDFD: u64 = 0x1000;
+/// `CLONE_PARENT`: the child's parent is the caller's parent.
+pub const CLONE_PARENT: u64 = 0x8000;
+/// `CLONE_INTO_CGROUP`: start the child in the cgroup v2 directory `cgroup_fd`.
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Creates a child process like `fork`, with extra `clone3` flags (namespaces,
+/// `CLONE_PARENT`, `CLONE_PIDFD`, `CLONE_INTO_CGROUP`). The child gets `SIGCHLD` as its exit
+/// signal, a copy of the address space and of the file descriptor table.
+///
+/// Falls back to `clone(2)` when `clone3` is unavailable (`ENOSYS`, e.g. under an older
+/// seccomp profile); that fallback cannot return a pidfd or start in a cgroup, so those flags
+/// make it fail instead.
+///
+/// # Safety
+/// Same contract as `fork`: the calling process must be single-threaded, or the child must
+/// restrict itself to async-signal-safe operations until it calls `execve` or `_exit`. The
+/// child must never return from the function that called `clone3` into code that expects to
+/// run only once (it should finish with `execve` or [`exit_now`]). glibc's cached thread id is
+/// not updated in the child, so the child must not use pthread functions that rely on it
+/// (`raise`, error-checking mutexes).
+pub unsafe fn clone3(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if flags & CLONE_PIDFD != 0 {
+        args.pidfd = &mut pidfd as *mut RawFd as u64;
+    }
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: `args` is a valid, fully initialised clone_args of the size we pass; the pidfd
+    // pointer (if set) points to a live local. No CLONE_VM, so the child gets its own copy of
+    // the address space and the stack pointer 0 means "same stack position", exactly like
+    // fork. The caller upholds the fork contract documented above.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    let ret = if ret == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+        if flags & (CLONE_PIDFD | CLONE_INTO_CGROUP) != 0 || cgroup_fd.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        // SAFETY: raw clone(2) without CLONE_VM and with a null stack duplicates the caller
+        // like fork; flags only add namespaces/CLONE_PARENT. Fork contract as above.
+        unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        }
+    } else {
+        ret
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            pidfd: (pidfd >= 0).then(|| {
+                // SAFETY: the kernel just returned this new descriptor to us; we own it.
+                unsafe { OwnedFd::from_raw_fd(pidfd) }
+            }),
+        }),
+    }
+}
+
+/// Ends the calling process at once with `code`, without running atexit handlers or
+/// flushing stdio buffers (which belong to the parent after a fork).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe, takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: executes the file open at `fd` (used to
+/// run a sealed memfd copy of a binary). Only returns on failure.
+pub fn fexecve(fd: BorrowedFd<'_>, argv: &[&CStr], envp: &[&CStr]) -> io::Error {
+    let argv: Vec<*const libc::c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers to NUL-terminated strings
+    // that outlive the call (borrowed `CStr`s); the path is an empty C string literal.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
+/// `execve(path, argv, envp)` with argument arrays prepared before `clone` (no allocation
+/// here). Only returns on failure.
+pub fn execve(path: &CStr, argv: &CStrArray, envp: &CStrArray) -> io::Error {
+    // SAFETY: both pointer arrays are NULL-terminated and point into CStrings owned by the
+    // borrowed `CStrArray`s, which outlive the call; path is a valid C string.
+    unsafe {
+        libc::execve(path.as_ptr(), argv.ptrs.as_ptr(), envp.ptrs.as_ptr());
+    }
+    io::Error::last_os_error()
+}
+
+/// A NULL-terminated `char *[]` built once (before `clone`), so the child can `execve`
+/// without allocating. The pointers point into the owned `CString`s' heap buffers, which do
+/// not move when the array is moved.
+#[derive(Debug)]
+pub struct CStrArray {
+    strings: Vec<std::ffi::CString>,
+    ptrs: Vec<*const libc::c_char>,
+}
+
+impl CStrArray {
+    pub fn new(strings: Vec<std::ffi::CString>) -> Self {
+        let ptrs = strings
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        Self { strings, ptrs }
+    }
+    pub fn strings(&self) -> &[std::ffi::CString] {
+        &self.strings
+    }
+}
+
+impl Clone for CStrArray {
+    fn clone(&self) -> Self {
+        Self::new(self.strings.clone())
+    }
+}
+
+/// `close_range(first, u32::MAX, CLOSE_RANGE_CLOEXEC)`: marks every descriptor from `first`
+/// on close-on-exec, so nothing but stdio and preserved fds survives `execve`
+/// (CVE-2024-21626).
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes plain integers; with CLOEXEC it only sets a flag and cannot
+    // invalidate descriptors Rust objects own.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            u32::MAX as libc::c_uint,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Clears close-on-exec on `fd` (for `--preserve-fds`).
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD with 0 only changes the descriptor's flags; an invalid fd gives EBADF.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Resets every signal to its default disposition and unblocks all signals.
+///
+/// `execve` keeps ignored signals ignored and keeps the signal mask; a Rust parent ignores
+/// `SIGPIPE` and a runtime may block signals it forwards, none of which the container's
+/// process should inherit.
+pub fn reset_signals() -> io::Result<()> {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument; we pass no old-action
+        // pointer. Signals the kernel refuses (reserved by glibc) return EINVAL, ignored.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: an empty set initialised by sigemptyset; no old-mask pointer.
+    let r = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut())
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `personality(persona)`.
+pub fn personality(persona: u64) -> io::Result<()> {
+    // SAFETY: personality takes an integer and changes only this process's execution domain.
+    let r = unsafe { libc::syscall(libc::SYS_personality, persona as libc::c_ulong) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)` for the calling process.
+pub fn ioprio_set_self(class: u32, level: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    let prio = ((class & 0x7) << 13) | (level & 0x1fff);
+    // SAFETY: plain integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            prio as libc::c_int,
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `struct sched_attr` (version 1, 56 bytes).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub sched_policy: u32,
+    pub sched_flags: u64,
+    pub sched_nice: i32,
+    pub sched_priority: u32,
+    pub sched_runtime: u64,
+    pub sched_deadline: u64,
+    pub sched_period: u64,
+    pub sched_util_min: u32,
+    pub sched_util_max: u32,
+}
+
+/// `sched_setattr(0, attr, 0)` for the calling thread.
+pub fn sched_setattr_self(attr: &SchedAttr) -> io::Result<()> {
+    let mut attr = *attr;
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: `attr` is a valid sched_attr whose size field matches the struct we pass.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Drops capability number `cap` from the calling thread's bounding set
+/// (`PR_CAPBSET_DROP`). Numbers the kernel does not know give `EINVAL`.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Raises capability number `cap` in the ambient set (`PR_CAP_AMBIENT_RAISE`); it must be in
+/// both the permitted and the inheritable set.
+pub fn cap_ambient_raise(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`),
+/// falling back to probing the bounding set.
+pub fn last_cap() -> u32 {
+    if let Ok(s) = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        && let Ok(n) = s.trim().parse()
+    {
+        return n;
+    }
+    let mut cap = 0;
+    // SAFETY: PR_CAPBSET_READ with an integer argument only reads.
+    while unsafe { libc::prctl(libc::PR_CAPBSET_READ, (cap + 1) as libc::c_ulong, 0, 0, 0) } >= 0 {
+        cap += 1;
+    }
+    cap
+}
+
+/// Proof-carrying check that the calling process has exactly one thread, which is what makes
+/// [`fork`] safe: with no other thread, no lock (malloc's, stdio's) can be held by someone who
+/// will not exist in the child.
+///
+/// It keeps `/proc/self/stat` open (close-on-exec), so the check still works after the
+/// process changed its root or mount namespace. It belongs to the process that opened it; a
+/// forked child must open its own.
+#[derive(Debug)]
+pub struct ThreadCheck {
+    stat: OwnedFd,
+    pid: i32,
+}
+
+impl ThreadCheck {
+    /// Opens `/proc/self/stat` of the calling process.
+    pub fn open() -> io::Result<ThreadCheck> {
+        let stat = rustix::fs::open(
+            "/proc/self/stat",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        Ok(ThreadCheck {
+            stat,
+            pid: rustix::process::getpid().as_raw_nonzero().get(),
+        })
+    }
+
+    /// The number of threads of the process that opened this check.
+    pub fn threads(&self) -> io::Result<u64> {
+        let mut buf = [0u8; 1024];
+        let n = rustix::io::pread(&self.stat, &mut buf, 0)?;
+        let s = std::str::from_utf8(&buf[..n])
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 /proc/self/stat"))?;
+        // Field 20 (num_threads) is the 18th after the ")" that closes the command name.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_ascii_whitespace().nth(17))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/self/stat"))
+    }
+}
+
+/// [`clone3`] for a caller proven single-threaded: returns an error instead of forking when
+/// `check` belongs to another process or the process has more than one thread.
+pub fn fork(
+    check: &ThreadCheck,
+    flags: u64,
+    cgroup_fd: Option<BorrowedFd<'_>>,
+) -> io::Result<Forked> {
+    if check.pid != rustix::process::getpid().as_raw_nonzero().get() {
+        return Err(io::Error::other(
+            "thread check belongs to another process (open a new one after fork)",
+        ));
+    }
+    let threads = check.threads()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "cannot fork: the process has {threads} threads; container creation must run in a \
+             single-threaded process"
+        )));
+    }
+    // SAFETY: the process has exactly one thread (checked just above; only this thread could
+    // create another, and it is busy here), so the child inherits no lock held by a thread
+    // that does not exist in it. That is the whole fork contract.
+    unsafe { clone3(flags, cgroup_fd) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_check_counts_threads() {
+        let c = ThreadCheck::open().unwrap();
+        let before = c.threads().unwrap();
+        assert!(before >= 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        assert_eq!(c.threads().unwrap(), before + 1);
+        // The test harness runs us in a thread, so forking must be refused here.
+        assert!(fork(&c, 0, None).is_err());
+        tx.send(()).unwrap();
+        t.join().unwrap().unwrap();
+    }
+}

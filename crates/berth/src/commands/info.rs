@@ -1,0 +1,129 @@
+//! `berth info`: system-wide information.
+
+use anyhow::Result;
+use berth_api::humanize::bytes_size;
+use clap::Args;
+
+use super::{Ctx, print};
+use crate::StatusError;
+use crate::template::{Template, Value};
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+}
+
+/// Renders `/info` as Docker's text: the fields a reader looks for, in Docker's order.
+pub fn render_text(info: &Value) -> String {
+    let f = |k: &str| info.field(k).map(Value::to_display).unwrap_or_default();
+    let mut out = String::new();
+    out.push_str("Client:\n");
+    out.push_str(&format!(" Version:    {}\n", env!("CARGO_PKG_VERSION")));
+    out.push_str(
+        " Context:    default
+ Debug Mode: false
+
+Server:
+",
+    );
+    out.push_str(&format!(" Containers: {}\n", f("Containers")));
+    out.push_str(&format!("  Running: {}\n", f("ContainersRunning")));
+    out.push_str(&format!("  Paused: {}\n", f("ContainersPaused")));
+    out.push_str(&format!("  Stopped: {}\n", f("ContainersStopped")));
+    out.push_str(&format!(" Images: {}\n", f("Images")));
+    out.push_str(&format!(" Server Version: {}\n", f("ServerVersion")));
+    out.push_str(&format!(" Storage Driver: {}\n", f("Driver")));
+    if let Some(Value::List(status)) = info.field("DriverStatus") {
+        for pair in status {
+            if let Value::List(kv) = pair
+                && kv.len() == 2
+            {
+                out.push_str(&format!(
+                    "  {}: {}\n",
+                    kv[0].to_display(),
+                    kv[1].to_display()
+                ));
+            }
+        }
+    }
+    out.push_str(&format!(" Logging Driver: {}\n", f("LoggingDriver")));
+    out.push_str(&format!(" Cgroup Driver: {}\n", f("CgroupDriver")));
+    out.push_str(&format!(" Cgroup Version: {}\n", f("CgroupVersion")));
+    if let Some(Value::Map(runtimes)) = info.field("Runtimes") {
+        let mut names: Vec<&str> = runtimes.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort();
+        out.push_str(&format!(" Runtimes: {}\n", names.join(" ")));
+    }
+    out.push_str(&format!(" Default Runtime: {}\n", f("DefaultRuntime")));
+    if let Some(Value::List(opts)) = info.field("SecurityOptions") {
+        out.push_str(" Security Options:\n");
+        for o in opts {
+            let text = o.to_display();
+            for (i, part) in text.split(',').enumerate() {
+                match part.split_once('=') {
+                    Some(("name", v)) if i == 0 => out.push_str(&format!("  {v}\n")),
+                    Some((k, v)) => out.push_str(&format!("   {}: {v}\n", capitalize(k))),
+                    None => out.push_str(&format!("  {part}\n")),
+                }
+            }
+        }
+    }
+    out.push_str(&format!(" Kernel Version: {}\n", f("KernelVersion")));
+    out.push_str(&format!(" Operating System: {}\n", f("OperatingSystem")));
+    out.push_str(&format!(" OSType: {}\n", f("OSType")));
+    out.push_str(&format!(" Architecture: {}\n", f("Architecture")));
+    out.push_str(&format!(" CPUs: {}\n", f("NCPU")));
+    let mem = info
+        .field("MemTotal")
+        .and_then(|v| {
+            if let Value::Int(i) = v {
+                Some(*i)
+            } else {
+                None
+            }
+        })
+        .unwrap_or(0);
+    out.push_str(&format!(" Total Memory: {}\n", bytes_size(mem as f64)));
+    out.push_str(&format!(" Name: {}\n", f("Name")));
+    out.push_str(&format!(" ID: {}\n", f("ID")));
+    out.push_str(&format!(" Docker Root Dir: {}\n", f("DockerRootDir")));
+    out.push_str(&format!(" Debug Mode: {}\n", f("Debug")));
+    out.push_str(&format!(" Experimental: {}\n", f("ExperimentalBuild")));
+    out.push_str(&format!(
+        " Live Restore Enabled: {}\n",
+        f("LiveRestoreEnabled")
+    ));
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut cs = s.chars();
+    match cs.next() {
+        Some(c) => c.to_uppercase().chain(cs).collect(),
+        None => String::new(),
+    }
+}
+
+pub fn run(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
+    let bytes = ctx.client.info_raw()?;
+    let info = Value::from_json(&bytes)?;
+    match &args.format {
+        Some(f) => {
+            let src = if f == "json" {
+                "{{json .}}"
+            } else {
+                f.as_str()
+            };
+            let t = Template::parse(src)
+                .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+            let out = t
+                .execute(&info)
+                .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+            print(&format!("{out}\n"))?;
+        }
+        None => print(&render_text(&info))?,
+    }
+    Ok(0)
+}

@@ -1,0 +1,139 @@
+//! `berth version`: client and server versions.
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{Ctx, print};
+use crate::StatusError;
+use crate::template::{Template, Value};
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long)]
+    pub format: Option<String>,
+}
+
+fn client_info() -> Value {
+    let s = |v: &str| Value::str(v);
+    Value::Map(vec![
+        (
+            "Platform".into(),
+            Value::Map(vec![("Name".into(), s("Berth"))]),
+        ),
+        ("Version".into(), s(env!("CARGO_PKG_VERSION"))),
+        ("ApiVersion".into(), s(berth_api::API_VERSION)),
+        ("DefaultAPIVersion".into(), s(berth_api::API_VERSION)),
+        ("Os".into(), s(std::env::consts::OS)),
+        ("Arch".into(), s(go_arch())),
+    ])
+}
+
+/// Go's name for this architecture (`amd64`, `arm64`), as Docker prints it.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+pub fn run(ctx: &Ctx, args: VersionArgs) -> Result<i32> {
+    let client = client_info();
+    let server = ctx.client.version_raw().map(|b| Value::from_json(&b));
+    if let Some(f) = &args.format {
+        let src = if f == "json" {
+            "{{json .}}"
+        } else {
+            f.as_str()
+        };
+        let t = Template::parse(src)
+            .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+        let server_value = match &server {
+            Ok(Ok(v)) => v.clone(),
+            _ => Value::Nil,
+        };
+        let data = Value::Map(vec![
+            ("Client".into(), client),
+            ("Server".into(), server_value),
+        ]);
+        let out = t
+            .execute(&data)
+            .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+        print(&format!("{out}\n"))?;
+        return match server {
+            Ok(_) => Ok(0),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let field = |v: &Value, k: &str| v.field(k).map(Value::to_display).unwrap_or_default();
+    let mut out = String::new();
+    out.push_str("Client:\n");
+    out.push_str(&format!(
+        " Version:           {}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(&format!(" API version:       {}\n", berth_api::API_VERSION));
+    out.push_str(&format!(
+        " OS/Arch:           {}/{}\n",
+        std::env::consts::OS,
+        go_arch()
+    ));
+    print(&out)?;
+    let server = server?.map_err(|e| anyhow::anyhow!("decoding /version: {e}"))?;
+    let mut out = String::new();
+    let platform = server
+        .field("Platform")
+        .map(|p| field(p, "Name"))
+        .unwrap_or_default();
+    out.push_str(&format!("\nServer: {platform}\n"));
+    let engine_name = "Engine";
+    let components = match server.field("Components") {
+        Some(Value::List(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    if components.is_empty() {
+        out.push_str(&format!(" {engine_name}:\n"));
+        out.push_str(&format!(
+            "  Version:          {}\n",
+            field(&server, "Version")
+        ));
+        out.push_str(&format!(
+            "  API version:      {} (minimum version {})\n",
+            field(&server, "ApiVersion"),
+            field(&server, "MinAPIVersion")
+        ));
+        out.push_str(&format!(
+            "  OS/Arch:          {}/{}\n",
+            field(&server, "Os"),
+            field(&server, "Arch")
+        ));
+    }
+    for c in components {
+        out.push_str(&format!(" {}:\n", field(&c, "Name")));
+        out.push_str(&format!("  Version:          {}\n", field(&c, "Version")));
+        if let Some(Value::Map(details)) = c.field("Details") {
+            for (k, v) in details {
+                let label = match k.as_str() {
+                    "ApiVersion" => "API version".to_owned(),
+                    "MinAPIVersion" => continue,
+                    "GoVersion" => "Go version".to_owned(),
+                    "GitCommit" => "Git commit".to_owned(),
+                    "BuildTime" => "Built".to_owned(),
+                    "KernelVersion" => "Kernel version".to_owned(),
+                    other => other.to_owned(),
+                };
+                let mut value = v.to_display();
+                if k == "ApiVersion"
+                    && let Some(min) = details.iter().find(|(k, _)| k == "MinAPIVersion")
+                {
+                    value = format!("{value} (minimum version {})", min.1.to_display());
+                }
+                out.push_str(&format!("  {:<18}{}\n", format!("{label}:"), value));
+            }
+        }
+    }
+    print(&out)?;
+    Ok(0)
+}

@@ -111,14 +111,14 @@ pub enum ClientError {
     #[error("invalid host {host:?}: {reason}")]
     InvalidHost { host: String, reason: String },
     /// The socket could not be connected to.
-    #[error("cannot connect to berthd at {host}: {}", connect_hint(.source))]
-    Connect { host: String, source: io::Error },
+    #[error("cannot connect to berthd at {host}: {}", connect_hint(.error))]
+    Connect { host: String, error: io::Error },
     /// The daemon answered with an error status; `message` is its error body.
     #[error("Error response from daemon: {message}")]
     Daemon { status: u16, message: String },
     /// Reading or writing the connection failed mid-request.
-    #[error("error talking to berthd at {host}: {source}")]
-    Io { host: String, source: io::Error },
+    #[error("error talking to berthd at {host}: {error}")]
+    Io { host: String, error: io::Error },
     /// The daemon's answer was not valid HTTP or not the JSON we expected.
     #[error("unexpected response from berthd: {0}")]
     Protocol(String),
@@ -284,16 +284,16 @@ impl Client {
     }
 
     fn connect(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(self.host.socket_path()).map_err(|source| ClientError::Connect {
+        UnixStream::connect(self.host.socket_path()).map_err(|error| ClientError::Connect {
             host: self.host.to_string(),
-            source,
+            error,
         })
     }
 
-    fn io_err(&self, source: io::Error) -> ClientError {
+    fn io_err(&self, error: io::Error) -> ClientError {
         ClientError::Io {
             host: self.host.to_string(),
-            source,
+            error,
         }
     }
 

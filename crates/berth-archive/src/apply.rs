@@ -273,8 +273,12 @@ impl<'o> Applier<'o> {
                     .map_err(|err| entry_io(&e.name, "inspecting the existing entry", err))?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
                     self.clear(&e.name, pfd.as_fd(), name)?;
-                    rustix::fs::mkdirat(pfd.as_fd(), name_os(name), Mode::from_raw_mode(create_mode))
-                        .map_err(|err| entry_io(&e.name, "creating the directory", err))?;
+                    rustix::fs::mkdirat(
+                        pfd.as_fd(),
+                        name_os(name),
+                        Mode::from_raw_mode(create_mode),
+                    )
+                    .map_err(|err| entry_io(&e.name, "creating the directory", err))?;
                 }
             }
             Err(err) => return Err(entry_io(&e.name, "creating the directory", err)),
@@ -370,8 +374,13 @@ impl<'o> Applier<'o> {
             );
             self.xattr_result(e, k, res)?;
         }
-        rustix::fs::utimensat(pfd, name_os(name), &times(e.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|err| entry_io(&e.name, "setting the modification time", err))?;
+        rustix::fs::utimensat(
+            pfd,
+            name_os(name),
+            &times(e.mtime),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|err| entry_io(&e.name, "setting the modification time", err))?;
         Ok(())
     }
 
@@ -380,12 +389,18 @@ impl<'o> Applier<'o> {
         let target = match clean(&e.link) {
             Ok(t) => t,
             Err(EntryError::EscapesRoot) => {
-                return Err(entry_err(&e.name, EntryError::HardlinkEscapes { target: shown() }));
+                return Err(entry_err(
+                    &e.name,
+                    EntryError::HardlinkEscapes { target: shown() },
+                ));
             }
             Err(r) => return Err(entry_err(&e.name, r)),
         };
         if target.is_empty() {
-            return Err(entry_err(&e.name, EntryError::HardlinkToDirectory { target: shown() }));
+            return Err(entry_err(
+                &e.name,
+                EntryError::HardlinkToDirectory { target: shown() },
+            ));
         }
         if target == path {
             return Err(entry_err(&e.name, EntryError::HardlinkToSelf));
@@ -400,7 +415,10 @@ impl<'o> Applier<'o> {
                 ));
             }
             Err(ResolveError::Escape) => {
-                return Err(entry_err(&e.name, EntryError::HardlinkEscapes { target: shown() }));
+                return Err(entry_err(
+                    &e.name,
+                    EntryError::HardlinkEscapes { target: shown() },
+                ));
             }
             Err(err) => return Err(self.resolve_err(&e.name, err)),
         };
@@ -438,10 +456,14 @@ impl<'o> Applier<'o> {
                 EntryError::HardlinkTargetMissing { target: shown() },
             )),
             Err(err @ (Errno::PERM | Errno::ISDIR)) => {
-                let is_dir = rustix::fs::statat(tfd.as_fd(), name_os(tname), AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+                let is_dir =
+                    rustix::fs::statat(tfd.as_fd(), name_os(tname), AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
                 if is_dir {
-                    Err(entry_err(&e.name, EntryError::HardlinkToDirectory { target: shown() }))
+                    Err(entry_err(
+                        &e.name,
+                        EntryError::HardlinkToDirectory { target: shown() },
+                    ))
                 } else {
                     Err(entry_io(&e.name, "creating the hardlink", err))
                 }
@@ -463,7 +485,8 @@ impl<'o> Applier<'o> {
         let pfd = self.parent(&e.name, parent)?;
         let dev = rustix::fs::makedev(e.dev_major, e.dev_minor);
         let mode = Mode::from_raw_mode(e.mode & 0o777);
-        let make = |pfd: &OwnedFd| rustix::fs::mknodat(pfd.as_fd(), name_os(name), file_type, mode, dev);
+        let make =
+            |pfd: &OwnedFd| rustix::fs::mknodat(pfd.as_fd(), name_os(name), file_type, mode, dev);
         let mut res = make(&pfd);
         if res == Err(Errno::EXIST) {
             self.clear(&e.name, pfd.as_fd(), name)?;
@@ -549,8 +572,7 @@ impl<'o> Applier<'o> {
                     .root
                     .open_dir(dir, true)
                     .map_err(|err| self.resolve_err(&e.name, err))?;
-                match rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty())
-                {
+                match rustix::fs::fsetxattr(&fd, OVERLAY_OPAQUE_XATTR, b"y", XattrFlags::empty()) {
                     Ok(()) => Ok(()),
                     Err(Errno::PERM) => Err(entry_err(
                         &e.name,
@@ -635,7 +657,12 @@ fn uid(e: &Entry) -> Result<rustix::fs::Uid> {
         .ok()
         .filter(|&u| u != u32::MAX)
         .map(rustix::fs::Uid::from_raw)
-        .ok_or_else(|| entry_err(&e.name, EntryError::BadHeader(format!("uid {} is out of range", e.uid))))
+        .ok_or_else(|| {
+            entry_err(
+                &e.name,
+                EntryError::BadHeader(format!("uid {} is out of range", e.uid)),
+            )
+        })
 }
 
 fn gid(e: &Entry) -> Result<rustix::fs::Gid> {
@@ -643,7 +670,12 @@ fn gid(e: &Entry) -> Result<rustix::fs::Gid> {
         .ok()
         .filter(|&g| g != u32::MAX)
         .map(rustix::fs::Gid::from_raw)
-        .ok_or_else(|| entry_err(&e.name, EntryError::BadHeader(format!("gid {} is out of range", e.gid))))
+        .ok_or_else(|| {
+            entry_err(
+                &e.name,
+                EntryError::BadHeader(format!("gid {} is out of range", e.gid)),
+            )
+        })
 }
 
 /// Attributes a layer must not carry: overlayfs' own (a layer could otherwise fake opaque

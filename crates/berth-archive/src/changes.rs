@@ -83,7 +83,13 @@ pub fn changes_with_lowers(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Chang
     let mut lower_roots = lowers.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
     let mut prefix = Vec::new();
-    walk(upper, upper_root.fd(), &mut prefix, &mut lower_roots, &mut out)?;
+    walk(
+        upper,
+        upper_root.fd(),
+        &mut prefix,
+        &mut lower_roots,
+        &mut out,
+    )?;
     out.sort();
     Ok(out)
 }
@@ -108,7 +114,8 @@ fn walk(
             prefix.push(b'/');
         }
         prefix.extend_from_slice(&name);
-        let st = match rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
+        {
             Ok(st) => st,
             Err(Errno::NOENT) => {
                 prefix.truncate(base);
@@ -156,7 +163,11 @@ fn in_lowers(lowers: &mut [Root], path: &[u8]) -> bool {
             Err(ResolveError::NotFound | ResolveError::NotDir) => continue,
             Err(_) => continue,
         };
-        match rustix::fs::statat(dir.as_fd(), OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(
+            dir.as_fd(),
+            OsStr::from_bytes(name),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
             Ok(st) => {
                 let ft = FileType::from_raw_mode(st.st_mode);
                 return !(ft == FileType::CharacterDevice && st.st_rdev == 0);

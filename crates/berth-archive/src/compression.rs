@@ -161,9 +161,18 @@ mod tests {
 
     #[test]
     fn detects_by_magic_only() {
-        assert_eq!(detect_compression(&[0x1f, 0x8b, 0x08, 0]), Compression::Gzip);
-        assert_eq!(detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
-        assert_eq!(detect_compression(&[0x50, 0x2a, 0x4d, 0x18]), Compression::Zstd);
+        assert_eq!(
+            detect_compression(&[0x1f, 0x8b, 0x08, 0]),
+            Compression::Gzip
+        );
+        assert_eq!(
+            detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(
+            detect_compression(&[0x50, 0x2a, 0x4d, 0x18]),
+            Compression::Zstd
+        );
         assert_eq!(detect_compression(b"etc/passwd\0"), Compression::None);
         assert_eq!(detect_compression(&[0x1f]), Compression::None);
         assert_eq!(detect_compression(&[]), Compression::None);
@@ -225,7 +234,10 @@ mod tests {
         let err = decompress(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0, 0, 0, 0][..])
             .err()
             .unwrap();
-        assert!(err.to_string().contains("xz compression is not supported"), "{err}");
+        assert!(
+            err.to_string().contains("xz compression is not supported"),
+            "{err}"
+        );
         let bz = b"BZh91AY&SY\0\0";
         let err = decompress(&bz[..]).err().unwrap();
         assert!(err.to_string().contains("bzip2"), "{err}");
@@ -241,7 +253,10 @@ mod tests {
         let gz = e.finish().unwrap();
         let (_, mut r) = decompress(&gz[..gz.len() / 2]).unwrap();
         let err = io::copy(&mut r, &mut io::sink()).unwrap_err();
-        assert!(err.get_ref().is_some_and(|e| e.is::<CorruptStream>()), "{err:?}");
+        assert!(
+            err.get_ref().is_some_and(|e| e.is::<CorruptStream>()),
+            "{err:?}"
+        );
 
         let mut z = zstd::encode_all(&vec![1u8; 50_000][..], 3).unwrap();
         let mid = z.len() / 2;
@@ -249,6 +264,9 @@ mod tests {
         z[mid + 1] ^= 0xff;
         let (_, mut r) = decompress(&z[..]).unwrap();
         let err = io::copy(&mut r, &mut io::sink()).unwrap_err();
-        assert!(err.get_ref().is_some_and(|e| e.is::<CorruptStream>()), "{err:?}");
+        assert!(
+            err.get_ref().is_some_and(|e| e.is::<CorruptStream>()),
+            "{err:?}"
+        );
     }
 }

@@ -109,8 +109,11 @@ impl<W: Write> Walk<'_, W> {
         let names = fsops::list_dir(dir).map_err(|e| self.fail(prefix, "listing", e))?;
         let mut items = Vec::with_capacity(names.len());
         for name in names {
-            let st = match rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
-            {
+            let st = match rustix::fs::statat(
+                dir,
+                OsStr::from_bytes(&name),
+                AtFlags::SYMLINK_NOFOLLOW,
+            ) {
                 Ok(st) => st,
                 Err(Errno::NOENT) => continue, // removed while we walk
                 Err(e) => {
@@ -180,7 +183,8 @@ impl<W: Write> Walk<'_, W> {
             FileType::Directory => {
                 let fd = open_nofollow(dir, name, OFlags::DIRECTORY)
                     .map_err(|e| self.fail(path, "opening the directory", e))?;
-                let xattrs = read_xattrs_fd(fd.as_fd()).map_err(|e| self.fail(path, "listing xattrs", e))?;
+                let xattrs =
+                    read_xattrs_fd(fd.as_fd()).map_err(|e| self.fail(path, "listing xattrs", e))?;
                 let opaque = self.kind == TreeKind::OverlayUpper
                     && xattrs
                         .iter()
@@ -221,7 +225,8 @@ impl<W: Write> Walk<'_, W> {
                 let mut h = self.header(path, Kind::Symlink, st);
                 h.link = target.into_bytes();
                 h.xattrs = keep_xattrs(
-                    read_xattrs_path(dir, &item.name).map_err(|e| self.fail(path, "listing xattrs", e))?,
+                    read_xattrs_path(dir, &item.name)
+                        .map_err(|e| self.fail(path, "listing xattrs", e))?,
                 );
                 self.write(&h)
             }
@@ -240,13 +245,11 @@ impl<W: Write> Walk<'_, W> {
                 };
                 let mut h = self.header(path, kind, st);
                 if kind != Kind::Fifo {
-                    h.dev = (
-                        rustix::fs::major(st.st_rdev),
-                        rustix::fs::minor(st.st_rdev),
-                    );
+                    h.dev = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
                 }
                 h.xattrs = keep_xattrs(
-                    read_xattrs_path(dir, &item.name).map_err(|e| self.fail(path, "listing xattrs", e))?,
+                    read_xattrs_path(dir, &item.name)
+                        .map_err(|e| self.fail(path, "listing xattrs", e))?,
                 );
                 self.write(&h)
             }
@@ -330,7 +333,10 @@ fn read_xattrs_fd(fd: BorrowedFd<'_>) -> rustix::io::Result<Vec<(Vec<u8>, Vec<u8
     )
 }
 
-fn read_xattrs_path(dir: BorrowedFd<'_>, name: &[u8]) -> rustix::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+fn read_xattrs_path(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+) -> rustix::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let p = fsops::proc_path(dir, name);
     read_xattrs(
         |buf| rustix::fs::llistxattr(&p, buf),

@@ -94,9 +94,7 @@ pub enum EntryError {
     BadWhiteout { name: String },
     #[error("device nodes can only be created by root (CAP_MKNOD)")]
     DeviceNotPermitted,
-    #[error(
-        "entry declares {size} bytes but only {remaining} remain under the layer size limit"
-    )]
+    #[error("entry declares {size} bytes but only {remaining} remain under the layer size limit")]
     TooLarge { size: u64, remaining: u64 },
     #[error("name contains a NUL byte")]
     NulInName,

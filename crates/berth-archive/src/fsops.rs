@@ -119,8 +119,7 @@ impl Root {
             }
             return Ok(self.cache[0].1.clone());
         }
-        let fd = match openat2_beneath(self.fd.as_fd(), path, OFlags::PATH | OFlags::DIRECTORY)
-        {
+        let fd = match openat2_beneath(self.fd.as_fd(), path, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(fd) => fd,
             Err(Errno::NOENT) if create => self.mkdir_all(path)?,
             Err(e) => return Err(e.into()),
@@ -163,23 +162,23 @@ impl Root {
                 .position(|&b| b == b'/')
                 .map_or(path.len(), |i| start + i);
             let prefix = &path[..next];
-            let fd = match openat2_beneath(self.fd.as_fd(), prefix, OFlags::PATH | OFlags::DIRECTORY)
-            {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => {
-                    let pfd = parent.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
-                    match rustix::fs::mkdirat(
-                        pfd,
-                        OsStr::from_bytes(&path[start..next]),
-                        Mode::from_raw_mode(0o755),
-                    ) {
-                        Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(e.into()),
+            let fd =
+                match openat2_beneath(self.fd.as_fd(), prefix, OFlags::PATH | OFlags::DIRECTORY) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT) => {
+                        let pfd = parent.as_ref().map_or(self.fd.as_fd(), |f| f.as_fd());
+                        match rustix::fs::mkdirat(
+                            pfd,
+                            OsStr::from_bytes(&path[start..next]),
+                            Mode::from_raw_mode(0o755),
+                        ) {
+                            Ok(()) | Err(Errno::EXIST) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        openat2_beneath(self.fd.as_fd(), prefix, OFlags::PATH | OFlags::DIRECTORY)?
                     }
-                    openat2_beneath(self.fd.as_fd(), prefix, OFlags::PATH | OFlags::DIRECTORY)?
-                }
-                Err(e) => return Err(e.into()),
-            };
+                    Err(e) => return Err(e.into()),
+                };
             if next == path.len() {
                 return Ok(fd);
             }

@@ -430,10 +430,10 @@ impl<R: Read> TarReader<R> {
                                     reason: "two PAX headers for one entry".into(),
                                 });
                             }
-                            pax = Some(Pax::parse(&data).map_err(|reason| Error::Malformed {
-                                offset: at,
-                                reason,
-                            })?);
+                            pax = Some(
+                                Pax::parse(&data)
+                                    .map_err(|reason| Error::Malformed { offset: at, reason })?,
+                            );
                         }
                         // Global headers are ignored, as Docker does.
                         b'g' => {}
@@ -693,7 +693,9 @@ impl<R: Read> TarReader<R> {
                 map.split(|&b| b == b',').collect()
             };
             if !nums.len().is_multiple_of(2) || nums.len() / 2 > MAX_SPARSE_SEGMENTS {
-                return Err(bad("GNU.sparse.map has an odd or huge number of values".into()));
+                return Err(bad(
+                    "GNU.sparse.map has an odd or huge number of values".into()
+                ));
             }
             nums.chunks(2)
                 .map(|c| match (parse_decimal(c[0]), parse_decimal(c[1])) {
@@ -808,7 +810,10 @@ fn trim(b: &[u8]) -> &[u8] {
         .position(|&c| c != b' ' && c != 0)
         .unwrap_or(b.len());
     let b = &b[start..];
-    let end = b.iter().position(|&c| c == b' ' || c == 0).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .position(|&c| c == b' ' || c == 0)
+        .unwrap_or(b.len());
     &b[..end]
 }
 
@@ -862,10 +867,7 @@ fn parse_pax_time(v: &[u8]) -> Option<Time> {
     })
 }
 
-fn push_gnu_segments(
-    area: &[u8],
-    out: &mut Vec<(u64, u64)>,
-) -> std::result::Result<(), String> {
+fn push_gnu_segments(area: &[u8], out: &mut Vec<(u64, u64)>) -> std::result::Result<(), String> {
     for rec in area.chunks_exact(24) {
         if rec.iter().all(|&b| b == 0) {
             continue;
@@ -1012,7 +1014,12 @@ mod tests {
         let mut neg2 = [0xffu8; 12];
         neg2[11] = 0xfe;
         assert_eq!(parse_signed(&neg2), Some(-2));
-        assert_eq!(parse_size(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            parse_size(&[
+                0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]),
+            None
+        );
     }
 
     #[test]

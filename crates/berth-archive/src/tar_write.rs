@@ -260,7 +260,9 @@ mod tests {
         // Names whose PAX record length crosses a digit boundary, a long link, big ids, a
         // negative mtime and xattrs: everything that needs PAX.
         let mut names = Vec::new();
-        for n in [83usize, 84, 85, 86, 87, 88, 89, 90, 991, 992, 993, 994, 995, 996, 997, 998] {
+        for n in [
+            83usize, 84, 85, 86, 87, 88, 89, 90, 991, 992, 993, 994, 995, 996, 997, 998,
+        ] {
             names.push(vec![b'n'; n].into_iter().chain(*b"/x").collect::<Vec<u8>>());
         }
         let xattrs = vec![(b"user.k".to_vec(), b"v\n\0=".to_vec())];

@@ -24,7 +24,12 @@ fn both_modes(f: impl Fn(WhiteoutMode)) {
 #[test]
 fn dotdot_escaping_the_root_is_refused() {
     both_modes(|mode| {
-        for name in ["../canary", "a/../../canary", "./../../../../../../tmp/x", "/../canary"] {
+        for name in [
+            "../canary",
+            "a/../../canary",
+            "./../../../../../../tmp/x",
+            "/../canary",
+        ] {
             let sb = Sandbox::new();
             let tar = Tar::new().file(name, b"pwned").finish();
             let (entry, reason) = entry_error(sb.apply(&tar, mode));
@@ -52,7 +57,10 @@ fn absolute_names_are_made_relative() {
     let name = format!("/tmp/{unique}/x");
     let tar = Tar::new().file(&name, b"inside").finish();
     sb.apply(&tar, WhiteoutMode::Overlay).unwrap();
-    assert_eq!(fs::read(sb.dest.join("tmp").join(&unique).join("x")).unwrap(), b"inside");
+    assert_eq!(
+        fs::read(sb.dest.join("tmp").join(&unique).join("x")).unwrap(),
+        b"inside"
+    );
     assert!(!std::path::Path::new("/tmp").join(&unique).exists());
     sb.assert_outside_untouched();
 }
@@ -118,7 +126,10 @@ fn entries_below_an_absolute_symlink_are_refused() {
         let (entry, reason) = entry_error(sb.apply(&tar, mode));
         assert_eq!(entry, "evil/secret");
         assert_eq!(reason, EntryError::SymlinkEscape);
-        assert_eq!(fs::read_link(sb.dest.join("evil")).unwrap().to_str(), Some(&*outside));
+        assert_eq!(
+            fs::read_link(sb.dest.join("evil")).unwrap().to_str(),
+            Some(&*outside)
+        );
         sb.assert_outside_untouched();
     });
 }
@@ -227,11 +238,19 @@ fn hardlinks_to_missing_directories_or_themselves_are_refused() {
     let sb = Sandbox::new();
     let tar = Tar::new().hardlink("h", "nope").finish();
     let (_, reason) = entry_error(sb.apply(&tar, WhiteoutMode::Overlay));
-    assert_eq!(reason, EntryError::HardlinkTargetMissing { target: "nope".into() });
+    assert_eq!(
+        reason,
+        EntryError::HardlinkTargetMissing {
+            target: "nope".into()
+        }
+    );
 
     let tar = Tar::new().dir("d/").hardlink("h", "d").finish();
     let (_, reason) = entry_error(sb.apply(&tar, WhiteoutMode::Overlay));
-    assert_eq!(reason, EntryError::HardlinkToDirectory { target: "d".into() });
+    assert_eq!(
+        reason,
+        EntryError::HardlinkToDirectory { target: "d".into() }
+    );
 
     let tar = Tar::new().file("f", b"x").hardlink("f", "./f").finish();
     let (_, reason) = entry_error(sb.apply(&tar, WhiteoutMode::Overlay));
@@ -249,7 +268,12 @@ fn whiteout_tricks_are_refused() {
             let tar = Tar::new().file(name, b"").finish();
             let (entry, reason) = entry_error(sb.apply(&tar, mode));
             assert_eq!(entry, name);
-            assert_eq!(reason, EntryError::BadWhiteout { name: target.into() });
+            assert_eq!(
+                reason,
+                EntryError::BadWhiteout {
+                    name: target.into()
+                }
+            );
             assert_eq!(fs::read(sb.dest.join("d/keep")).unwrap(), b"keep");
             sb.assert_outside_untouched();
         }
@@ -314,7 +338,10 @@ fn absurd_sizes_are_refused_before_anything_is_written() {
     t.buf.extend_from_slice(&[0u8; 4096]);
     let (entry, reason) = entry_error(sb.apply(&t.buf, WhiteoutMode::Overlay));
     assert_eq!(entry, "huge");
-    assert!(matches!(reason, EntryError::TooLarge { size, .. } if size == 1 << 60), "{reason:?}");
+    assert!(
+        matches!(reason, EntryError::TooLarge { size, .. } if size == 1 << 60),
+        "{reason:?}"
+    );
     assert!(!sb.dest.join("huge").exists());
 
     // Within the default limit but past the configured one.
@@ -358,7 +385,13 @@ fn decompression_bombs_stop_at_the_limit() {
     let err = berth_archive::apply_layer(&gz[..], &sb.dest, &opts).unwrap_err();
     // The header already declares more than the limit ...
     assert!(
-        matches!(err, Error::Entry { reason: EntryError::TooLarge { .. }, .. }),
+        matches!(
+            err,
+            Error::Entry {
+                reason: EntryError::TooLarge { .. },
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(!sb.dest.join("bomb").exists());
@@ -370,7 +403,10 @@ fn decompression_bombs_stop_at_the_limit() {
     drop(tar);
     let sb = Sandbox::new();
     let err = berth_archive::apply_layer(&gz[..], &sb.dest, &opts).unwrap_err();
-    assert!(matches!(err, Error::TooLarge { limit } if limit == 16 << 20), "{err}");
+    assert!(
+        matches!(err, Error::TooLarge { limit } if limit == 16 << 20),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains("exceeds the limit of 16777216 uncompressed bytes"),
@@ -398,19 +434,30 @@ fn too_many_entries_are_refused() {
 #[test]
 fn truncated_layers_leave_no_partial_file() {
     let sb = Sandbox::new();
-    let full = Tar::new().file("a", b"first").file("b", &vec![7u8; 10_000]).finish();
+    let full = Tar::new()
+        .file("a", b"first")
+        .file("b", &vec![7u8; 10_000])
+        .finish();
     let cut = &full[..512 * 3 + 4000];
     let err = sb.apply(cut, WhiteoutMode::Overlay).unwrap_err();
     assert!(matches!(err, Error::Truncated { .. }), "{err}");
-    assert!(err.to_string().contains("inside the data of entry \"b\""), "{err}");
+    assert!(
+        err.to_string().contains("inside the data of entry \"b\""),
+        "{err}"
+    );
     assert_eq!(fs::read(sb.dest.join("a")).unwrap(), b"first");
     assert!(!sb.dest.join("b").exists(), "partial file left behind");
 
     // Truncated gzip: a compression error, same guarantee.
     let sb = Sandbox::new();
     let gz = gzip(&full);
-    let err = sb.apply(&gz[..gz.len() - 20], WhiteoutMode::Overlay).unwrap_err();
-    assert!(matches!(err, Error::Compression(_) | Error::Truncated { .. }), "{err}");
+    let err = sb
+        .apply(&gz[..gz.len() - 20], WhiteoutMode::Overlay)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Compression(_) | Error::Truncated { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -455,10 +502,19 @@ fn device_nodes_are_refused_when_not_root() {
         assert!(!opts.preserve_ownership);
         let err = berth_archive::apply_layer(&tar[..], &dest, &opts).unwrap_err();
         assert!(
-            matches!(err, Error::Entry { reason: EntryError::DeviceNotPermitted, .. }),
+            matches!(
+                err,
+                Error::Entry {
+                    reason: EntryError::DeviceNotPermitted,
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert!(err.to_string().contains("device nodes can only be created by root"));
+        assert!(
+            err.to_string()
+                .contains("device nodes can only be created by root")
+        );
         // A fifo needs no privilege.
         let tar = Tar::new().fifo("pipe").finish();
         berth_archive::apply_layer(&tar[..], &dest, &opts).unwrap();
@@ -478,15 +534,21 @@ fn device_nodes_are_refused_when_not_root() {
     // The test binary must be reachable by nobody.
     let exe = std::env::current_exe().unwrap();
     let out = std::process::Command::new(&exe)
-        .args(["--exact", "device_nodes_are_refused_when_not_root", "--nocapture"])
+        .args([
+            "--exact",
+            "device_nodes_are_refused_when_not_root",
+            "--nocapture",
+        ])
         .env("BERTH_TEST_AS_NOBODY", "1")
         .env("BERTH_TEST_DEST", &sb.dest)
         .uid(65534)
         .gid(65534)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() && text.contains("Permission denied") && !text.contains("test result") {
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && text.contains("Permission denied") && !text.contains("test result")
+    {
         eprintln!("skipped: nobody cannot execute the test binary here: {text}");
         return;
     }

@@ -221,7 +221,11 @@ impl Sandbox {
         assert_eq!(st.nlink(), 1, "someone hardlinked the secret");
     }
 
-    pub fn apply(&self, tar: &[u8], mode: WhiteoutMode) -> berth_archive::Result<berth_archive::ApplyStats> {
+    pub fn apply(
+        &self,
+        tar: &[u8],
+        mode: WhiteoutMode,
+    ) -> berth_archive::Result<berth_archive::ApplyStats> {
         let opts = ApplyOptions {
             whiteouts: mode,
             ..ApplyOptions::default()
@@ -270,10 +274,18 @@ fn walk(
     out: &mut BTreeMap<Vec<u8>, Meta>,
     inodes: &mut BTreeMap<(u64, u64), Vec<u8>>,
 ) {
-    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for p in entries {
-        let rel = p.strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
         let st = fs::symlink_metadata(&p).unwrap();
         let ft = st.file_type();
         let kind = if ft.is_dir() {
@@ -295,7 +307,9 @@ fn walk(
             let data = fs::read(&p).unwrap();
             berth_oci::Digest::of(&data).to_string()
         });
-        let link = ft.is_symlink().then(|| fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec());
+        let link = ft
+            .is_symlink()
+            .then(|| fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec());
         let inode_group = (ft.is_file() && st.nlink() > 1).then(|| {
             inodes
                 .entry((st.dev(), st.ino()))
@@ -309,7 +323,11 @@ fn walk(
                 mode: st.mode() & 0o7777,
                 uid: st.uid(),
                 gid: st.gid(),
-                mtime: if ft.is_symlink() || ft.is_dir() || ft.is_file() { st.mtime() } else { 0 },
+                mtime: if ft.is_symlink() || ft.is_dir() || ft.is_file() {
+                    st.mtime()
+                } else {
+                    0
+                },
                 size: if ft.is_file() { st.size() } else { 0 },
                 content,
                 link,

@@ -29,18 +29,31 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reads a whole (small) file: open, read until EOF, close. No `statx` for a size hint (cgroup
+/// files report size 4096 or 0 anyway).
+fn read_small(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Reads a whole (small) file.
 pub(crate) fn read(path: &Path) -> Result<String> {
-    let mut s = String::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut s))
-        .map_err(|e| Error::io("read", path, e))?;
-    Ok(s)
+    read_small(path).map_err(|e| Error::io("read", path, e))
 }
 
 /// Reads a file that may legitimately be absent (controller not enabled, feature missing).
 pub(crate) fn read_opt(path: &Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+    match read_small(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),
@@ -94,19 +107,23 @@ pub(crate) fn mkdir_levels(base: &Path, rel: &str) -> Result<Vec<PathBuf>> {
 /// few times with a short backoff (the kernel reports busy while exiting tasks are still being
 /// released); Ok when already gone.
 pub(crate) fn remove_cgroup(dir: &Path) -> Result<()> {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_cgroup(&e.path())?;
-            }
-        }
-    }
     let mut delay_ms = 1;
     let mut waited = 0;
+    let mut children_removed = false;
     loop {
+        // The common case first: a leaf, one rmdir.
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::ENOTEMPTY))
+                    && !children_removed =>
+            {
+                // Sub-cgroups (made inside the container) keep it busy (ENOTEMPTY on a plain
+                // directory tree such as a test fake): remove them first.
+                children_removed = true;
+                remove_children(dir)?;
+            }
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && waited < 1_000 => {
                 std::thread::sleep(std::time::Duration::from_millis(delay_ms));
                 waited += delay_ms;
@@ -115,6 +132,20 @@ pub(crate) fn remove_cgroup(dir: &Path) -> Result<()> {
             Err(e) => return Err(Error::io("rmdir", dir, e)),
         }
     }
+}
+
+fn remove_children(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup(&e.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Pids listed in `cgroup.procs` of `dir` and every sub-cgroup below it.

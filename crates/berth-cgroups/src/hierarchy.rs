@@ -58,7 +58,7 @@ pub(crate) enum Layout {
         /// controller → its mount (co-mounted controllers share one mount point).
         mounts: BTreeMap<String, V1Mount>,
         /// The cgroup2 mount of a hybrid host, if any.
-        unified: Option<PathBuf>,
+        unified: Option<V1Mount>,
     },
     V2 {
         root: PathBuf,
@@ -94,7 +94,10 @@ impl Hierarchy {
             match m.fstype {
                 "cgroup" => {
                     for ctrl in m.super_opts.split(',') {
-                        if !V1_CONTROLLERS.contains(&ctrl) || mounts.contains_key(ctrl) {
+                        // Named hierarchies (name=systemd) are joined too, as runc does, so
+                        // the container is inside its cgroup everywhere.
+                        let known = V1_CONTROLLERS.contains(&ctrl) || ctrl.starts_with("name=");
+                        if !known || mounts.contains_key(ctrl) {
                             continue;
                         }
                         let own_path = own.get(ctrl).map(String::as_str).unwrap_or("/");
@@ -117,7 +120,7 @@ impl Hierarchy {
         let layout = if !mounts.is_empty() {
             Layout::V1 {
                 mounts,
-                unified: unified.map(|(p, _)| p),
+                unified: unified.map(|(mountpoint, own)| V1Mount { mountpoint, own }),
             }
         } else if let Some((root, own)) = unified {
             Layout::V2 { root, own }
@@ -176,12 +179,13 @@ impl Hierarchy {
     /// The cgroup2 mount of a hybrid v1 host (`/sys/fs/cgroup/unified`), if any.
     pub fn unified_mount(&self) -> Option<&Path> {
         match &*self.layout {
-            Layout::V1 { unified, .. } => unified.as_deref(),
+            Layout::V1 { unified, .. } => unified.as_ref().map(|m| m.mountpoint.as_path()),
             Layout::V2 { root, .. } => Some(root),
         }
     }
 
-    /// The mounted v1 controllers and their mount points (empty on v2).
+    /// The mounted v1 hierarchies (controllers and named ones like `name=systemd`) and their
+    /// mount points (empty on v2).
     pub fn v1_controllers(&self) -> BTreeMap<String, PathBuf> {
         match &*self.layout {
             Layout::V1 { mounts, .. } => mounts
@@ -196,10 +200,15 @@ impl Hierarchy {
     /// [`CgroupManager::create`].
     pub fn manager(&self, path: &CgroupPath) -> Result<Box<dyn CgroupManager>> {
         match &*self.layout {
-            Layout::V1 { mounts, .. } => {
+            Layout::V1 { mounts, unified } => {
                 let mut dirs = BTreeMap::new();
                 for (ctrl, m) in mounts {
                     dirs.insert(ctrl.clone(), (m.mountpoint.clone(), resolve(m, path)));
+                }
+                // Hybrid hosts: the cgroup2 tree too (key ""), as runc does; it gives
+                // cgroup.kill and cgroup.events to v1 containers.
+                if let Some(m) = unified {
+                    dirs.insert(String::new(), (m.mountpoint.clone(), resolve(m, path)));
                 }
                 Ok(Box::new(v1::V1Manager::new(dirs)))
             }
@@ -350,7 +359,15 @@ mod tests {
         let c = h.v1_controllers();
         assert_eq!(
             c.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["cpu", "cpuacct", "devices", "memory", "net_cls", "net_prio"]
+            [
+                "cpu",
+                "cpuacct",
+                "devices",
+                "memory",
+                "name=systemd",
+                "net_cls",
+                "net_prio"
+            ]
         );
         assert_eq!(c["net_prio"], Path::new("/sys/fs/cgroup/net_cls,net_prio"));
     }
@@ -365,6 +382,8 @@ mod tests {
             Path::new("/sys/fs/cgroup/memory/process_api/94c6/x/y")
         );
         assert_eq!(p["cpu"], Path::new("/sys/fs/cgroup/cpu/x/y"));
+        assert_eq!(p[""], Path::new("/sys/fs/cgroup/unified/x/y"));
+        assert_eq!(p["name=systemd"], Path::new("/sys/fs/cgroup/systemd/x/y"));
         let abs = h.manager(&CgroupPath::parse("/x/y").unwrap()).unwrap();
         assert_eq!(
             abs.paths()["memory"],

@@ -67,8 +67,9 @@ pub trait CgroupManager: Send + Sync {
     fn is_frozen(&self) -> Result<bool>;
     /// The processes in the cgroup and its sub-cgroups, sorted.
     fn pids(&self) -> Result<Vec<i32>>;
-    /// Sends `signal` to every process in the cgroup (v2 SIGKILL: one write to
-    /// `cgroup.kill`; otherwise freeze, signal each process, thaw, so none can fork away).
+    /// Sends `signal` to every process in the cgroup. SIGKILL with a cgroup2 directory (v2, or
+    /// v1 hybrid hosts): one write to `cgroup.kill`; otherwise freeze, signal each process,
+    /// thaw, so none can fork away meanwhile.
     fn kill_all(&self, signal: i32) -> Result<()>;
     /// Current usage, in `runc events --stats` shape.
     fn stats(&self) -> Result<Stats>;
@@ -76,7 +77,9 @@ pub trait CgroupManager: Send + Sync {
     fn oom_kill_count(&self) -> Result<u64>;
     /// Removes the cgroup (and sub-cgroups) everywhere; Ok when already gone.
     fn destroy(&self) -> Result<()>;
-    /// controller → directory (v2: `""` → the one directory).
+    /// Where the cgroup lives. v1: controller (or named hierarchy such as `name=systemd`) →
+    /// directory, plus `""` → the cgroup2 directory on hybrid hosts (as runc's paths); v2:
+    /// `""` → the one directory.
     fn paths(&self) -> BTreeMap<String, PathBuf>;
 }
 

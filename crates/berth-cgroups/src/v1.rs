@@ -95,7 +95,7 @@ impl Probe for V1Probe<'_> {
     fn read(&self, controller: &str, file: &str) -> Option<String> {
         self.0
             .dir(controller)
-            .and_then(|d| std::fs::read_to_string(d.join(file)).ok())
+            .and_then(|d| fsio::read(&d.join(file)).ok())
     }
 }
 
@@ -188,6 +188,13 @@ impl CgroupManager for V1Manager {
 
     fn kill_all(&self, signal: i32) -> Result<()> {
         let sig = crate::signal_from_raw("signal", signal)?;
+        // Hybrid hosts: the cgroup2 twin has cgroup.kill (one write, race-free).
+        if signal == libc::SIGKILL
+            && let Some(kill) = self.dir("").map(|d| d.join("cgroup.kill"))
+            && kill.exists()
+        {
+            return fsio::write(&kill, "1");
+        }
         let frozen = self.dir("freezer").is_some() && self.freeze().is_ok();
         let result = self.pids().and_then(|p| crate::signal_each(&p, sig));
         if frozen {

@@ -191,7 +191,7 @@ impl Probe for V2Probe<'_> {
         self.0.join(file).exists()
     }
     fn read(&self, _controller: &str, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.0.join(file)).ok()
+        fsio::read(&self.0.join(file)).ok()
     }
 }
 

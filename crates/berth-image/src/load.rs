@@ -19,7 +19,7 @@ use berth_store::{ImageCommit, ImageRecord, LayerRef, NewLayer, PendingLayer, St
 
 use crate::error::{ImageError, IoContext, Result, parse_json};
 use crate::formats::{ArchiveManifestEntry, Descriptor, ImageConfig, Index, Manifest, to_json};
-use crate::unpack::{Tee, layer_apply_options, unpack_blob};
+use crate::unpack::{BackgroundIngest, Flusher, Tee, layer_apply_options, unpack_blob};
 
 /// Members up to this size are kept in memory (manifests, configs, small layers).
 const SMALL_FILE: u64 = 1 << 20;
@@ -110,6 +110,7 @@ fn load_locked(store: &Store, input: impl Read, opts: &LoadOptions) -> Result<Lo
         compression: HashMap::new(),
         small_bytes: 0,
         prepared: HashMap::new(),
+        flusher: Flusher::new(store.root()),
     };
     staging.read_archive(input)?;
     let images = if staging.exists("manifest.json") {
@@ -177,6 +178,7 @@ struct Staging<'s> {
     small_bytes: u64,
     /// Chains an earlier image of this archive already unpacked: chain → (diff id, size).
     prepared: HashMap<Digest, (Digest, u64)>,
+    flusher: Flusher,
 }
 
 /// Normalizes an archive member name; refuses absolute paths and `..`.
@@ -301,7 +303,7 @@ impl Staging<'_> {
             self.files.insert(name.to_string(), Stored::Mem(buf));
             return Ok(());
         }
-        let mut ingest = self.store.content().writer()?;
+        let mut ingest = BackgroundIngest::new(self.store.content().writer()?);
         let mut head = vec![0u8; 512.min(size as usize)];
         e.read_exact(&mut head).map_err(trunc)?;
         let compression = berth_archive::detect_compression(&head);
@@ -343,6 +345,9 @@ impl Staging<'_> {
                 .ctx(|| format!("storing archive entry {name}"))?;
             berth_store::content::copy_buffered(e, &mut ingest).map_err(trunc)?;
         }
+        let ingest = ingest
+            .finish()
+            .ctx(|| format!("storing archive entry {name}"))?;
         if ingest.len() != size {
             return Err(trunc(io::ErrorKind::UnexpectedEof.into()));
         }
@@ -358,6 +363,7 @@ impl Staging<'_> {
             });
         }
         let (digest, size) = ingest.commit(None, Some(size))?;
+        self.flusher.kick();
         self.compression.insert(digest.clone(), compression);
         if let Some(u) = unpacked {
             self.unpacked.insert(digest.clone(), u);

@@ -65,3 +65,124 @@ impl<R: Read, W: Write> Read for Tee<'_, R, W> {
         Ok(n)
     }
 }
+
+/// Hands the bytes written to it to a thread that hashes them and writes them into an
+/// ingest, so that storing a blob and unpacking it use both cores. At most `DEPTH` chunks
+/// are in flight (bounded memory).
+pub(crate) struct BackgroundIngest {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<io::Result<berth_store::Ingest>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+const DEPTH: usize = 8;
+
+impl BackgroundIngest {
+    pub(crate) fn new(mut ingest: berth_store::Ingest) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+        let (spare_tx, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
+        let handle = std::thread::Builder::new()
+            .name("berth-ingest".into())
+            .spawn(move || {
+                for buf in rx {
+                    ingest.write_all(&buf)?;
+                    let _ = spare_tx.try_send(buf);
+                }
+                Ok(ingest)
+            })
+            .expect("spawning the ingest thread");
+        BackgroundIngest {
+            tx: Some(tx),
+            handle: Some(handle),
+            spare,
+        }
+    }
+
+    /// Waits for every byte to be written and returns the ingest.
+    pub(crate) fn finish(mut self) -> io::Result<berth_store::Ingest> {
+        self.tx.take();
+        self.handle
+            .take()
+            .expect("finished twice")
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+impl Write for BackgroundIngest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut chunk = self.spare.try_recv().unwrap_or_default();
+        chunk.clear();
+        chunk.extend_from_slice(buf);
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("ingest finished"))?;
+        if tx.send(chunk).is_err() {
+            // The writer thread stopped (a write error): report it now.
+            self.tx.take();
+            let e = match self.handle.take().map(|h| h.join()) {
+                Some(Ok(Err(e))) => e,
+                _ => io::Error::other("the ingest thread stopped"),
+            };
+            return Err(e);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BackgroundIngest {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Starts writeback of everything written so far in the background (`syncfs` on a helper
+/// thread), so the final [`Store::sync`] before publishing finds little left to flush while
+/// the load keeps unpacking.
+pub(crate) struct Flusher {
+    tx: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub(crate) fn new(root: &std::path::Path) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let root = root.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("berth-flush".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    if let Ok(f) = std::fs::File::open(&root) {
+                        let _ = rustix::fs::syncfs(&f);
+                    }
+                }
+            })
+            .ok();
+        Flusher {
+            tx: Some(tx),
+            handle,
+        }
+    }
+    pub(crate) fn kick(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

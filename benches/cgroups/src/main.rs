@@ -37,6 +37,8 @@ fn main() {
         .expect("spawn sleep");
     let pid = child.id() as i32;
     // Where to move the process back to (its original cgroups), per hierarchy.
+    let host = berth_cgroups::Hierarchy::detect().unwrap();
+    let mounts = host.v1_controllers();
     let home: Vec<PathBuf> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .unwrap()
         .lines()
@@ -44,10 +46,12 @@ fn main() {
             let mut f = l.splitn(3, ':');
             let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
             let ctrl = ctrl.split(',').next()?;
-            if ctrl.is_empty() || ctrl.starts_with("name=") {
-                return None;
-            }
-            Some(PathBuf::from(format!("/sys/fs/cgroup/{ctrl}{path}")))
+            let mount = if ctrl.is_empty() {
+                host.unified_mount()?.to_path_buf()
+            } else {
+                mounts.get(ctrl)?.clone()
+            };
+            Some(mount.join(path.trim_start_matches('/')))
         })
         .filter(|p| p.join("cgroup.procs").exists())
         .collect();
@@ -58,7 +62,6 @@ fn main() {
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // berth detects once per process (as the shim and runtime do); libcgroups per manager.
-        let host = berth_cgroups::Hierarchy::detect().unwrap();
         for i in 0..n {
             let path = format!("/berth-test-bench-{}-{i}", std::process::id());
             match which {

@@ -106,8 +106,7 @@ impl Store {
         let links = snap_dir.join("l");
         for s in &removed {
             let _ = fs::remove_file(links.join(&s.link));
-            let d = snap_dir.join(&s.id);
-            fs::remove_dir_all(&d).ctx(|| format!("removing snapshot {}", d.display()))?;
+            self.trash.discard(&snap_dir.join(&s.id))?;
             report.snapshots_removed += 1;
         }
         // Directories and links nobody names: left by a crash mid-unpack.
@@ -119,8 +118,7 @@ impl Store {
             if name == "l" || name == "empty" || ids.contains(name.as_str()) {
                 continue;
             }
-            let p = e.path();
-            fs::remove_dir_all(&p).ctx(|| format!("removing orphan snapshot {}", p.display()))?;
+            self.trash.discard(&e.path())?;
             report.snapshots_removed += 1;
         }
         for e in fs::read_dir(&links).ctx(|| format!("listing {}", links.display()))? {
@@ -133,7 +131,7 @@ impl Store {
         for d in self.content.list()? {
             if !blobs.contains(&d) {
                 report.bytes_freed += self.content.size(&d).unwrap_or(0);
-                self.content.delete(&d)?;
+                self.trash.discard(&self.content.path(&d))?;
                 report.blobs_removed += 1;
             }
         }

@@ -9,6 +9,7 @@
 //! ├── snapshots/l/<LINK>         short symlinks → ../<id>/fs (keeps overlay's lowerdir option
 //! │                              under the page size for deep images, like Docker's overlay2)
 //! ├── tmp/                       private mount points (export, commit); removed at open
+//! ├── trash/                     doomed snapshots and blobs, deleted by a helper thread
 //! └── meta.redb                  images, tags, snapshots, leases (schema: [`meta`])
 //! ```
 //!
@@ -32,6 +33,7 @@ mod fsck;
 mod gc;
 pub mod meta;
 mod snapshots;
+mod trash;
 
 use std::fs;
 use std::io::Read;
@@ -58,6 +60,13 @@ pub struct Store {
     db: redb::Database,
     /// Operations hold it shared; GC holds it exclusively.
     ops: RwLock<()>,
+    pub(crate) trash: trash::Trash,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.trash.drain();
+    }
 }
 
 /// Held by an operation for its whole duration so that GC never sweeps content it is
@@ -111,11 +120,13 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         meta::migrate(&db, &db_path)?;
+        let trash = trash::Trash::open(&root)?;
         let store = Store {
             root,
             content,
             db,
             ops: RwLock::new(()),
+            trash,
         };
         // Nothing can be in flight yet: clean up after a crash of the previous owner.
         store.content.clean_ingest()?;

@@ -466,8 +466,7 @@ impl Store {
         }
         w.commit()?;
         let _ = fs::remove_file(self.links_dir().join(&rec.link));
-        let dir = self.snapshots_dir().join(&rec.id);
-        fs::remove_dir_all(&dir).ctx(|| format!("removing {}", dir.display()))
+        self.trash.discard(&self.snapshots_dir().join(&rec.id))
     }
 
     /// Container keys whose snapshot was made from `image` (sorted).

@@ -78,8 +78,9 @@ pub trait CgroupManager: Send + Sync {
     /// Removes the cgroup (and sub-cgroups) everywhere; Ok when already gone.
     fn destroy(&self) -> Result<()>;
     /// Where the cgroup lives. v1: controller (or named hierarchy such as `name=systemd`) →
-    /// directory, plus `""` → the cgroup2 directory on hybrid hosts (as runc's paths); v2:
-    /// `""` → the one directory.
+    /// directory; v2: `""` → the one directory. (On hybrid hosts a v1 container also has a
+    /// cgroup2 directory, used for `cgroup.kill`; it is not listed, so a `""` key always
+    /// means v2.)
     fn paths(&self) -> BTreeMap<String, PathBuf>;
 }
 

@@ -318,8 +318,11 @@ impl CgroupManager for V1Manager {
     }
 
     fn paths(&self) -> BTreeMap<String, PathBuf> {
+        // The cgroup2 twin of a hybrid host stays internal: callers read a "" key as "this is
+        // a v2 cgroup" (e.g. when mounting cgroupfs into the container).
         self.dirs
             .iter()
+            .filter(|(c, _)| !c.is_empty())
             .map(|(c, (m, r))| (c.clone(), m.join(r)))
             .collect()
     }

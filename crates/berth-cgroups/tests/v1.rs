@@ -80,6 +80,13 @@ fn lifecycle_limits_readback_stats_freeze_destroy() {
     for ctrl in paths.keys() {
         assert_eq!(proc_cgroup(child.pid, ctrl), path, "{ctrl}");
     }
+    // Hybrid host: the process is in the cgroup2 twin too (cgroup.kill works for v1).
+    let twin = h.unified_mount().map(|u| u.join(&name).join("c1"));
+    if let Some(twin) = &twin {
+        assert!(!paths.contains_key(""), "the twin is not listed");
+        assert!(twin.is_dir());
+        assert_eq!(proc_cgroup(child.pid, ""), path);
+    }
     child.go();
     assert_eq!(child.line(), "ready");
 
@@ -160,6 +167,7 @@ fn lifecycle_limits_readback_stats_freeze_destroy() {
     for (ctrl, dir) in &paths {
         assert!(!dir.exists(), "{ctrl}: {} left behind", dir.display());
     }
+    assert!(twin.is_none_or(|t| !t.exists()));
     cg.destroy().unwrap(); // Ok when already gone
 }
 
@@ -319,11 +327,7 @@ fn relative_path_nests_below_our_own_cgroup() {
                 c.split(',').any(|c| c == ctrl).then(|| p.to_string())
             })
             .unwrap();
-        let mount = if ctrl.is_empty() {
-            h.unified_mount().unwrap().to_path_buf()
-        } else {
-            h.v1_controllers()[&ctrl].clone()
-        };
+        let mount = &h.v1_controllers()[&ctrl];
         let want = mount.join(mine.trim_start_matches('/')).join(&name);
         assert_eq!(dir, want, "{ctrl}");
         assert!(dir.is_dir());

@@ -74,6 +74,17 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
+    /// The host's layout, detected on first use and shared by the whole process afterwards
+    /// (a failed detection is not cached).
+    pub fn host() -> Result<Hierarchy> {
+        static HOST: std::sync::OnceLock<Hierarchy> = std::sync::OnceLock::new();
+        if let Some(h) = HOST.get() {
+            return Ok(h.clone());
+        }
+        let h = Hierarchy::detect()?;
+        Ok(HOST.get_or_init(|| h).clone())
+    }
+
     /// Detects the host's layout from `/proc/self/mountinfo` and `/proc/self/cgroup`.
     pub fn detect() -> Result<Hierarchy> {
         let read = |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io("read", p, e));
@@ -309,12 +320,16 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len() + 1
-            && b.get(i + 1..i + 4)
-                .is_some_and(|o| o.iter().all(|c| (b'0'..=b'7').contains(c)))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+        let octal = b.get(i + 1..i + 4).and_then(|o| {
+            o.iter()
+                .try_fold(0u32, |v, c| {
+                    (b'0'..=b'7')
+                        .contains(c)
+                        .then(|| v * 8 + u32::from(c - b'0'))
+                })
+                .and_then(|v| u8::try_from(v).ok())
+        });
+        if let (b'\\', Some(v)) = (b[i], octal) {
             out.push(v);
             i += 4;
         } else {
@@ -423,11 +438,17 @@ mod tests {
     fn mountinfo_escapes() {
         assert_eq!(unescape(r"/a\040b\134c"), "/a b\\c");
         assert_eq!(unescape(r"/x\04"), r"/x\04");
+        assert_eq!(unescape(r"/x\777"), r"/x\777", "out of range stays literal");
     }
 
     #[test]
     fn detects_this_host() {
         let h = Hierarchy::detect().unwrap();
+        assert_eq!(Hierarchy::host().unwrap().version(), h.version());
+        assert!(Arc::ptr_eq(
+            &Hierarchy::host().unwrap().layout,
+            &Hierarchy::host().unwrap().layout
+        ));
         // Whatever the host, detection yields a usable layout with at least one mount.
         match h.version() {
             CgroupVersion::V1 => assert!(!h.v1_controllers().is_empty()),

@@ -4,7 +4,7 @@
 //! than change it):
 //!
 //! ```text
-//! let host = Hierarchy::detect()?;                 // parse /proc/self/mountinfo once
+//! let host = Hierarchy::host()?;                   // parse /proc/self/mountinfo once per process
 //! let cg = host.manager(&CgroupPath::from_oci(spec_path, id)?)?;
 //! cg.create()?;                                     // mkdir in every hierarchy (idempotent)
 //! cg.apply(&resources)?;                            // validate everything, then write files
@@ -133,5 +133,17 @@ pub(crate) fn warn_ignored(ignored: &[plan::Ignored]) {
             i.resource,
             i.reason
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn features_say_what_is_built_in() {
+        let f = super::features();
+        assert_eq!(f["v1"], true);
+        assert_eq!(f["v2"], true);
+        assert_eq!(f["systemd"], false);
+        assert_eq!(f["systemdUser"], false);
     }
 }

@@ -164,6 +164,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the input, an accepted path can only name something below its base.
+        #[test]
+        fn accepted_paths_never_escape(p in "[a-z./\\x00\n:]{0,24}") {
+            if let Ok(c) = CgroupPath::from_oci(Some(&p), "x") {
+                for comp in c.components() {
+                    proptest::prop_assert!(!comp.is_empty() && comp != "." && comp != "..");
+                    proptest::prop_assert!(!comp.contains(['/', '\0', '\n']));
+                }
+                proptest::prop_assert!(!c.components().is_empty());
+            }
+        }
+    }
+
     #[test]
     fn systemd_form_is_refused_clearly() {
         for p in ["system.slice:docker:abc", ":berth:abc"] {

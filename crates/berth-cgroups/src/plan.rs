@@ -282,12 +282,19 @@ pub fn plan_v1(res: &LinuxResources, probe: &dyn Probe) -> Result<Plan> {
             }
         }
         if let Some(k) = limit_value(mem.kernel_tcp().unwrap_or(0), "memory.kernelTCP", "-1")? {
-            out.push(w(
-                "memory",
-                "memory.kmem.tcp.limit_in_bytes",
-                k,
-                "memory.kernelTCP",
-            ));
+            if probe.has("memory", "memory.kmem.tcp.limit_in_bytes") {
+                out.push(w(
+                    "memory",
+                    "memory.kmem.tcp.limit_in_bytes",
+                    k,
+                    "memory.kernelTCP",
+                ));
+            } else {
+                plan.ignored.push(Ignored {
+                    resource: "memory.kernelTCP",
+                    reason: "this kernel has no kernel TCP memory limit",
+                });
+            }
         }
         if let Some(s) = mem.swappiness() {
             if s > 100 {

@@ -1,0 +1,1534 @@
+//! The engine: container records in memory and in `meta.redb`, lifecycle operations, shim
+//! supervision and live restore.
+//!
+//! Concurrency: each container has a lifecycle lock (`op`, async) taken by operations that
+//! change it (start, stop, kill's state check, pause, remove), so two of them never interleave
+//! on one container; its record sits behind a short synchronous lock never held across an
+//! await. Exits arrive from one monitor task per shim (a connection that asked `wait`) and go
+//! through [`Engine::handle_exit`], the one place an exit is recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use berth_api::body::ContainerCreateBody;
+use berth_api::models::{ContainerConfig, HostConfig};
+use berth_oci::Digest;
+use berth_shim::{ExitInfo, Request, ShimConfig, StartReply, StateReply};
+use berth_store::Store;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::error::{EngineError, Result};
+use crate::events::Events;
+use crate::names;
+use crate::record::{self, ContainerRecord};
+use crate::shim::{self, Launcher};
+use crate::spec::{self, HostInfo, SeccompSetting};
+use crate::status::{self, State, Status, Transition};
+
+/// Daemon-wide settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// `--data-root` (images, snapshots, container dirs, meta.redb).
+    pub data_root: PathBuf,
+    /// `--exec-root` (shim state dirs, runtime state).
+    pub exec_root: PathBuf,
+    /// The `berth-shim` binary (copied into a sealed memfd at start).
+    pub shim_binary: PathBuf,
+    /// `--default-runtime`: `berth` (built in), `runc`, `crun` or a configured name.
+    pub default_runtime: String,
+    /// Runtime name → binary path (`runc` → `/usr/sbin/runc`, ...).
+    pub runtimes: BTreeMap<String, PathBuf>,
+    /// `--default-pids-limit` (0 = none).
+    pub default_pids_limit: i64,
+    /// `--cgroup-parent`: containers get `<parent>/<id>`.
+    pub cgroup_parent: String,
+    /// Daemon-wide json-file defaults (`log-opts` max-size / max-file).
+    pub log_max_size: u64,
+    pub log_max_file: u32,
+}
+
+impl EngineConfig {
+    pub fn new(data_root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>, shim: impl Into<PathBuf>) -> EngineConfig {
+        let mut runtimes = BTreeMap::new();
+        for (name, paths) in [
+            ("runc", ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]),
+            ("crun", ["/usr/bin/crun", "/usr/local/bin/crun", "/usr/sbin/crun"]),
+        ] {
+            if let Some(p) = paths.iter().find(|p| Path::new(p).exists()) {
+                runtimes.insert(name.to_string(), PathBuf::from(p));
+            }
+        }
+        EngineConfig {
+            data_root: data_root.into(),
+            exec_root: exec_root.into(),
+            shim_binary: shim.into(),
+            default_runtime: berth_shim::BUILTIN_RUNTIME.into(),
+            runtimes,
+            default_pids_limit: DEFAULT_PIDS_LIMIT,
+            cgroup_parent: "/berth".into(),
+            log_max_size: 0,
+            log_max_file: 1,
+        }
+    }
+}
+
+/// The default `--default-pids-limit`: 4096 processes per container, like Podman's
+/// safeguard (Docker sets none). A fork bomb in one container then cannot exhaust the host's
+/// pid space, while real workloads (even JVMs with thousands of threads) stay far below it.
+/// `--pids-limit -1` lifts it per container, `--default-pids-limit 0` for the daemon.
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+
+/// What `wait` can wait for.
+pub use berth_api::query::WaitCondition;
+
+/// Progress of a container's life, watched by `wait`, `logs -f` and `stop`.
+#[derive(Debug, Clone, Default)]
+pub struct Life {
+    /// How many times it exited since the daemon started.
+    pub exits: u64,
+    pub exit_code: i64,
+    pub error: Option<String>,
+    pub removed: bool,
+}
+
+/// Whether a shim exists for the container and what its container is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShimState {
+    None,
+    /// Created, its init waiting for `start` (attach before start).
+    Created,
+    /// The app runs (or ran; the monitor has not reported the exit yet).
+    Started,
+}
+
+pub struct Container {
+    pub id: String,
+    rec: Mutex<ContainerRecord>,
+    life: watch::Sender<Life>,
+    op: tokio::sync::Mutex<()>,
+    shim: Mutex<ShimState>,
+}
+
+impl Container {
+    fn new(rec: ContainerRecord) -> Arc<Container> {
+        Arc::new(Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            life: watch::channel(Life::default()).0,
+            op: tokio::sync::Mutex::new(()),
+            shim: Mutex::new(ShimState::None),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> ContainerRecord {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.rec.lock().unwrap_or_else(|e| e.into_inner()).state.status
+    }
+
+    fn shim_state(&self) -> ShimState {
+        *self.shim.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_shim(&self, s: ShimState) {
+        *self.shim.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Life> {
+        self.life.subscribe()
+    }
+}
+
+pub struct Engine {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) store: Arc<Store>,
+    pub(crate) containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// name → id, including names reserved by creates in flight.
+    pub(crate) names: Mutex<HashMap<String, String>>,
+    pub events: Events,
+    launcher: Launcher,
+    pub(crate) info: HostInfo,
+    seccomp_cache: Mutex<HashMap<(String, Vec<String>), Option<Value>>>,
+    default_profile: Mutex<Option<Arc<berth_oci::seccomp_profile::DockerProfile>>>,
+    image_cache: Mutex<HashMap<Digest, Arc<berth_image::ImageConfig>>>,
+    pub(crate) started_at: std::time::Instant,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+fn host_info() -> HostInfo {
+    let cap_last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    HostInfo {
+        cap_last_cap,
+        ncpu,
+        hostname,
+        devices: Vec::new(),
+    }
+}
+
+/// Every device node under `/dev` (for privileged containers), skipping the ones the
+/// container gets its own of.
+fn host_devices() -> Vec<spec::HostDevice> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+            let ft = m.file_type();
+            if ft.is_dir() {
+                let name = p.to_string_lossy();
+                if !matches!(
+                    name.as_ref(),
+                    "/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev/fd"
+                ) {
+                    stack.push(p);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                'c'
+            } else if ft.is_block_device() {
+                'b'
+            } else {
+                continue;
+            };
+            let path = p.to_string_lossy().into_owned();
+            if matches!(path.as_str(), "/dev/console" | "/dev/ptmx" | "/dev/tty") {
+                continue;
+            }
+            let rdev = m.rdev();
+            out.push(spec::HostDevice {
+                path,
+                kind,
+                major: rustix::fs::major(rdev) as i64,
+                minor: rustix::fs::minor(rdev) as i64,
+                file_mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+impl Engine {
+    /// Opens the data root, loads container records and re-attaches to live shims.
+    pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>> {
+        for d in [&cfg.data_root, &cfg.exec_root] {
+            std::fs::create_dir_all(d).map_err(EngineError::io(format!("creating {}", d.display())))?;
+        }
+        for d in [
+            cfg.data_root.join("containers"),
+            cfg.exec_root.join("containers"),
+            cfg.exec_root.join("runtime"),
+        ] {
+            std::fs::create_dir_all(&d).map_err(EngineError::io(format!("creating {}", d.display())))?;
+        }
+        let launcher = Launcher::new(&cfg.shim_binary)?;
+        let root = cfg.data_root.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(root))
+            .await
+            .map_err(|e| EngineError::Internal(format!("opening the store: {e}")))??;
+        let records = record::load_all(store.db())?;
+        let engine = Arc::new(Engine {
+            cfg,
+            store: Arc::new(store),
+            containers: RwLock::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+            events: Events::new(),
+            launcher,
+            info: host_info(),
+            seccomp_cache: Mutex::new(HashMap::new()),
+            default_profile: Mutex::new(None),
+            image_cache: Mutex::new(HashMap::new()),
+            started_at: std::time::Instant::now(),
+        });
+        {
+            let mut map = engine.containers.write().unwrap_or_else(|e| e.into_inner());
+            let mut names = engine.names.lock().unwrap_or_else(|e| e.into_inner());
+            for rec in records {
+                names.insert(rec.name.clone(), rec.id.clone());
+                map.insert(rec.id.clone(), Container::new(rec));
+            }
+        }
+        engine.restore().await;
+        Ok(engine)
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn state_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("containers").join(id)
+    }
+
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.data_root.join("containers").join(id)
+    }
+
+    /// Every container (unordered).
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Finds a container by full ID, name (with or without `/`) or unique ID prefix, as
+    /// Docker does.
+    pub fn lookup(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let map = self.containers.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(name_or_id) {
+            return Ok(c.clone());
+        }
+        let bare = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if let Some(id) = self
+            .names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(bare)
+            && let Some(c) = map.get(id)
+        {
+            return Ok(c.clone());
+        }
+        if !name_or_id.is_empty() && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found: Option<&Arc<Container>> = None;
+            for (id, c) in map.iter() {
+                if id.starts_with(name_or_id) {
+                    if found.is_some() {
+                        return Err(EngineError::invalid(format!(
+                            "multiple IDs found with provided prefix: {name_or_id}"
+                        )));
+                    }
+                    found = Some(c);
+                }
+            }
+            if let Some(c) = found {
+                return Ok(c.clone());
+            }
+        }
+        Err(EngineError::NoSuchContainer(name_or_id.to_string()))
+    }
+
+    /// Applies a state transition and persists it (the one place state changes).
+    fn transition(&self, c: &Container, t: Transition, durable: bool) -> Result<ContainerRecord> {
+        let rec = {
+            let mut rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = rec.state.clone();
+            status::apply(&c.id, &mut next, t)?;
+            rec.state = next;
+            rec.clone()
+        };
+        record::put(self.store.db(), &rec, durable)?;
+        Ok(rec)
+    }
+
+    fn update_record(&self, c: &Container, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        let rec = {
+            let mut rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut rec);
+            rec.clone()
+        };
+        record::put(self.store.db(), &rec, true)?;
+        Ok(rec)
+    }
+
+    pub(crate) fn container_event(&self, action: &str, rec: &ContainerRecord, extra: &[(&str, String)]) {
+        let mut attrs: BTreeMap<String, String> = rec
+            .config
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        attrs.insert("image".into(), rec.image.clone());
+        attrs.insert("name".into(), rec.name.clone());
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone());
+        }
+        self.events.publish("container", action, &rec.id, attrs);
+    }
+
+    // ------------------------------------------------------------------ images (cached)
+
+    pub(crate) fn image_config(&self, id: &Digest) -> Result<Arc<berth_image::ImageConfig>> {
+        if let Some(c) = self
+            .image_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(c.clone());
+        }
+        let rec = self
+            .store
+            .image(id)?
+            .ok_or_else(|| EngineError::NoSuchImage(id.to_string()))?;
+        let cfg = Arc::new(berth_image::image_config(&self.store, &rec)?);
+        self.image_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), cfg.clone());
+        Ok(cfg)
+    }
+
+    fn seccomp_for(&self, setting: &SeccompSetting, caps: &[String]) -> Result<Option<Value>> {
+        let key_name = match setting {
+            SeccompSetting::Unconfined => return Ok(None),
+            SeccompSetting::Default => String::new(),
+            SeccompSetting::Custom(json) => json.clone(),
+        };
+        let key = (key_name, caps.to_vec());
+        if let Some(v) = self
+            .seccomp_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(v.clone());
+        }
+        use berth_oci::seccomp_profile::{DEFAULT_PROFILE, DockerProfile, ProfileTarget};
+        let profile: Arc<DockerProfile> = match setting {
+            SeccompSetting::Default => {
+                let mut slot = self.default_profile.lock().unwrap_or_else(|e| e.into_inner());
+                match &*slot {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = Arc::new(DockerProfile::parse(DEFAULT_PROFILE.as_bytes()).map_err(
+                            |e| EngineError::Internal(format!("built-in seccomp profile: {e}")),
+                        )?);
+                        *slot = Some(p.clone());
+                        p
+                    }
+                }
+            }
+            SeccompSetting::Custom(json) => Arc::new(
+                DockerProfile::parse(json.as_bytes())
+                    .map_err(|e| EngineError::invalid(format!("Decoding seccomp profile failed: {e}")))?,
+            ),
+            SeccompSetting::Unconfined => unreachable!("returned above"),
+        };
+        let oci = profile
+            .to_oci(&ProfileTarget::host(caps))
+            .map_err(|e| EngineError::invalid(e.to_string()))?;
+        let v = serde_json::to_value(&oci)
+            .map_err(|e| EngineError::Internal(format!("encoding seccomp filter: {e}")))?;
+        let mut cache = self.seccomp_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        cache.insert(key, Some(v.clone()));
+        Ok(Some(v))
+    }
+
+    fn runtime_binary(&self, name: &str) -> Result<String> {
+        if name == berth_shim::BUILTIN_RUNTIME {
+            return Ok(name.to_string());
+        }
+        match self.cfg.runtimes.get(name) {
+            Some(p) => Ok(p.to_string_lossy().into_owned()),
+            None => Err(EngineError::invalid(format!(
+                "unknown or invalid runtime name: {name}"
+            ))),
+        }
+    }
+
+    // ------------------------------------------------------------------ create
+
+    /// `POST /containers/create`: returns the new ID and Docker's warnings.
+    pub async fn create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<(String, Vec<String>)> {
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => Some(names::validate_name(n)?),
+            None => None,
+        };
+        let image_name = body.config.image.clone().unwrap_or_default();
+        if image_name.is_empty() {
+            return Err(EngineError::invalid(
+                "no image given: set Config.Image to the image to create the container from",
+            ));
+        }
+        let mut host = body.host_config.clone().unwrap_or_default();
+        let mut warnings = spec::validate_host_config(&host, &self.info)?;
+        let runtime_name = host
+            .runtime
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| self.cfg.default_runtime.clone());
+        self.runtime_binary(&runtime_name)?;
+        let mounts = spec::user_mounts(&host)?;
+
+        // The image.
+        let image_id = self.store.resolve_image(&image_name).map_err(|e| match e {
+            berth_store::StoreError::ImageNotFound(_) => {
+                EngineError::NoSuchImage(display_reference(&image_name))
+            }
+            other => other.into(),
+        })?;
+        let image_cfg = self.image_config(&image_id)?;
+        let user_cfg: berth_image::ContainerConfig = convert(&body.config)?;
+        let merged = berth_image::spec::merge_config(&image_cfg.container(), &user_cfg);
+        let image_rec = self
+            .store
+            .image(&image_id)?
+            .ok_or_else(|| EngineError::NoSuchImage(image_name.clone()))?;
+        let files = berth_image::spec::ImageFiles::from_image(&self.store, &image_rec)?;
+        let process = berth_image::spec::process_for(&files, &merged)?;
+        let group_add = resolve_groups(&files, host.group_add.as_deref().unwrap_or(&[]))?;
+
+        // Name reservation.
+        let id = names::new_id();
+        let name = {
+            let mut names_map = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let chosen = match name {
+                Some(n) => {
+                    if let Some(owner) = names_map.get(&n) {
+                        return Err(names::name_in_use(&n, owner));
+                    }
+                    n
+                }
+                None => {
+                    let mut retry = 0;
+                    loop {
+                        let n = names::generate_name(retry);
+                        if !names_map.contains_key(&n) {
+                            break n;
+                        }
+                        retry += 1;
+                    }
+                }
+            };
+            names_map.insert(chosen.clone(), id.clone());
+            chosen
+        };
+        let result = self
+            .create_reserved(&id, &name, &image_name, &image_id, body.config, &merged, &mut host, mounts, &process, &group_add, runtime_name)
+            .await;
+        match result {
+            Ok(rec) => {
+                self.container_event("create", &rec, &[]);
+                Ok((id, std::mem::take(&mut warnings)))
+            }
+            Err(e) => {
+                self.names.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+                let _ = self.store.remove_container(&id);
+                let _ = std::fs::remove_dir_all(self.container_dir(&id));
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn create_reserved(
+        &self,
+        id: &str,
+        name: &str,
+        image_name: &str,
+        image_id: &Digest,
+        request: ContainerConfig,
+        merged: &berth_image::ContainerConfig,
+        host: &mut HostConfig,
+        mounts: Vec<spec::UserMount>,
+        process: &berth_image::spec::ProcessSpec,
+        group_add: &[u32],
+        runtime: String,
+    ) -> Result<ContainerRecord> {
+        // -v creates missing host directories, like Docker.
+        for m in &mounts {
+            if m.kind == "bind" && !Path::new(&m.source).exists() {
+                if m.create_source {
+                    std::fs::create_dir_all(&m.source)
+                        .map_err(EngineError::io(format!("creating bind source {}", m.source)))?;
+                } else {
+                    return Err(EngineError::invalid(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                        m.source
+                    )));
+                }
+            }
+        }
+        let dir = self.container_dir(id);
+        self.store.prepare_container(id, image_id)?;
+        std::fs::create_dir_all(dir.join("rootfs"))
+            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+
+        // The config inspect shows: the merge, with Docker's Hostname and Image.
+        let mut config: ContainerConfig = convert(merged)?;
+        config.image = Some(image_name.to_string());
+        config.hostname = Some(spec::hostname(id, &request, host, &self.info));
+        config.domainname = request.domainname.clone().or(Some(String::new()));
+        for (field, v) in [
+            (&mut config.attach_stdin, request.attach_stdin),
+            (&mut config.attach_stdout, request.attach_stdout),
+            (&mut config.attach_stderr, request.attach_stderr),
+            (&mut config.tty, request.tty),
+            (&mut config.open_stdin, request.open_stdin),
+            (&mut config.stdin_once, request.stdin_once),
+        ] {
+            *field = Some(v.unwrap_or(false));
+        }
+        // Normalize what inspect shows.
+        if host.network_mode.as_deref().is_none_or(|m| m.is_empty() || m == "default") {
+            host.network_mode = Some("bridge".into());
+        }
+        if host.shm_size.unwrap_or(0) == 0 {
+            host.shm_size = Some(spec::DEFAULT_SHM_SIZE);
+        }
+        if host.runtime.as_deref().is_none_or(str::is_empty) {
+            host.runtime = Some(runtime.clone());
+        }
+
+        let hostname = config.hostname.clone().unwrap_or_default();
+        let net = spec::network_mode(host);
+        let host_hosts = std::fs::read_to_string("/etc/hosts").ok();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let write = |file: &str, data: &str| -> Result<()> {
+            std::fs::write(dir.join(file), data)
+                .map_err(EngineError::io(format!("writing {}", dir.join(file).display())))
+        };
+        write("hostname", &format!("{hostname}\n"))?;
+        write("hosts", &spec::hosts_file(&hostname, net, host_hosts.as_deref()))?;
+        write(
+            "resolv.conf",
+            &spec::resolv_conf(
+                &host_resolv,
+                net,
+                host.dns.as_deref().unwrap_or(&[]),
+                host.dns_search.as_deref().unwrap_or(&[]),
+                host.dns_options.as_deref().unwrap_or(&[]),
+            ),
+        )?;
+
+        let mut info_owned;
+        let info = if host.privileged.unwrap_or(false) {
+            info_owned = self.info.clone();
+            info_owned.devices = host_devices();
+            &info_owned
+        } else {
+            &self.info
+        };
+        let input = spec::SpecInput {
+            id,
+            config: &config,
+            host,
+            process,
+            group_add,
+            container_dir: &dir,
+            cgroup_parent: &self.cfg.cgroup_parent,
+            default_pids_limit: self.cfg.default_pids_limit,
+            info,
+        };
+        let oci = spec::build(&input, &mut |s, caps| self.seccomp_for(s, caps))?;
+        let bytes = serde_json::to_vec(&oci)
+            .map_err(|e| EngineError::Internal(format!("encoding config.json: {e}")))?;
+        std::fs::write(dir.join("config.json"), bytes)
+            .map_err(EngineError::io(format!("writing {}/config.json", dir.display())))?;
+
+        let (path, args) = match process.args.split_first() {
+            Some((p, rest)) => (p.clone(), rest.to_vec()),
+            None => (String::new(), Vec::new()),
+        };
+        let rec = ContainerRecord {
+            id: id.to_string(),
+            name: name.to_string(),
+            created: now(),
+            image: image_name.to_string(),
+            image_id: image_id.to_string(),
+            config,
+            host_config: host.clone(),
+            state: State::default(),
+            path,
+            args,
+            mounts,
+            runtime,
+            restart_count: 0,
+            hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
+            hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
+            resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
+            log_path: dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            manually_stopped: false,
+            extra: BTreeMap::new(),
+        };
+        record::put(self.store.db(), &rec, true)?;
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), Container::new(rec.clone()));
+        Ok(rec)
+    }
+
+    // ------------------------------------------------------------------ shims
+
+    fn shim_config(&self, rec: &ContainerRecord, start_now: bool) -> Result<ShimConfig> {
+        let runtime = self.runtime_binary(&rec.runtime)?;
+        let bundle = self.container_dir(&rec.id);
+        let runtime_root = if runtime == berth_shim::BUILTIN_RUNTIME {
+            self.cfg.exec_root.join("runtime")
+        } else {
+            self.cfg.exec_root.join(format!("runtime-{}", rec.runtime))
+        };
+        let overlay = self.store.container_overlay(&rec.id)?;
+        let mut cfg = ShimConfig::new(rec.id.clone(), bundle, runtime_root);
+        cfg.runtime = runtime;
+        let (max_size, max_file) = log_options(&rec.host_config, &self.cfg)?;
+        cfg.log = Some(berth_shim::LogConfig {
+            path: PathBuf::from(&rec.log_path),
+            max_size,
+            max_file,
+        });
+        cfg.tty = rec.config.tty.unwrap_or(false);
+        cfg.open_stdin = rec.config.open_stdin.unwrap_or(false);
+        cfg.stdin_once = rec.config.stdin_once.unwrap_or(false);
+        cfg.init = rec.host_config.init.unwrap_or(false);
+        cfg.rootfs = Some(berth_shim::Overlay {
+            lowerdirs: overlay.lowerdirs.clone(),
+            upperdir: overlay.upperdir.clone(),
+            workdir: overlay.workdir.clone(),
+            options: Vec::new(),
+        });
+        cfg.start_now = start_now;
+        cfg.seccomp_cache = Some(self.cfg.exec_root.join("seccomp"));
+        if cfg.tty
+            && let Some(cs) = &rec.host_config.console_size
+            && cs.len() == 2
+            && cs[0] > 0
+            && cs[1] > 0
+        {
+            cfg.console_size = Some(berth_shim::WindowSize {
+                height: cs[0] as u16,
+                width: cs[1] as u16,
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Spawns the container's shim; returns the init's pid.
+    async fn spawn_shim(self: &Arc<Self>, c: &Arc<Container>, start_now: bool) -> Result<i32> {
+        let rec = c.record();
+        let dir = self.state_dir(&c.id);
+        for f in [berth_shim::EXIT_FILE, berth_shim::SOCKET_FILE, berth_shim::PID_FILE] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        std::fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        let cfg = self.shim_config(&rec, start_now)?;
+        std::fs::write(dir.join(berth_shim::CONFIG_FILE), cfg.to_json())
+            .map_err(EngineError::io(format!("writing {}/shim.json", dir.display())))?;
+        let (pid, _warnings) = self.launcher.spawn(&dir).await?;
+        c.set_shim(if start_now { ShimState::Started } else { ShimState::Created });
+        self.monitor(c.clone());
+        Ok(pid)
+    }
+
+    /// Watches a shim for the container's exit (one connection asking `wait`).
+    fn monitor(self: &Arc<Self>, c: Arc<Container>) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let dir = engine.state_dir(&c.id);
+            let exit = match shim::Conn::connect(&dir).await {
+                Ok(mut conn) => match conn.call::<ExitInfo>(&Request::Wait).await {
+                    Ok(exit) => {
+                        // The shim exits after cleaning up; wait for it to let go (EOF) so a
+                        // restart or removal never races its cleanup.
+                        let (_, mut stream) = conn.into_stream();
+                        let mut sink = [0u8; 64];
+                        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                            use tokio::io::AsyncReadExt;
+                            while let Ok(n) = stream.read(&mut sink).await {
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                        Some(exit)
+                    }
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            };
+            let exit = match exit {
+                Some(e) => Ok(e),
+                None => wait_for_exit_file(&dir).await,
+            };
+            engine.handle_exit(&c, exit).await;
+        });
+    }
+
+    /// Records an exit (the one place): state, event, waiters, auto-remove.
+    async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, exit: std::result::Result<ExitInfo, String>) {
+        let was = c.shim_state();
+        c.set_shim(ShimState::None);
+        let (code, oom, at, error) = match exit {
+            Ok(e) => (e.exit_code as i64, e.oom_killed, e.exited_at, String::new()),
+            Err(why) => (255, false, now(), why),
+        };
+        let status = c.status();
+        if was == ShimState::Created && status == Status::Created {
+            // Killed before it started: nothing ran, the container stays created.
+            c.life.send_modify(|l| {
+                l.exits += 1;
+                l.exit_code = code;
+            });
+            return;
+        }
+        let rec = match self.transition(
+            c,
+            Transition::Exited {
+                exit_code: code,
+                oom_killed: oom,
+                at,
+                error: error.clone(),
+            },
+            false,
+        ) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::warn!(id = %c.id, "exit not recorded: {e}");
+                c.record()
+            }
+        };
+        if oom {
+            self.container_event("oom", &rec, &[]);
+        }
+        self.container_event("die", &rec, &[("exitCode", code.to_string())]);
+        c.life.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = code;
+            l.error = (!error.is_empty()).then_some(error);
+        });
+        if rec.host_config.auto_remove.unwrap_or(false) {
+            let engine = self.clone();
+            let id = c.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.remove(&id, false, false).await {
+                    tracing::warn!(id, "auto-remove failed: {e}");
+                }
+            });
+        }
+    }
+
+    // ------------------------------------------------------------------ live restore
+
+    async fn restore(self: &Arc<Self>) {
+        for c in self.all() {
+            let rec = c.record();
+            let dir = self.state_dir(&c.id);
+            if rec.state.status == Status::Removing {
+                let engine = self.clone();
+                let id = c.id.clone();
+                // Finish an interrupted removal.
+                let _ = engine.finish_remove(&id).await;
+                continue;
+            }
+            if !dir.join(berth_shim::SOCKET_FILE).exists() && !dir.join(berth_shim::EXIT_FILE).exists() {
+                if rec.state.status.is_alive() {
+                    // Neither a shim nor its exit record: it died with its shim.
+                    self.handle_exit(&c, Err("the container's shim died while berthd was down; its exit status is unknown".into())).await;
+                }
+                continue;
+            }
+            match shim::call::<StateReply>(&dir, &Request::State).await {
+                Ok(st) => match st.status {
+                    berth_shim::Status::Created => {
+                        // Attached but never started: nothing to keep.
+                        let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Shutdown).await;
+                    }
+                    berth_shim::Status::Running | berth_shim::Status::Paused => {
+                        if !rec.state.status.is_alive() {
+                            // The start was not persisted before a crash.
+                            let _ = self.transition(
+                                &c,
+                                Transition::Started {
+                                    pid: st.pid as i64,
+                                    at: st.started_at.clone().unwrap_or_else(now),
+                                },
+                                false,
+                            );
+                        }
+                        if st.status == berth_shim::Status::Paused && c.status() == Status::Running {
+                            let _ = self.transition(&c, Transition::Paused, false);
+                        }
+                        c.set_shim(ShimState::Started);
+                        self.monitor(c.clone());
+                    }
+                    berth_shim::Status::Stopped => {
+                        c.set_shim(ShimState::Started);
+                        self.monitor(c.clone());
+                    }
+                },
+                Err(_) => {
+                    let exit = match ExitInfo::load(&dir) {
+                        Ok(Some(e)) => Ok(e),
+                        _ => Err("the container's shim died while berthd was down; its exit status is unknown".to_string()),
+                    };
+                    if rec.state.status.is_alive() {
+                        c.set_shim(ShimState::Started);
+                        self.handle_exit(&c, exit).await;
+                    } else if rec.state.status == Status::Created
+                        && let Ok(e) = exit
+                    {
+                        // Started and exited while the start was not yet persisted.
+                        let _ = self.transition(&c, Transition::Started { pid: 0, at: rec.created.clone() }, false);
+                        c.set_shim(ShimState::Started);
+                        self.handle_exit(&c, Ok(e)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.lookup(name)?;
+        let _op = c.op.lock().await;
+        self.start_locked(&c).await
+    }
+
+    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
+        // Check the transition first (304 for running, 409 for paused/removing).
+        {
+            let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+            let mut probe = rec.state.clone();
+            status::apply(&c.id, &mut probe, Transition::Started { pid: 0, at: String::new() })?;
+        }
+        let started = match c.shim_state() {
+            ShimState::Created => {
+                let dir = self.state_dir(&c.id);
+                match shim::call::<StartReply>(&dir, &Request::Start).await {
+                    Ok(r) => {
+                        c.set_shim(ShimState::Started);
+                        let pid = shim::call::<StateReply>(&dir, &Request::State)
+                            .await
+                            .map(|s| s.pid as i64)
+                            .unwrap_or(0);
+                        Ok((pid, r.started_at))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ShimState::Started => {
+                return Err(EngineError::conflict(format!(
+                    "container {} is still shutting down; try again",
+                    c.id
+                )));
+            }
+            ShimState::None => self
+                .spawn_shim(c, true)
+                .await
+                .map(|pid| (pid as i64, now())),
+        };
+        match started {
+            Ok((pid, at)) => {
+                let rec = self.transition(c, Transition::Started { pid, at }, false)?;
+                self.update_record(c, |r| r.manually_stopped = false)?;
+                self.container_event("start", &rec, &[]);
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let code = if msg.contains("executable file not found")
+                    || msg.contains("no such file or directory")
+                    || msg.contains("No such file or directory")
+                {
+                    127
+                } else if msg.contains("permission denied") || msg.contains("Permission denied") {
+                    126
+                } else {
+                    128
+                };
+                let _ = self.transition(
+                    c,
+                    Transition::StartFailed {
+                        error: msg,
+                        exit_code: code,
+                    },
+                    true,
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until the container's exit count passes `exits`.
+    async fn wait_exit_after(c: &Container, exits: u64, timeout: Option<Duration>) -> bool {
+        let mut rx = c.watch();
+        let fut = rx.wait_for(|l| l.exits > exits || l.removed);
+        match timeout {
+            Some(t) => matches!(tokio::time::timeout(t, fut).await, Ok(Ok(_))),
+            None => fut.await.is_ok(),
+        }
+    }
+
+    /// `POST /containers/{id}/stop`.
+    pub async fn stop(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let c = self.lookup(name)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, signal, timeout).await
+    }
+
+    async fn stop_locked(self: &Arc<Self>, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let rec = c.record();
+        if c.shim_state() == ShimState::Created && rec.state.status == Status::Created {
+            // Attached but never started: tear the prepared container down.
+            let _ = shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Shutdown).await;
+            return Err(EngineError::NotModified("container already stopped".into()));
+        }
+        if !rec.state.status.is_alive() {
+            return Err(EngineError::NotModified("container already stopped".into()));
+        }
+        self.update_record(c, |r| r.manually_stopped = true)?;
+        let sig = match signal {
+            Some(s) if !s.is_empty() => parse_signal(s)?,
+            _ => match rec.config.stop_signal.as_deref() {
+                Some(s) if !s.is_empty() => parse_signal(s).unwrap_or(libc::SIGTERM),
+                _ => libc::SIGTERM,
+            },
+        };
+        let secs = timeout
+            .or(rec.config.stop_timeout)
+            .unwrap_or(10);
+        let exits = c.life.borrow().exits;
+        let dir = self.state_dir(&c.id);
+        let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Kill { signal: sig, all: false }).await;
+        if rec.state.status == Status::Paused {
+            let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Resume).await;
+        }
+        let graceful = if secs < 0 {
+            Self::wait_exit_after(c, exits, None).await
+        } else {
+            Self::wait_exit_after(c, exits, Some(Duration::from_secs(secs as u64))).await
+        };
+        if !graceful {
+            let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Kill { signal: libc::SIGKILL, all: true }).await;
+            if !Self::wait_exit_after(c, exits, Some(Duration::from_secs(30))).await {
+                return Err(EngineError::Internal(format!(
+                    "container {} did not exit within 30 seconds after SIGKILL",
+                    c.id
+                )));
+            }
+        }
+        let rec = c.record();
+        self.container_event("stop", &rec, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(self: &Arc<Self>, name: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.lookup(name)?;
+        let sig = match signal {
+            Some(s) if !s.is_empty() => parse_signal(s)?,
+            _ => libc::SIGKILL,
+        };
+        let rec = c.record();
+        if !rec.state.status.is_alive() {
+            return Err(EngineError::conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                name, rec.id
+            )));
+        }
+        let exits = c.life.borrow().exits;
+        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Kill { signal: sig, all: false })
+            .await
+            .map_err(|e| match e {
+                EngineError::Shim { message, kind } => EngineError::Shim {
+                    message: format!("Cannot kill container: {name}: {message}"),
+                    kind,
+                },
+                other => other,
+            })?;
+        self.container_event("kill", &rec, &[("signal", sig.to_string())]);
+        if sig == libc::SIGKILL {
+            // Docker's kill returns once a SIGKILLed container is gone.
+            Self::wait_exit_after(&c, exits, Some(Duration::from_secs(10))).await;
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+        let c = self.lookup(name)?;
+        let _op = c.op.lock().await;
+        match self.stop_locked(&c, signal, timeout).await {
+            Ok(()) => {}
+            Err(e) if matches!(e, EngineError::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.update_record(&c, |r| r.restart_count += 0)?;
+        self.start_locked(&c).await?;
+        let rec = c.record();
+        self.container_event("restart", &rec, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/pause`.
+    pub async fn pause(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.lookup(name)?;
+        let _op = c.op.lock().await;
+        {
+            let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+            status::apply(&c.id, &mut rec.state.clone(), Transition::Paused)?;
+        }
+        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Pause).await?;
+        let rec = self.transition(&c, Transition::Paused, false)?;
+        self.container_event("pause", &rec, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub async fn unpause(self: &Arc<Self>, name: &str) -> Result<()> {
+        let c = self.lookup(name)?;
+        let _op = c.op.lock().await;
+        {
+            let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+            status::apply(&c.id, &mut rec.state.clone(), Transition::Unpaused)?;
+        }
+        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Resume).await?;
+        let rec = self.transition(&c, Transition::Unpaused, false)?;
+        self.container_event("unpause", &rec, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/resize`.
+    pub async fn resize(&self, name: &str, height: u16, width: u16) -> Result<()> {
+        let c = self.lookup(name)?;
+        if c.shim_state() == ShimState::None {
+            return Err(EngineError::conflict(format!("Container {} is not running", c.id)));
+        }
+        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Resize { height, width }).await?;
+        Ok(())
+    }
+
+    /// Registers a wait now and returns a future for its outcome (exit code, error), so
+    /// callers can answer headers before the container even starts (`docker run`).
+    pub fn wait(&self, name: &str, condition: WaitCondition) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
+        let c = self.lookup(name)?;
+        let mut rx = c.watch();
+        let (start_exits, status) = (rx.borrow().exits, c.status());
+        let rec_code = c.record().state.exit_code;
+        Ok(async move {
+            match condition {
+                WaitCondition::NotRunning if !status.is_alive() => (rec_code, None),
+                WaitCondition::Removed => {
+                    let r = rx.wait_for(|l| l.removed).await.map(|l| (l.exit_code, l.error.clone()));
+                    r.unwrap_or((rec_code, None))
+                }
+                _ => {
+                    let r = rx
+                        .wait_for(|l| l.exits > start_exits || l.removed)
+                        .await
+                        .map(|l| (l.exit_code, l.error.clone()));
+                    r.unwrap_or((rec_code, None))
+                }
+            }
+        })
+    }
+
+    /// Attaches to the container's stdio: spawns its shim without starting it if needed
+    /// (attach before start loses nothing). Returns the stream and whether it is a tty.
+    pub async fn attach(self: &Arc<Self>, name: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<Attached> {
+        let c = self.lookup(name)?;
+        let rec = c.record();
+        let _op = c.op.lock().await;
+        match (c.shim_state(), rec.state.status) {
+            (ShimState::None, Status::Created | Status::Exited) => {
+                self.spawn_shim(&c, false).await?;
+            }
+            (ShimState::None, _) | (_, Status::Removing | Status::Dead) => {
+                return Err(EngineError::conflict(
+                    "You cannot attach to a stopped container, start it first",
+                ));
+            }
+            _ => {}
+        }
+        let dir = self.state_dir(&c.id);
+        let mut conn = shim::Conn::connect(&dir).await.map_err(|e| {
+            EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
+        })?;
+        conn.call::<berth_shim::Empty>(&Request::Attach { stdin, stdout, stderr })
+            .await?;
+        self.container_event("attach", &rec, &[]);
+        let (buffered, stream) = conn.into_stream();
+        Ok(Attached {
+            buffered,
+            stream,
+            tty: rec.config.tty.unwrap_or(false),
+        })
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(self: &Arc<Self>, name: &str, force: bool, _volumes: bool) -> Result<()> {
+        let c = self.lookup(name)?;
+        {
+            let _op = c.op.lock().await;
+            let rec = c.record();
+            if rec.state.status.is_alive() {
+                if !force {
+                    if rec.state.status == Status::Paused {
+                        return Err(EngineError::conflict(
+                            "cannot remove a paused container: unpause and then stop the container before attempting removal or force remove",
+                        ));
+                    }
+                    return Err(EngineError::conflict(format!(
+                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                        rec.name
+                    )));
+                }
+                let exits = c.life.borrow().exits;
+                let dir = self.state_dir(&c.id);
+                let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Kill { signal: libc::SIGKILL, all: true }).await;
+                if rec.state.status == Status::Paused {
+                    let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Resume).await;
+                }
+                if !Self::wait_exit_after(&c, exits, Some(Duration::from_secs(30))).await {
+                    return Err(EngineError::Internal(format!(
+                        "could not kill container {} for removal",
+                        c.id
+                    )));
+                }
+            }
+            if c.shim_state() == ShimState::Created {
+                let exits = c.life.borrow().exits;
+                let _ = shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Shutdown).await;
+                Self::wait_exit_after(&c, exits, Some(Duration::from_secs(10))).await;
+            }
+            match self.transition(&c, Transition::RemovalStarted, false) {
+                Ok(_) => {}
+                Err(e) if c.status() == Status::Removing => {
+                    // Another removal (auto-remove) got there first.
+                    let _ = e;
+                    drop(_op);
+                    let mut rx = c.watch();
+                    let _ = rx.wait_for(|l| l.removed).await;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.finish_remove(&c.id).await
+    }
+
+    async fn finish_remove(self: &Arc<Self>, id: &str) -> Result<()> {
+        let c = self.lookup(id)?;
+        let rec = c.record();
+        let store = self.store.clone();
+        let cid = id.to_string();
+        let dir = self.container_dir(id);
+        let sdir = self.state_dir(id);
+        let res = tokio::task::spawn_blocking(move || -> Result<()> {
+            match store.remove_container(&cid) {
+                Ok(()) | Err(berth_store::StoreError::SnapshotNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            for d in [&dir, &sdir] {
+                match std::fs::remove_dir_all(d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(EngineError::io(format!("removing {}", d.display()))(e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
+        if let Err(e) = res {
+            let _ = self.transition(&c, Transition::RemovalFailed { error: e.to_string() }, true);
+            return Err(e);
+        }
+        record::delete(self.store.db(), id)?;
+        self.containers.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        {
+            let mut names_map = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            if names_map.get(&rec.name).is_some_and(|v| v == id) {
+                names_map.remove(&rec.name);
+            }
+        }
+        self.container_event("destroy", &rec, &[]);
+        c.life.send_modify(|l| l.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub fn rename(&self, name: &str, new_name: &str) -> Result<()> {
+        let c = self.lookup(name)?;
+        let new_name = names::validate_name(new_name)?;
+        let old = c.record().name;
+        if old == new_name {
+            return Err(EngineError::invalid(format!(
+                "Renaming a container with the same name as its current name"
+            )));
+        }
+        {
+            let mut names_map = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(owner) = names_map.get(&new_name) {
+                return Err(names::name_in_use(&new_name, owner));
+            }
+            names_map.remove(&old);
+            names_map.insert(new_name.clone(), c.id.clone());
+        }
+        let rec = self.update_record(&c, |r| r.name = new_name.clone())?;
+        self.container_event("rename", &rec, &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// The container's log file and whether it has a tty.
+    pub fn log_source(&self, name: &str) -> Result<(Arc<Container>, PathBuf, bool)> {
+        let c = self.lookup(name)?;
+        let rec = c.record();
+        Ok((c.clone(), PathBuf::from(rec.log_path), rec.config.tty.unwrap_or(false)))
+    }
+
+    /// Whether a container is running (for image removal's checks).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.containers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .is_some_and(|c| c.status().is_alive())
+    }
+
+    /// Stops every container's monitoring without touching the containers (daemon
+    /// shutdown: the shims keep running; live restore picks them up).
+    pub fn running_count(&self) -> (usize, usize, usize) {
+        let mut r = (0, 0, 0);
+        for c in self.all() {
+            match c.status() {
+                Status::Running | Status::Restarting => r.0 += 1,
+                Status::Paused => r.1 += 1,
+                _ => r.2 += 1,
+            }
+        }
+        r
+    }
+}
+
+/// An attach stream: bytes already read plus the socket.
+pub struct Attached {
+    pub buffered: Vec<u8>,
+    pub stream: tokio::net::UnixStream,
+    pub tty: bool,
+}
+
+async fn wait_for_exit_file(dir: &Path) -> std::result::Result<ExitInfo, String> {
+    // The shim writes exit.json before answering waiters; if we lost the connection early,
+    // give it a moment to land.
+    for _ in 0..50 {
+        if let Ok(Some(e)) = ExitInfo::load(dir) {
+            return Ok(e);
+        }
+        if !dir.join(berth_shim::SOCKET_FILE).exists() && !dir.join(berth_shim::PID_FILE).exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match ExitInfo::load(dir) {
+        Ok(Some(e)) => Ok(e),
+        _ => Err("the container's shim exited without recording the exit status".into()),
+    }
+}
+
+/// What users typed, as Docker shows it in "No such image" (`busybox` → `busybox:latest`).
+pub fn display_reference(name: &str) -> String {
+    match berth_oci::Reference::parse(name) {
+        Ok(r) if r.digest().is_none() => r.with_default_tag().familiar(),
+        _ => name.to_string(),
+    }
+}
+
+/// Converts between the API's and the image crate's config types (same JSON names).
+fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B> {
+    let v = serde_json::to_value(a).map_err(|e| EngineError::Internal(format!("config: {e}")))?;
+    serde_json::from_value(v).map_err(|e| EngineError::invalid(format!("invalid container config: {e}")))
+}
+
+/// `GroupAdd` entries → gids, names through the image's `/etc/group`.
+fn resolve_groups(files: &berth_image::spec::ImageFiles, groups: &[String]) -> Result<Vec<u32>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let table = files.read("etc/group")?.unwrap_or_default();
+    let table = String::from_utf8_lossy(&table);
+    let mut out = Vec::new();
+    for g in groups {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => table
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                })
+                .next()
+                .ok_or_else(|| {
+                    EngineError::invalid(format!(
+                        "Unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+        if !out.contains(&gid) {
+            out.push(gid);
+        }
+    }
+    Ok(out)
+}
+
+/// json-file options: `max-size` (Docker units: `10m`) and `max-file`.
+fn log_options(host: &HostConfig, cfg: &EngineConfig) -> Result<(u64, u32)> {
+    let mut size = cfg.log_max_size;
+    let mut files = cfg.log_max_file;
+    if let Some(lc) = &host.log_config
+        && let Some(opts) = &lc.config
+    {
+        for (k, v) in opts {
+            match k.as_str() {
+                "max-size" => {
+                    size = parse_size(v).ok_or_else(|| {
+                        EngineError::invalid(format!("invalid max-size for json-file log: {v:?}"))
+                    })?
+                }
+                "max-file" => {
+                    files = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        EngineError::invalid(format!("invalid max-file for json-file log: {v:?}"))
+                    })?
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((size, files))
+}
+
+/// Docker's `units.RAMInBytes`: `512`, `10k`, `10m`, `1g` (binary multiples).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n >= 0.0).then(|| (n * mult as f64) as u64)
+}
+
+/// `SIGTERM`, `TERM`, `term`, `15` → the signal number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    let bad = || EngineError::invalid(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" | "CLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        other => {
+            if let Some(rest) = other.strip_prefix("RTMIN+")
+                && let Ok(n) = rest.parse::<i32>()
+                && (0..=30).contains(&n)
+            {
+                34 + n
+            } else if other == "RTMIN" {
+                34
+            } else if other == "RTMAX" {
+                64
+            } else {
+                return Err(bad());
+            }
+        }
+    };
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("HUP").unwrap(), 1);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), 35);
+        for bad in ["SIGFOO", "0", "65", "-1", ""] {
+            let e = parse_signal(bad).unwrap_err();
+            assert!(e.to_string().starts_with("Invalid signal"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_like_docker_units() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1k"), Some(1024));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("1.5g"), Some(3 << 29));
+        assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn references_display_with_default_tag() {
+        assert_eq!(display_reference("busybox"), "busybox:latest");
+        assert_eq!(display_reference("me/app:1"), "me/app:1");
+    }
+}

@@ -1,0 +1,166 @@
+//! Spawning shims and talking to them from async code.
+//!
+//! - [`Launcher`]: at daemon start the `berth-shim` binary is copied once into a sealed memfd
+//!   (so a container can never overwrite the binary the next shim runs: CVE-2019-5736), and
+//!   every shim is spawned by exec'ing `/proc/self/fd/N` with tokio's `Command` (berthd never
+//!   forks by hand), with the write end of a pipe as fd 3 for the one startup line.
+//! - [`Conn`]: one connection to `<state_dir>/shim.sock`: newline-delimited JSON requests
+//!   and replies ([`berth_shim::Request`], [`berth_shim::parse_reply`]); `attach` turns it
+//!   into the container's byte stream.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use berth_shim::{Request, ShimError};
+use command_fds::{CommandFdExt, FdMapping};
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::error::{EngineError, Result};
+
+impl From<ShimError> for EngineError {
+    fn from(e: ShimError) -> Self {
+        EngineError::Shim {
+            kind: e.kind.into(),
+            message: e.message,
+        }
+    }
+}
+
+/// Spawns shims from one sealed in-memory copy of the binary.
+pub struct Launcher {
+    memfd: OwnedFd,
+    exe: PathBuf,
+    /// Where the binary came from (for messages).
+    pub source: PathBuf,
+}
+
+impl Launcher {
+    /// Copies `binary` into a sealed memfd.
+    pub fn new(binary: &Path) -> Result<Launcher> {
+        use rustix::fs::{MemfdFlags, SealFlags};
+        let data = std::fs::read(binary).map_err(EngineError::io(format!(
+            "reading the shim binary {} (install berth-shim next to berthd or pass --shim-binary)",
+            binary.display()
+        )))?;
+        let fd = rustix::fs::memfd_create(
+            "berth-shim",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| EngineError::io("memfd_create for the shim")(e.into()))?;
+        let mut f = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut f, &data)
+            .map_err(EngineError::io("copying the shim into its memfd"))?;
+        let fd = OwnedFd::from(f);
+        rustix::fs::fcntl_add_seals(
+            &fd,
+            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+        )
+        .map_err(|e| EngineError::io("sealing the shim memfd")(e.into()))?;
+        let exe = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        Ok(Launcher {
+            memfd: fd,
+            exe,
+            source: binary.to_path_buf(),
+        })
+    }
+
+    /// Spawns `berth-shim <state_dir>` (its `shim.json` must be written) and waits for its
+    /// startup line: the init's pid and warnings, or the shim's error. The shim is reaped by
+    /// a task of the runtime when it exits.
+    pub async fn spawn(&self, state_dir: &Path) -> Result<(i32, Vec<String>)> {
+        let _ = &self.memfd;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| EngineError::io("creating the shim's sync pipe")(e.into()))?;
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg(state_dir)
+            .arg0("berth-shim")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .env_clear()
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        if let Ok(v) = std::env::var("BERTH_SHIM_LOG") {
+            cmd.env("BERTH_SHIM_LOG", v);
+        }
+        cmd.fd_mappings(vec![FdMapping {
+            parent_fd: write,
+            child_fd: berth_shim::SYNC_FD,
+        }])
+        .map_err(|e| EngineError::Internal(format!("shim fd mapping: {e}")))?;
+        let mut child = cmd.spawn().map_err(EngineError::io(format!(
+            "spawning the shim (from {})",
+            self.source.display()
+        )))?;
+        // Drop the parent's copy of the write end (held by the command) so EOF is seen if
+        // the shim dies before writing.
+        drop(cmd);
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
+            .map_err(EngineError::io("reading the shim's sync pipe"))?;
+        let mut reader = BufReader::new(receiver);
+        let mut line = Vec::new();
+        reader
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(EngineError::io("reading the shim's startup line"))?;
+        if line.is_empty() {
+            return Err(EngineError::Internal(format!(
+                "the shim for {} exited without reporting (see the daemon's log)",
+                state_dir.display()
+            )));
+        }
+        Ok(berth_shim::Startup::parse(&line)?)
+    }
+}
+
+/// One connection to a shim's control socket.
+pub struct Conn {
+    reader: BufReader<UnixStream>,
+}
+
+impl Conn {
+    /// Connects to `<state_dir>/shim.sock`.
+    pub async fn connect(state_dir: &Path) -> std::io::Result<Conn> {
+        let path = state_dir.join(berth_shim::SOCKET_FILE);
+        let std = berth_shim::client::connect_unix(&path)?;
+        std.set_nonblocking(true)?;
+        Ok(Conn {
+            reader: BufReader::new(UnixStream::from_std(std)?),
+        })
+    }
+
+    /// Sends a request and reads its reply.
+    pub async fn call<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
+        let io = |e: std::io::Error| EngineError::Unavailable(format!("talking to the shim: {e}"));
+        self.reader.get_mut().write_all(&req.to_line()).await.map_err(io)?;
+        let mut line = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut line).await.map_err(io)?;
+        if n == 0 {
+            return Err(EngineError::Unavailable(
+                "the shim closed the connection (the container is gone)".into(),
+            ));
+        }
+        Ok(berth_shim::parse_reply(&line)?)
+    }
+
+    /// After a successful `attach` reply: the byte stream, with anything already buffered.
+    pub fn into_stream(self) -> (Vec<u8>, UnixStream) {
+        let buffered = self.reader.buffer().to_vec();
+        (buffered, self.reader.into_inner())
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn call<T: DeserializeOwned>(state_dir: &Path, req: &Request) -> Result<T> {
+    let mut c = Conn::connect(state_dir).await.map_err(|e| {
+        EngineError::Unavailable(format!(
+            "cannot reach the container's shim at {}: {e}",
+            state_dir.display()
+        ))
+    })?;
+    c.call(req).await
+}

@@ -303,13 +303,21 @@ impl Staging<'_> {
             self.files.insert(name.to_string(), Stored::Mem(buf));
             return Ok(());
         }
-        let mut ingest = BackgroundIngest::new(self.store.content().writer()?);
         let mut head = vec![0u8; 512.min(size as usize)];
         e.read_exact(&mut head).map_err(trunc)?;
         let compression = berth_archive::detect_compression(&head);
         let is_tar = head.len() >= 262 && &head[257..262] == b"ustar";
+        // An uncompressed layer's blob digest is its diff ID, which the unpacker computes
+        // over the same bytes: hash once.
+        let raw = if compression == Compression::None && is_tar {
+            self.store.content().writer_unhashed()?
+        } else {
+            self.store.content().writer()?
+        };
+        let mut ingest = BackgroundIngest::new(raw);
         let mut unpacked = None;
         let mut unpack_error = None;
+        let mut drained = 0;
         if compression != Compression::None || is_tar {
             let dir = self.store.begin_layer()?;
             let mut tee = Tee::new(head, e, &mut ingest);
@@ -319,7 +327,7 @@ impl Staging<'_> {
                 &layer_apply_options(&self.opts.apply),
             );
             // Whatever the unpacker left unread still belongs to the blob.
-            io::copy(&mut tee, &mut io::sink()).map_err(trunc)?;
+            drained = io::copy(&mut tee, &mut io::sink()).map_err(trunc)?;
             match applied {
                 Ok(stats) => {
                     unpacked = Some(Unpacked {
@@ -345,24 +353,37 @@ impl Staging<'_> {
                 .ctx(|| format!("storing archive entry {name}"))?;
             berth_store::content::copy_buffered(e, &mut ingest).map_err(trunc)?;
         }
-        let ingest = ingest
+        let mut ingest = ingest
             .finish()
             .ctx(|| format!("storing archive entry {name}"))?;
         if ingest.len() != size {
             return Err(trunc(io::ErrorKind::UnexpectedEof.into()));
         }
+        let known = match &unpacked {
+            Some(u) if !ingest.is_hashing() && drained == 0 && u.size == size => {
+                Some(u.diff_id.clone())
+            }
+            _ => None,
+        };
+        let digest_now = match &known {
+            Some(d) => d.clone(),
+            None => {
+                ingest.rehash()?;
+                ingest.digest()
+            }
+        };
         if let Some(want) = &named_digest
-            && &ingest.digest() != want
+            && &digest_now != want
         {
             return Err(ImageError::BadEntry {
                 entry: name.to_string(),
-                reason: format!(
-                    "content hashes to {}, not the digest its name says",
-                    ingest.digest()
-                ),
+                reason: format!("content hashes to {digest_now}, not the digest its name says"),
             });
         }
-        let (digest, size) = ingest.commit(None, Some(size))?;
+        let (digest, size) = match known {
+            Some(d) => ingest.commit_known(&d, size)?,
+            None => ingest.commit(None, Some(size))?,
+        };
         self.flusher.kick();
         self.compression.insert(digest.clone(), compression);
         if let Some(u) = unpacked {

@@ -124,7 +124,18 @@ impl ContentStore {
             path,
             blobs: self.blobs.clone(),
             hasher: Hasher::new(),
+            hashing: true,
+            written: 0,
         })
+    }
+
+    /// Like [`ContentStore::writer`], but without hashing: for content whose digest the
+    /// caller computes anyway over exactly the same bytes (an uncompressed layer, hashed by
+    /// the unpacker as its diff ID). Publish it with [`Ingest::commit_known`].
+    pub fn writer_unhashed(&self) -> Result<Ingest> {
+        let mut w = self.writer()?;
+        w.hashing = false;
+        Ok(w)
     }
 
     /// Streams `r` into the store, verifying against `expected` (digest, optional size).
@@ -211,19 +222,66 @@ pub struct Ingest {
     path: PathBuf,
     blobs: PathBuf,
     hasher: Hasher,
+    hashing: bool,
+    written: u64,
 }
 
 impl Ingest {
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.hasher.len()
+        self.written
     }
     pub fn is_empty(&self) -> bool {
-        self.hasher.is_empty()
+        self.written == 0
     }
-    /// The digest of everything written so far.
+    /// Whether this ingest hashes what is written (see [`ContentStore::writer_unhashed`]).
+    pub fn is_hashing(&self) -> bool {
+        self.hashing
+    }
+    /// The digest of everything written so far (hashing ingests only).
     pub fn digest(&self) -> Digest {
+        assert!(self.hashing, "digest() of an unhashed ingest");
         self.hasher.clone().finish()
+    }
+
+    /// Publishes an unhashed ingest under `digest`, which the caller computed over exactly
+    /// the bytes written (`size` of them, checked).
+    pub fn commit_known(mut self, digest: &Digest, size: u64) -> Result<(Digest, u64)> {
+        drop(self.file.take());
+        if self.written != size {
+            return Err(StoreError::SizeMismatch {
+                digest: digest.clone(),
+                expected: size,
+                actual: self.written,
+            });
+        }
+        let dest = self.blobs.join(digest.hex());
+        fs::rename(&self.path, &dest).ctx(|| format!("committing blob {digest}"))?;
+        self.path = PathBuf::new();
+        Ok((digest.clone(), size))
+    }
+
+    /// Turns an unhashed ingest into a hashing one by reading back what was written.
+    pub fn rehash(&mut self) -> Result<()> {
+        if self.hashing {
+            return Ok(());
+        }
+        let mut f =
+            File::open(&self.path).ctx(|| format!("reading back {}", self.path.display()))?;
+        let mut h = Hasher::new();
+        let mut buf = vec![0u8; COPY_BUFFER];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .ctx(|| format!("reading back {}", self.path.display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        self.hasher = h;
+        self.hashing = true;
+        Ok(())
     }
 
     /// Verifies and publishes the blob. `expected` digest and size are checked when given;
@@ -232,6 +290,7 @@ impl Ingest {
     pub fn commit(mut self, expected: Option<&Digest>, size: Option<u64>) -> Result<(Digest, u64)> {
         let file = self.file.take().expect("ingest committed twice");
         drop(file);
+        self.rehash()?;
         let len = self.hasher.len();
         let actual = std::mem::take(&mut self.hasher).finish();
         if let Some(exp) = expected
@@ -266,7 +325,10 @@ impl Write for Ingest {
             .as_mut()
             .ok_or_else(|| io::Error::other("ingest already committed"))?
             .write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
+        self.written += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

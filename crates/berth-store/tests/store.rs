@@ -115,6 +115,21 @@ fn blob_ingest_verifies_digest_and_size_and_leaves_nothing_on_mismatch() {
     assert!(!c.exists(&Digest::of(b"hello!")));
     assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
 
+    // Unhashed ingests: published under a digest the caller computed (size checked), or
+    // re-hashed when the caller cannot vouch for the bytes.
+    let mut w = c.writer_unhashed().unwrap();
+    w.write_all(b"layer bytes").unwrap();
+    let err = w.commit_known(&Digest::of(b"layer bytes"), 3).unwrap_err();
+    assert!(matches!(err, StoreError::SizeMismatch { .. }), "{err}");
+    let mut w = c.writer_unhashed().unwrap();
+    w.write_all(b"layer bytes").unwrap();
+    w.commit_known(&Digest::of(b"layer bytes"), 11).unwrap();
+    assert_eq!(c.verify(&Digest::of(b"layer bytes")).unwrap(), 11);
+    let mut w = c.writer_unhashed().unwrap();
+    w.write_all(b"other bytes").unwrap();
+    let (d, _) = w.commit(None, None).unwrap();
+    assert_eq!(d, Digest::of(b"other bytes"));
+
     // An uncommitted ingest disappears when dropped.
     let mut w = c.writer().unwrap();
     w.write_all(b"partial").unwrap();

@@ -43,6 +43,42 @@ fn load_save_load_round_trips_with_identical_digests_and_bytes() {
         "save is not reproducible across stores"
     );
 
+    // Several images (and several tags of one) in one archive.
+    let other = berth_image::import(
+        &a.store,
+        berth_image::ImportSource::Tar(&busybox_layer()[..]),
+        &berth_image::ImportOptions {
+            reference: Some(berth_oci::Reference::parse("imported:1").unwrap()),
+            source_name: "-".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    berth_image::tag(&a.store, "busybox", "busybox:second").unwrap();
+    let multi = save_to(
+        &a,
+        &["busybox", "imported:1"],
+        SaveFormat::Docker,
+        "multi.tar",
+    );
+    let d = store();
+    let rep = load(
+        &d.store,
+        std::fs::File::open(&multi).unwrap(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        rep.messages(),
+        vec![
+            "Loaded image: busybox:latest",
+            "Loaded image: busybox:second",
+            "Loaded image: imported:1"
+        ]
+    );
+    assert_eq!(rep.images[1].id, other);
+    assert!(d.store.fsck().unwrap().is_clean());
+
     // An OCI archive round-trips too, and an image saved by ID has no tags.
     let oci = save_to(&a, &[id.short()], SaveFormat::Oci, "a-oci.tar");
     let c = store();

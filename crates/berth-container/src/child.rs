@@ -41,6 +41,10 @@ pub(crate) struct Common<'a> {
     /// startContainer hooks and the state they get (pid filled in here).
     pub start_hooks: &'a [Hook],
     pub hook_state: Option<&'a OciState>,
+    /// Opened at the start (while the host's /proc is visible) for the reaper's fork.
+    pub thread_check: Option<ThreadCheck>,
+    /// The parent's Go arrived (it may come while we wait for something else).
+    pub got_go: std::cell::Cell<bool>,
 }
 
 /// Create-only parts.
@@ -70,11 +74,35 @@ fn expect(chan: &Channel, what: &str, want: fn(&Msg) -> bool) -> CResult<()> {
     }
 }
 
-fn expect_go(chan: &Channel) -> CResult<()> {
-    expect(chan, "the go-ahead", |m| matches!(m, Msg::Go))
+fn expect_go(c: &Common<'_>) -> CResult<()> {
+    if c.got_go.get() {
+        return Ok(());
+    }
+    expect(&c.chan, "the go-ahead", |m| matches!(m, Msg::Go))?;
+    c.got_go.set(true);
+    Ok(())
 }
 
-fn start(c: &Common<'_>) -> CResult<()> {
+/// Waits for `want`, remembering a Go that arrives first.
+fn expect_after_go(c: &Common<'_>, what: &str, want: fn(&Msg) -> bool) -> CResult<()> {
+    loop {
+        match c.chan.recv() {
+            Ok(Some(Msg::Go)) => c.got_go.set(true),
+            Ok(Some(m)) if want(&m) => return Ok(()),
+            Ok(Some(m)) => {
+                return Err(format!("unexpected message {m:?} while waiting for {what}"));
+            }
+            Ok(None) => return Err(format!("runtime went away while we waited for {what}")),
+            Err(e) => return Err(format!("sync channel: {e}")),
+        }
+    }
+}
+
+fn start(c: &mut Common<'_>) -> CResult<()> {
+    // Until execve (which restores it), no other process (the container's included) may
+    // ptrace us or open our /proc files: we still hold the runtime's binary and descriptors.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(err("set non-dumpable"))?;
     berth_sys::process::reset_signals().map_err(err("reset signals"))?;
     rustix::process::umask(Mode::empty());
     if let Some([i, o, e]) = c.stdio {
@@ -83,8 +111,11 @@ fn start(c: &Common<'_>) -> CResult<()> {
         rustix::stdio::dup2_stderr(e).map_err(err("dup stderr"))?;
     }
     rustix::process::setsid().map_err(err("setsid"))?;
+    if c.init {
+        c.thread_check = Some(thread_check()?);
+    }
     if c.wait_go_early {
-        expect_go(&c.chan)?;
+        expect_go(c)?;
     }
     if c.new_user {
         // We created the user namespace and the parent mapped it: become its root.
@@ -115,8 +146,8 @@ pub(crate) fn create_main(mut a: CreateArgs<'_>) -> ! {
 }
 
 fn create_inner(a: &mut CreateArgs<'_>) -> CResult<Infallible> {
+    start(&mut a.common)?;
     let c = &a.common;
-    start(c)?;
     let procfd = rustix::fs::open(
         "/proc",
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -145,7 +176,7 @@ fn create_inner(a: &mut CreateArgs<'_>) -> CResult<Infallible> {
     };
     if a.parent_hooks {
         c.chan.send(&Msg::NeedHooks).map_err(err("sync"))?;
-        expect(&c.chan, "the prestart/createRuntime hooks", |m| {
+        expect_after_go(c, "the prestart/createRuntime hooks", |m| {
             matches!(m, Msg::HooksDone)
         })?;
     }
@@ -429,8 +460,9 @@ fn finalize(c: &mut Common<'_>, host_pid: i32) -> CResult<Infallible> {
         &env_extra
     };
     if !c.wait_go_early {
-        expect_go(&c.chan)?;
+        expect_go(c)?;
     }
+    rustix::process::umask(Mode::from_raw_mode(p.umask));
     berth_sys::process::cloexec_from(3 + c.preserve_fds)
         .map_err(err("mark descriptors close-on-exec"))?;
     let own = [

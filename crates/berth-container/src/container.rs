@@ -286,6 +286,8 @@ impl Runtime {
             new_cgroup: plan.ns.new_cgroup,
             start_hooks: &start_container,
             hook_state: Some(&hook_state),
+            thread_check: None,
+            got_go: Default::default(),
         };
         let args = CreateArgs {
             common,
@@ -363,8 +365,7 @@ impl Runtime {
 }
 
 fn write_pid_file(p: &Path, pid: i32) -> Result<()> {
-    berth_sys::fs::atomic_write(p, pid.to_string().as_bytes(), 0o644)
-        .map_err(|e| Error::io(format!("write pid file {}", p.display()), e))
+    state::replace_file(p, pid.to_string().as_bytes(), 0o644)
 }
 
 impl Container {
@@ -657,6 +658,8 @@ impl Container {
             new_cgroup: false,
             start_hooks: &[],
             hook_state: None,
+            thread_check: None,
+            got_go: Default::default(),
         };
         let child = spawn::fork_exec(common, pidfd.as_fd(), ns_flags, &parent_end)?;
         let mut guard = CreateGuard {

@@ -46,11 +46,9 @@ fn run_hook(stage: &'static str, h: &Hook, state_json: &[u8]) -> Result<()> {
         reason,
     };
     let mut cmd = Command::new(h.path());
-    if let Some(args) = h.args() {
-        if let Some((arg0, rest)) = args.split_first() {
-            cmd.arg0(arg0);
-            cmd.args(rest);
-        }
+    if let Some((arg0, rest)) = h.args().as_deref().and_then(|a| a.split_first()) {
+        cmd.arg0(arg0);
+        cmd.args(rest);
     }
     cmd.env_clear();
     for e in h.env().as_deref().unwrap_or_default() {
@@ -173,7 +171,7 @@ mod tests {
         assert!(e.contains("timed out after 1 s"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(20));
         let h = hook(r#"{"path":"/nonexistent/hook"}"#);
-        let e = run_hooks("poststop", &[h.clone()], &state())
+        let e = run_hooks("poststop", std::slice::from_ref(&h), &state())
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot start"), "{e}");

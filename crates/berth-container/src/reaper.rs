@@ -19,7 +19,11 @@ pub(crate) fn run(c: &mut Common<'_>, program: &CStr, env: &CStrArray) -> ! {
     let all = SigSet::all();
     // Block first, so no signal is lost between the fork and the wait loop.
     let _ = all.thread_block();
-    let check = match crate::child::thread_check() {
+    let check = match c
+        .thread_check
+        .take()
+        .map_or_else(crate::child::thread_check, Ok)
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = c.chan.send(&Msg::Error(e));

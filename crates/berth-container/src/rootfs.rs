@@ -18,6 +18,7 @@ use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::devices::{DevicePlan, default_symlinks};
@@ -40,7 +41,7 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// Checks that `fd` is on a real procfs (not something an image put there).
 pub(crate) fn ensure_procfs(fd: BorrowedFd<'_>, what: &str) -> CResult<()> {
     let st = rustix::fs::fstatfs(fd).map_err(err(format!("statfs {what}")))?;
-    if st.f_type as i64 != PROC_SUPER_MAGIC {
+    if st.f_type != PROC_SUPER_MAGIC {
         return Err(format!("{what} is not on a procfs (type {:#x})", st.f_type));
     }
     Ok(())
@@ -104,14 +105,27 @@ pub(crate) fn open_in_root(
         Err(e) => return Err(format!("{}: {e}", what())),
     }
     // Slow path: create what is missing, one component at a time, each resolved from the
-    // rootfs again so that symlinks keep pointing inside it.
-    let comps: Vec<_> = r.components().collect();
-    let mut prefix = PathBuf::new();
-    for (i, c) in comps.iter().enumerate() {
-        let parent = prefix.clone();
-        prefix.push(c);
-        let last = i + 1 == comps.len();
-        for attempt in 0..2 {
+    // rootfs again so that symlinks keep pointing inside it. A dangling symlink is followed
+    // lexically inside the rootfs (its target is created), like runc's securejoin.
+    let mut path = r.to_path_buf();
+    let mut hops = 0;
+    'restart: loop {
+        let comps: Vec<std::ffi::OsString> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_os_string()),
+                _ => None,
+            })
+            .collect();
+        if comps.is_empty() {
+            return Err(format!("{}: resolves to the rootfs itself", what()));
+        }
+        let mut i = 0;
+        let mut created = false;
+        while i < comps.len() {
+            let parent: PathBuf = comps[..i].iter().collect();
+            let prefix: PathBuf = comps[..=i].iter().collect();
+            let last = i + 1 == comps.len();
             match rustix::fs::openat2(
                 root,
                 &prefix,
@@ -124,55 +138,65 @@ pub(crate) fn open_in_root(
                         let p = resolved_path(fd.as_fd(), rootfs)?;
                         return Ok((fd, p));
                     }
-                    break;
+                    i += 1;
+                    created = false;
+                    continue;
                 }
-                Err(rustix::io::Errno::NOENT) if attempt == 0 => {
-                    let pfd = rustix::fs::openat2(
-                        root,
-                        if parent.as_os_str().is_empty() {
-                            Path::new(".")
-                        } else {
-                            &parent
-                        },
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                        in_root_flags(),
-                    )
-                    .map_err(|e| format!("{}: open {}: {e}", what(), parent.display()))?;
-                    let res = if last && file {
-                        rustix::fs::openat(
-                            &pfd,
-                            c.as_os_str(),
-                            OFlags::CREATE
-                                | OFlags::EXCL
-                                | OFlags::NOFOLLOW
-                                | OFlags::WRONLY
-                                | OFlags::CLOEXEC,
-                            Mode::from_raw_mode(0o644),
-                        )
-                        .map(drop)
-                    } else {
-                        rustix::fs::mkdirat(&pfd, c.as_os_str(), Mode::from_raw_mode(0o755))
-                    };
-                    match res {
-                        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                        Err(e) => {
-                            return Err(format!("{}: create {}: {e}", what(), prefix.display()));
-                        }
-                    }
-                }
-                Err(rustix::io::Errno::NOENT) => {
-                    return Err(format!(
-                        "{}: {} is a dangling symlink",
-                        what(),
-                        prefix.display()
-                    ));
-                }
+                Err(rustix::io::Errno::NOENT) if !created => {}
                 Err(e) => return Err(format!("{}: {}: {e}", what(), prefix.display())),
+            }
+            let pfd = rustix::fs::openat2(
+                root,
+                if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    &parent
+                },
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                in_root_flags(),
+            )
+            .map_err(|e| format!("{}: open {}: {e}", what(), parent.display()))?;
+            let name = comps[i].as_os_str();
+            if let Ok(target) = rustix::fs::readlinkat(&pfd, name, Vec::new()) {
+                hops += 1;
+                if hops > 40 {
+                    return Err(format!("{}: too many levels of symlinks", what()));
+                }
+                let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                let base = resolved_path(pfd.as_fd(), rootfs)?;
+                let mut next = if target.is_absolute() {
+                    target
+                } else {
+                    base.join(target)
+                };
+                for c in &comps[i + 1..] {
+                    next.push(c);
+                }
+                path = rel(&crate::mounts::clean_container_path(&next)).to_path_buf();
+                continue 'restart;
+            }
+            let res = if last && file {
+                rustix::fs::openat(
+                    &pfd,
+                    name,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::WRONLY
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+                .map(drop)
+            } else {
+                rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o755))
+            };
+            match res {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => created = true,
+                Err(e) => return Err(format!("{}: create {}: {e}", what(), prefix.display())),
             }
         }
     }
-    Err(format!("{}: empty path", what()))
 }
 
 /// Everything the rootfs setup needs besides the plan.
@@ -438,7 +462,7 @@ fn propagate(fd: BorrowedFd<'_>, flags: &[MsFlags], what: &str) -> CResult<()> {
 }
 
 fn statfs_is_proc(p: &Path) -> bool {
-    rustix::fs::statfs(p).is_ok_and(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
+    rustix::fs::statfs(p).is_ok_and(|s| s.f_type == PROC_SUPER_MAGIC)
 }
 
 fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResult<()> {

@@ -32,7 +32,11 @@ pub(crate) struct Conversation<'a> {
 
 /// Lets the new process go on; if it is already gone, reports the error it left.
 pub(crate) fn send_go(chan: &Channel) -> Result<()> {
-    match chan.send(&Msg::Go) {
+    send_or_report(chan, &Msg::Go)
+}
+
+fn send_or_report(chan: &Channel, msg: &Msg) -> Result<()> {
+    match chan.send(msg) {
         Ok(()) => Ok(()),
         Err(e) => match chan.recv() {
             Ok(Some(Msg::Error(m))) => Err(Error::Init(m)),
@@ -56,9 +60,7 @@ pub(crate) fn converse(c: &Conversation<'_>) -> Result<Option<OwnedFd>> {
                 s.status = Status::Creating;
                 run_hooks("prestart", c.prestart, &s)?;
                 run_hooks("createRuntime", c.create_runtime, &s)?;
-                c.chan
-                    .send(&Msg::HooksDone)
-                    .map_err(|e| Error::io("sync with the container process", e))?;
+                send_or_report(c.chan, &Msg::HooksDone)?;
             }
             Some(Msg::Pty(fd)) => pty = Some(fd),
             Some(Msg::Listener(fd)) => send_seccomp_listener(c, fd)?,
@@ -226,6 +228,8 @@ fn enter_namespaces(
     join_fds: &[(OwnedFd, LinuxNamespaceType)],
     time_offsets: Option<&str>,
 ) -> crate::rootfs::CResult<ThreadCheck> {
+    // Opened before joining a mount namespace, whose /proc may not show us.
+    let check = child::thread_check()?;
     for (fd, typ) in join_fds {
         rustix::thread::move_into_link_name_space(fd.as_fd(), None)
             .map_err(|e| format!("join the {typ} namespace: {e}"))?;
@@ -240,7 +244,7 @@ fn enter_namespaces(
                 .map_err(|e| format!("write timens_offsets: {e}"))?;
         }
     }
-    child::thread_check()
+    Ok(check)
 }
 
 /// Forks the process of an `exec`: an intermediate joins the container's namespaces
@@ -256,12 +260,15 @@ pub(crate) fn fork_exec(
         .map_err(|e| Error::io("fork the namespace helper", e))?
     {
         Forked::Child => {
-            let joined = rustix::thread::move_into_thread_name_spaces(
-                pidfd,
-                rustix::thread::ThreadNameSpaceType::from_bits_retain(ns_flags),
-            )
-            .map_err(|e| format!("join the container's namespaces: {e}"))
-            .and_then(|_| child::thread_check());
+            // The check is opened before joining: the container's /proc does not show us.
+            let joined = child::thread_check().and_then(|check| {
+                rustix::thread::move_into_thread_name_spaces(
+                    pidfd,
+                    rustix::thread::ThreadNameSpaceType::from_bits_retain(ns_flags),
+                )
+                .map_err(|e| format!("join the container's namespaces: {e}"))
+                .map(|_| check)
+            });
             let check = match joined {
                 Ok(c) => c,
                 Err(e) => child::finish(&common.chan, Err(e)),
@@ -385,10 +392,10 @@ impl Drop for CreateGuard<'_> {
         if let Some(pid) = self.pid {
             kill_and_wait(pid, None, Duration::from_secs(10));
         }
-        if let Some(cg) = self.cgroup {
-            if let Err(e) = destroy_cgroup(cg) {
-                tracing::warn!("cleanup after failed create: {e}");
-            }
+        if let Some(cg) = self.cgroup
+            && let Err(e) = destroy_cgroup(cg)
+        {
+            tracing::warn!("cleanup after failed create: {e}");
         }
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);

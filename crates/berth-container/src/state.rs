@@ -127,9 +127,35 @@ impl StateFile {
 
     pub(crate) fn save(&self, dir: &Path) -> Result<()> {
         let bytes = serde_json::to_vec(self).map_err(|e| Error::io("encode state", e))?;
-        berth_sys::fs::atomic_write(&dir.join(STATE_FILE), &bytes, 0o600)
-            .map_err(|e| Error::io(format!("write {}/{STATE_FILE}", dir.display()), e))
+        replace_file(&dir.join(STATE_FILE), &bytes, 0o600)
     }
+}
+
+/// Replaces `path` atomically (temp file + rename) without fsync.
+///
+/// Runtime state describes processes, which do not survive a reboot either, so durability
+/// buys nothing; atomicity (no torn file after a crash of the runtime) is what matters. On a
+/// disk-backed `/run` an fsync costs milliseconds on every container start.
+pub(crate) fn replace_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(data))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(|e| Error::io(format!("write {}", path.display()), e))
 }
 
 /// Is the process `pid` alive and the same one that started at `start_time`?

@@ -620,17 +620,29 @@ fn rlimits_value() -> Value {
 }
 
 fn fds_value() -> Value {
+    use rustix::fd::AsRawFd;
     let mut m = Map::new();
-    if let Ok(rd) = fs::read_dir("/proc/self/fd") {
-        // Collect names first: the directory handle itself is one of the descriptors.
-        let names: Vec<String> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        for n in names {
-            if let Ok(t) = fs::read_link(format!("/proc/self/fd/{n}")) {
-                m.insert(n, json!(t.to_string_lossy()));
+    // Open the directory ourselves so its own descriptor can be left out of the list.
+    let Ok(dir) = rustix::fs::open(
+        "/proc/self/fd",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return Value::Object(m);
+    };
+    let own = dir.as_raw_fd().to_string();
+    let mut names = Vec::new();
+    if let Ok(mut d) = rustix::fs::Dir::read_from(&dir) {
+        while let Some(Ok(e)) = d.read() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n != "." && n != ".." && n != own {
+                names.push(n);
             }
+        }
+    }
+    for n in names {
+        if let Ok(t) = fs::read_link(format!("/proc/self/fd/{n}")) {
+            m.insert(n, json!(t.to_string_lossy()));
         }
     }
     Value::Object(m)

@@ -47,10 +47,10 @@ pub struct Global {
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Path to criu (accepted for compatibility; checkpointing is not supported).
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub criu: Option<PathBuf>,
     /// Rootless mode (accepted for compatibility: true, false or auto).
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub rootless: Option<String>,
     /// Directory for compiled seccomp filters (default: <root>/.seccomp-cache; "" disables).
     #[arg(long = "seccomp-cache", global = true)]

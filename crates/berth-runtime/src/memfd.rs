@@ -1,8 +1,19 @@
-//! CVE-2019-5736: a process of the runtime that enters a container must not expose the
-//! runtime's binary on the host, or the container could open `/proc/PID/exe` and overwrite
-//! it. Commands that enter containers (`create`, `run`, `exec`) therefore re-execute from a
-//! sealed memfd copy of the binary, unless they already run from one (berthd spawns shims
-//! that way, so they pay nothing). The copy is a few hundred microseconds of page-cache copy.
+//! CVE-2019-5736: a process of the runtime that a container's processes can see must not
+//! expose the runtime's binary on the host, or the container could open `/proc/PID/exe` and
+//! overwrite it. Such commands re-execute from a sealed memfd copy of the binary, unless
+//! they already run from one (berthd spawns shims that way, so they pay nothing):
+//!
+//! - `exec`: the new process joins a populated pid namespace before it execs;
+//! - `create`: the init waits (running our code) until `start`, while `exec` may add
+//!   processes next to it;
+//! - `run` only when the container shares a pid namespace (none, or one joined by path) or
+//!   has startContainer hooks (a program from the image that runs before our init execs).
+//!   With its own new pid namespace nothing but our init exists in it until the app is
+//!   exec'd, so there is nobody to attack the binary, and the copy (milliseconds for a
+//!   binary of several MB) is skipped on this hot path.
+//!
+//! In addition the container's processes are non-dumpable until they exec (see
+//! `berth-container`), so even then only holders of CAP_SYS_PTRACE could open their files.
 
 use rustix::fs::{MemfdFlags, SealFlags};
 use std::ffi::CString;
@@ -28,9 +39,45 @@ fn command_enters_container() -> bool {
             }
             continue;
         }
-        return matches!(a, b"create" | b"run" | b"exec");
+        return match a {
+            b"create" | b"exec" => true,
+            b"run" => run_is_exposed(args),
+            _ => false,
+        };
     }
     false
+}
+
+/// Whether `run`'s init could be reached by another process before it execs (see the module
+/// docs). Any doubt (unreadable or odd config) answers yes.
+fn run_is_exposed(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let mut bundle = std::path::PathBuf::from(".");
+    let mut args = args;
+    while let Some(a) = args.next() {
+        let b = a.as_bytes();
+        if b == b"--bundle" || b == b"-b" {
+            match args.next() {
+                Some(v) => bundle = v.into(),
+                None => return true,
+            }
+        } else if let Some(v) = b.strip_prefix(b"--bundle=") {
+            bundle = std::ffi::OsStr::from_bytes(v).into();
+        }
+    }
+    let Ok(bytes) = std::fs::read(bundle.join("config.json")) else {
+        return true;
+    };
+    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return true;
+    };
+    let own_pid_ns = spec["linux"]["namespaces"].as_array().is_some_and(|ns| {
+        ns.iter()
+            .any(|n| n["type"] == "pid" && n["path"].as_str().is_none_or(|p| p.is_empty()))
+    });
+    let start_hooks = spec["hooks"]["startContainer"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty());
+    !own_pid_ns || start_hooks
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {

@@ -62,7 +62,13 @@ pub unsafe fn clone3(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> io::Resul
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the kernel takes the caller's own exit signal and refuses one
+        // here.
+        exit_signal: if flags & CLONE_PARENT != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if flags & CLONE_PIDFD != 0 {
@@ -92,7 +98,11 @@ pub unsafe fn clone3(flags: u64, cgroup_fd: Option<BorrowedFd<'_>>) -> io::Resul
         unsafe {
             libc::syscall(
                 libc::SYS_clone,
-                (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+                (if flags & CLONE_PARENT != 0 {
+                    flags
+                } else {
+                    flags | libc::SIGCHLD as u64
+                }) as libc::c_ulong,
                 0usize,
                 0usize,
                 0usize,

@@ -1,0 +1,469 @@
+//! The library used in-process, the way the per-container shim uses it: one
+//! single-threaded process creating several containers, giving its own stdio pipes,
+//! receiving the pty master, running the built-in init and an overlay rootfs, and reaping.
+//!
+//! `harness = false`: libtest runs tests on extra threads, and the library refuses to fork
+//! in a multi-threaded process. This small harness runs the cases on the main thread and
+//! speaks enough of libtest's command line for cargo test and nextest
+//! (`--list --format terse`, `--exact NAME`).
+
+use berth_container::{CreateOptions, ExecOptions, OverlayMount, Runtime, StartMode, Stdio};
+use berth_fixtures::{Bundle, require_root, temp_dir, unique_id};
+use rustix::fd::{AsFd, OwnedFd};
+use serde_json::{Value, json};
+use std::path::Path;
+
+type Case = (&'static str, fn());
+
+const CASES: &[Case] = &[
+    (
+        "two_containers_in_one_process_with_pipes",
+        two_containers_in_one_process_with_pipes,
+    ),
+    (
+        "stdin_pipe_reaches_the_container",
+        stdin_pipe_reaches_the_container,
+    ),
+    (
+        "pty_master_is_returned_without_console_socket",
+        pty_master_is_returned_without_console_socket,
+    ),
+    (
+        "init_reaps_orphans_and_forwards_signals",
+        init_reaps_orphans_and_forwards_signals,
+    ),
+    (
+        "overlay_rootfs_is_mounted_inside_only",
+        overlay_rootfs_is_mounted_inside_only,
+    ),
+    ("exec_child_is_ours_to_reap", exec_child_is_ours_to_reap),
+    (
+        "bad_spec_leaves_nothing_behind",
+        bad_spec_leaves_nothing_behind,
+    ),
+    ("seccomp_programs_are_cached", seccomp_programs_are_cached),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            for (name, _) in CASES {
+                println!("{name}: test");
+            }
+        }
+        return;
+    }
+    let exact = args.iter().any(|a| a == "--exact");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, f) in CASES {
+        let selected = filters.is_empty()
+            || filters.iter().any(|flt| {
+                if exact {
+                    name == flt
+                } else {
+                    name.contains(flt.as_str())
+                }
+            });
+        if !selected {
+            continue;
+        }
+        ran += 1;
+        let ok = std::panic::catch_unwind(f).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        std::process::exit(101);
+    }
+}
+
+fn runtime() -> Runtime {
+    Runtime::new("/run/berth-runtime")
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe")
+}
+
+fn read_all(fd: &OwnedFd) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) | Err(rustix::io::Errno::IO) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn wait(pid: i32) -> i32 {
+    let st = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    )
+    .expect("waitpid")
+    .expect("status")
+    .1;
+    st.exit_status()
+        .or(st.terminating_signal().map(|s| 128 + s))
+        .expect("exited")
+}
+
+fn first_json(text: &str) -> Value {
+    text.lines()
+        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .unwrap_or_else(|| panic!("no JSON in {text:?}"))
+}
+
+/// Deletes (force) the container when dropped.
+struct Guard(String);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(c) = runtime().load(&self.0) {
+            let _ = c.delete(true);
+        }
+    }
+}
+
+/// Runs `b` with stdout/stderr on pipes; returns (exit code, stdout).
+fn run_piped(b: &Bundle, name: &str, init: bool) -> (i32, String) {
+    let id = unique_id(name);
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let (out_r, out_w) = pipe();
+    let (_in_r, in_w) = pipe();
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            stdio: Stdio::Fds([_in_r.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+            init,
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .expect("create");
+    drop(out_w);
+    drop(in_w);
+    let text = read_all(&out_r);
+    let code = wait(created.pid);
+    created.container.delete(false).expect("delete");
+    (code, text)
+}
+
+fn skip() -> bool {
+    !require_root("berth-container in-process tests")
+}
+
+fn two_containers_in_one_process_with_pipes() {
+    if skip() {
+        return;
+    }
+    for i in 0..2 {
+        let b = Bundle::new();
+        let (code, text) = run_piped(&b, &format!("inproc{i}"), false);
+        assert_eq!(code, 0, "{text}");
+        let r = first_json(&text);
+        assert_eq!(r["pid"], 1);
+        let fds: Vec<&String> = r["fds"].as_object().unwrap().keys().collect();
+        assert_eq!(fds, ["0", "1", "2"], "{}", r["fds"]);
+        assert!(
+            r["fds"]["1"].as_str().unwrap().starts_with("pipe:"),
+            "{}",
+            r["fds"]
+        );
+    }
+}
+
+fn stdin_pipe_reaches_the_container() {
+    if skip() {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.args(&["/bin/cat"]);
+    let id = unique_id("stdin");
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let (in_r, in_w) = pipe();
+    let (out_r, out_w) = pipe();
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            stdio: Stdio::Fds([in_r.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .expect("create");
+    drop(in_r);
+    drop(out_w);
+    rustix::io::write(&in_w, b"hello through the pipe\n").unwrap();
+    drop(in_w);
+    assert_eq!(read_all(&out_r), "hello through the pipe\n");
+    assert_eq!(wait(created.pid), 0);
+    created.container.delete(false).unwrap();
+}
+
+fn pty_master_is_returned_without_console_socket() {
+    if skip() {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.set("/process/terminal", json!(true));
+    b.set("/process/consoleSize", json!({"height": 33, "width": 111}));
+    b.args(&["/bin/sh", "-c", "stty size; /probe"]);
+    let id = unique_id("pty");
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .expect("create");
+    let master = created.pty_master.expect("pty master");
+    let text = read_all(&master);
+    assert_eq!(wait(created.pid), 0);
+    assert!(text.contains("33 111"), "console size: {text}");
+    let r = first_json(text.lines().find(|l| l.starts_with('{')).unwrap_or(""));
+    assert_eq!(r["tty"]["stdout"], true);
+    created.container.delete(false).unwrap();
+}
+
+fn init_reaps_orphans_and_forwards_signals() {
+    if skip() {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.args(&["/probe", "--orphans", "3", "--wait-no-zombies"]);
+    let (code, text) = run_piped(&b, "init", true);
+    assert_eq!(code, 0, "{text}");
+    let r = first_json(&text);
+    assert_ne!(r["pid"], 1, "the app is not PID 1 under the init");
+    assert_eq!(r["ppid"], 1);
+    let a = r["actions"].as_array().unwrap();
+    assert_eq!(
+        a[1]["zombies"], 0,
+        "orphans were not reaped: {}",
+        r["actions"]
+    );
+
+    // Signals reach the app; the init exits with the app's status.
+    let mut b = Bundle::new();
+    b.args(&["/probe", "--quiet", "--wait-signal", "--exit", "4"]);
+    let id = unique_id("initsig");
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let (out_r, out_w) = pipe();
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            stdio: Stdio::Fds([out_w.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+            init: true,
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .expect("create");
+    drop(out_w);
+    // Give the app time to block signals: poll its state until it sleeps in sigwait.
+    let c = created.container;
+    for _ in 0..500 {
+        if c.pids().map(|p| p.len() >= 2).unwrap_or(false) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.kill(libc::SIGUSR1, false).unwrap();
+    let text = read_all(&out_r);
+    assert_eq!(wait(created.pid), 4, "{text}");
+    assert!(text.contains(r#"{"signal":10}"#), "{text}");
+    c.delete(false).unwrap();
+}
+
+fn overlay_rootfs_is_mounted_inside_only() {
+    if skip() {
+        return;
+    }
+    let lower = Bundle::new();
+    let dirs = temp_dir("overlay");
+    let (upper, work, root) = (
+        dirs.path().join("upper"),
+        dirs.path().join("work"),
+        dirs.path().join("root"),
+    );
+    for d in [&upper, &work, &root] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let mut b = Bundle::new();
+    b.set("/root/path", json!(root));
+    b.args(&["/probe", "--write", "/written-in-container", "x"]);
+    let id = unique_id("overlay");
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let (out_r, out_w) = pipe();
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            stdio: Stdio::Fds([out_w.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+            rootfs_mount: Some(OverlayMount {
+                lowerdirs: vec![lower.rootfs()],
+                upperdir: Some(upper.clone()),
+                workdir: Some(work.clone()),
+                options: vec![],
+            }),
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .expect("create");
+    drop(out_w);
+    let text = read_all(&out_r);
+    assert_eq!(wait(created.pid), 0, "{text}");
+    let r = first_json(&text);
+    assert_eq!(r["actions"][0]["ok"], true, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("written-in-container")).unwrap(),
+        "x"
+    );
+    assert!(!lower.rootfs().join("written-in-container").exists());
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "the overlay leaked to the host"
+    );
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host_mounts.contains(root.to_str().unwrap()));
+    created.container.delete(false).unwrap();
+}
+
+fn exec_child_is_ours_to_reap() {
+    if skip() {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.args(&["/probe", "--quiet", "--wait-file", "/tmp/stop"]);
+    let id = unique_id("inexec");
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .expect("create");
+    let c = created.container;
+    let (out_r, out_w) = pipe();
+    let process = serde_json::from_value(json!({
+        "args": ["/probe", "--write", "/tmp/stop", "1", "--exit", "9"],
+        "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]}))
+    .unwrap();
+    let spawned = c
+        .exec(ExecOptions {
+            process,
+            stdio: Stdio::Fds([out_w.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+            console_socket: None,
+            pid_file: None,
+            preserve_fds: 0,
+        })
+        .expect("exec");
+    drop(out_w);
+    let text = read_all(&out_r);
+    assert_eq!(wait(spawned.pid), 9, "{text}");
+    assert_eq!(wait(created.pid), 0);
+    let r = first_json(&text);
+    assert_ne!(r["pid"], 1);
+    c.delete(false).unwrap();
+}
+
+fn bad_spec_leaves_nothing_behind() {
+    if skip() {
+        return;
+    }
+    let mut b = Bundle::new();
+    b.set("/process/cwd", json!("relative"));
+    let id = unique_id("badspec");
+    b.write_for(&id);
+    let e = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("process.cwd"), "{e}");
+    assert!(!Path::new("/run/berth-runtime").join(&id).exists());
+    assert!(!Path::new("/sys/fs/cgroup/memory").join(&id).exists());
+    // A missing program fails at create with runc's message, and nothing is left.
+    let mut b = Bundle::new();
+    b.args(&["/no/such/program"]);
+    b.write_for(&id);
+    let e = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            start: StartMode::Now,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("no such file or directory"), "{e}");
+    assert!(!Path::new("/run/berth-runtime").join(&id).exists());
+    assert!(!Path::new("/sys/fs/cgroup/memory").join(&id).exists());
+}
+
+fn seccomp_programs_are_cached() {
+    if skip() {
+        return;
+    }
+    let cache = temp_dir("seccomp-cache");
+    let rt = runtime().with_seccomp_cache(cache.path());
+    let mut mtimes = Vec::new();
+    for i in 0..2 {
+        let mut b = Bundle::new();
+        b.set(
+            "/linux/seccomp",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+        );
+        b.args(&["/probe", "--quiet"]);
+        let id = unique_id(&format!("cache{i}"));
+        let _g = Guard(id.clone());
+        b.write_for(&id);
+        let created = rt
+            .create(CreateOptions {
+                id: id.clone(),
+                bundle: b.path().to_path_buf(),
+                start: StartMode::Now,
+                ..Default::default()
+            })
+            .expect("create");
+        assert_eq!(wait(created.pid), 0);
+        created.container.delete(false).unwrap();
+        let files: Vec<_> = std::fs::read_dir(cache.path()).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "one program per profile");
+        mtimes.push(files[0].metadata().unwrap().modified().unwrap());
+    }
+    assert_eq!(
+        mtimes[0], mtimes[1],
+        "the second container reused the cached program"
+    );
+}

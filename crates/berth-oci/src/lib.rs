@@ -9,10 +9,10 @@
 
 pub mod digest;
 pub mod errdefs;
-pub mod seccomp_profile;
 pub mod media_types;
 pub mod platform;
 pub mod reference;
+pub mod seccomp_profile;
 
 pub use digest::Digest;
 /// The OCI specification types, re-exported from `oci-spec`.

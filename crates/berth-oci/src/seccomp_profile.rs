@@ -218,7 +218,11 @@ impl DockerProfile {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             SeccompProfileError::Parse {
-                path: if path == "." { "(document)".into() } else { path },
+                path: if path == "." {
+                    "(document)".into()
+                } else {
+                    path
+                },
                 message: e.into_inner().to_string(),
             }
         })
@@ -370,7 +374,9 @@ mod tests {
     fn default_profile_for_docker_default_caps_on_amd64() {
         let p = DockerProfile::parse(DEFAULT_PROFILE.as_bytes()).unwrap();
         let c = caps(&DOCKER_DEFAULT_CAPS);
-        let oci = p.to_oci(&ProfileTarget::new("amd64", &c).with_kernel(6, 1)).unwrap();
+        let oci = p
+            .to_oci(&ProfileTarget::new("amd64", &c).with_kernel(6, 1))
+            .unwrap();
         assert_eq!(oci.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(oci.default_errno_ret(), Some(1));
         assert_eq!(
@@ -402,9 +408,14 @@ mod tests {
         let p = DockerProfile::parse(DEFAULT_PROFILE.as_bytes()).unwrap();
         let mut c = caps(&DOCKER_DEFAULT_CAPS);
         c.push("CAP_SYS_ADMIN".into());
-        let oci = p.to_oci(&ProfileTarget::new("amd64", &c).with_kernel(4, 4)).unwrap();
+        let oci = p
+            .to_oci(&ProfileTarget::new("amd64", &c).with_kernel(4, 4))
+            .unwrap();
         let clone = rules_for(&oci, "clone");
-        assert!(clone.iter().all(|r| r.args().is_none()), "unrestricted clone");
+        assert!(
+            clone.iter().all(|r| r.args().is_none()),
+            "unrestricted clone"
+        );
         assert!(
             rules_for(&oci, "clone3")
                 .iter()

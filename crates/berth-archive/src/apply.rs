@@ -25,12 +25,13 @@ use rustix::io::Errno;
 use crate::error::{EntryError, Error, Result, entry_err, entry_io};
 use crate::fsops::{self, ResolveError, Root};
 use crate::path::{clean, split, symlink_target_escapes};
-use crate::tar_read::{Entry, Kind, LimitedHasher, Source, TarReader, Time};
+use crate::tar_read::{Entry, Kind, Source, TarReader, Time};
 use crate::{ApplyOptions, ApplyStats, WhiteoutMode, decompress};
 
-/// Read buffer: large enough that big files move in few syscalls, small enough for the
-/// 64 MiB memory budget with room to spare.
-const BUF_SIZE: usize = 1 << 20;
+/// Read buffer size. Measured on the bench's fat layer (tmpfs, so CPU-bound): 64 KiB keeps
+/// the data in the CPU cache between the read, the hash and the write; 1 MiB buffers cost
+/// ~35% more system time for the same syscall count.
+const BUF_SIZE: usize = 64 << 10;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
@@ -40,8 +41,7 @@ const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 pub(crate) fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Result<ApplyStats> {
     let mut applier = Applier::new(dest, opts)?;
     let (_, stream) = decompress(r)?;
-    let hasher = LimitedHasher::new(stream, opts.max_total_size);
-    let mut tar = TarReader::new(Source::new(hasher, BUF_SIZE), opts.max_total_size);
+    let mut tar = TarReader::new(Source::new(stream, BUF_SIZE, opts.max_total_size, true));
     let mut entries: u64 = 0;
     while let Some(entry) = tar.next_entry()? {
         entries += 1;
@@ -52,9 +52,8 @@ pub(crate) fn apply_layer(r: impl Read, dest: &Path, opts: &ApplyOptions) -> Res
         }
         applier.entry(entry, &mut tar)?;
     }
-    let hasher = tar.drain()?;
+    let (diff_id, uncompressed_size) = tar.drain()?;
     applier.finish()?;
-    let (diff_id, uncompressed_size) = hasher.finish();
     Ok(ApplyStats {
         diff_id,
         uncompressed_size,

@@ -112,6 +112,14 @@ pub enum EntryError {
     WhiteoutNotPermitted(String),
 }
 
+impl Error {
+    /// Whether the layer stream ended too early (a cut-off download or archive), as opposed
+    /// to being malformed or hostile.
+    pub fn is_truncated(&self) -> bool {
+        matches!(self, Error::Truncated { .. })
+    }
+}
+
 impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {

@@ -11,6 +11,7 @@
 //! The reader only parses; it never touches the filesystem.
 
 use std::io::{self, Read};
+use std::sync::mpsc;
 
 use crate::compression::CorruptStream;
 use crate::error::{EntryError, Error, Result, entry_err};
@@ -65,68 +66,133 @@ pub(crate) struct Entry {
     pub sparse: Option<Sparse>,
 }
 
-/// Marks the error a [`LimitedHasher`] returns when the stream outgrows its limit.
-#[derive(Debug)]
-pub(crate) struct SizeLimitExceeded;
-impl std::fmt::Display for SizeLimitExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("size limit exceeded")
-    }
-}
-impl std::error::Error for SizeLimitExceeded {}
-
-/// Hashes everything read through it (the diff ID) and refuses to read past a limit (the
-/// decompression-bomb guard, applied to uncompressed bytes).
-pub(crate) struct LimitedHasher<R> {
-    inner: R,
-    hasher: berth_oci::digest::Hasher,
-    limit: u64,
-}
-
-impl<R: Read> LimitedHasher<R> {
-    pub fn new(inner: R, limit: u64) -> Self {
-        LimitedHasher {
-            inner,
-            hasher: berth_oci::digest::Hasher::new(),
-            limit,
-        }
-    }
-    pub fn finish(self) -> (berth_oci::Digest, u64) {
-        let n = self.hasher.len();
-        (self.hasher.finish(), n)
-    }
-}
-
-impl<R: Read> Read for LimitedHasher<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        if self.hasher.len() > self.limit {
-            return Err(io::Error::other(SizeLimitExceeded));
-        }
-        Ok(n)
-    }
-}
-
-/// A fixed buffer over the stream. Data is handed to callers as slices of the buffer, so a
-/// file's bytes are copied once from the kernel into the buffer and once back out.
+/// The uncompressed stream under the tar parser: a few fixed buffers, a byte limit (the
+/// decompression-bomb guard) and the diff-ID hash.
+///
+/// Hashing costs about as much CPU as writing the files, so it runs on a helper thread:
+/// once the parser has used up a buffer, the buffer goes to the hasher, which hands it
+/// back for reuse. The reader itself stays on the caller's thread (it need not be `Send`).
+/// At most [`PIPELINE_BUFFERS`] buffers exist, which bounds memory and lets the hasher
+/// lag behind by a few MiB at most.
 pub(crate) struct Source<R> {
     inner: R,
-    buf: Box<[u8]>,
+    cur: Vec<u8>,
     start: usize,
     end: usize,
-    /// Stream offset of `buf[start]`.
+    capacity: usize,
+    /// Stream offset of `cur[start]`.
     offset: u64,
+    /// Bytes read from `inner` so far.
+    read_total: u64,
+    limit: u64,
+    hash: HashPipe,
+}
+
+const PIPELINE_BUFFERS: usize = 4;
+
+enum HashPipe {
+    Inline(berth_oci::digest::Hasher),
+    Thread {
+        to_hasher: mpsc::SyncSender<(Vec<u8>, usize)>,
+        recycled: mpsc::Receiver<Vec<u8>>,
+        handle: std::thread::JoinHandle<berth_oci::digest::Hasher>,
+        buffers: usize,
+    },
+}
+
+impl HashPipe {
+    fn start() -> HashPipe {
+        let (to_hasher, inbox) = mpsc::sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
+        let (give_back, recycled) = mpsc::sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
+        let spawned = std::thread::Builder::new()
+            .name("berth-layer-hash".into())
+            .spawn(move || {
+                let mut hasher = berth_oci::digest::Hasher::new();
+                for (buf, len) in inbox {
+                    hasher.update(&buf[..len]);
+                    // The reader may be gone (an error ended the apply): then just drop it.
+                    let _ = give_back.try_send(buf);
+                }
+                hasher
+            });
+        match spawned {
+            Ok(handle) => HashPipe::Thread {
+                to_hasher,
+                recycled,
+                handle,
+                buffers: 1,
+            },
+            // No thread to be had (resource limits): hash inline, just slower.
+            Err(_) => HashPipe::Inline(berth_oci::digest::Hasher::new()),
+        }
+    }
+
+    /// Hashes `buf[..len]` (in order with everything before) and returns a buffer of
+    /// `capacity` bytes to fill next.
+    fn swap(&mut self, buf: Vec<u8>, len: usize, capacity: usize) -> Vec<u8> {
+        match self {
+            HashPipe::Inline(h) => {
+                h.update(&buf[..len]);
+                buf
+            }
+            HashPipe::Thread {
+                to_hasher,
+                recycled,
+                buffers,
+                ..
+            } => {
+                // The hash thread lives until `finish`; should it have died, `finish` reports
+                // its panic.
+                let _ = to_hasher.send((buf, len));
+                if let Ok(b) = recycled.try_recv() {
+                    return b;
+                }
+                if *buffers < PIPELINE_BUFFERS {
+                    *buffers += 1;
+                    return vec![0; capacity];
+                }
+                recycled.recv().unwrap_or_else(|_| vec![0; capacity])
+            }
+        }
+    }
+
+    fn finish(self, last: Vec<u8>, len: usize) -> berth_oci::digest::Hasher {
+        match self {
+            HashPipe::Inline(mut h) => {
+                h.update(&last[..len]);
+                h
+            }
+            HashPipe::Thread {
+                to_hasher, handle, ..
+            } => {
+                let _ = to_hasher.send((last, len));
+                drop(to_hasher);
+                match handle.join() {
+                    Ok(h) => h,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+    }
 }
 
 impl<R: Read> Source<R> {
-    pub fn new(inner: R, capacity: usize) -> Self {
+    /// `limit`: most bytes `inner` may yield; `hash_thread`: hash on a helper thread.
+    pub fn new(inner: R, capacity: usize, limit: u64, hash_thread: bool) -> Self {
         Source {
             inner,
-            buf: vec![0; capacity].into_boxed_slice(),
+            cur: vec![0; capacity],
             start: 0,
             end: 0,
+            capacity,
             offset: 0,
+            read_total: 0,
+            limit,
+            hash: if hash_thread {
+                HashPipe::start()
+            } else {
+                HashPipe::Inline(berth_oci::digest::Hasher::new())
+            },
         }
     }
 
@@ -137,20 +203,26 @@ impl<R: Read> Source<R> {
     /// Returns buffered bytes, reading more if none are buffered; empty at end of stream.
     pub fn fill(&mut self) -> io::Result<&[u8]> {
         if self.start == self.end {
+            if self.end > 0 {
+                let used = std::mem::take(&mut self.cur);
+                self.cur = self.hash.swap(used, self.end, self.capacity);
+            }
             self.start = 0;
             self.end = 0;
-            loop {
-                match self.inner.read(&mut self.buf) {
-                    Ok(n) => {
-                        self.end = n;
-                        break;
-                    }
+            let n = loop {
+                match self.inner.read(&mut self.cur) {
+                    Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
+            };
+            self.end = n;
+            self.read_total += n as u64;
+            if self.read_total > self.limit {
+                return Err(io::Error::other(LimitReached(self.limit)));
             }
         }
-        Ok(&self.buf[self.start..self.end])
+        Ok(&self.cur[self.start..self.end])
     }
 
     pub fn consume(&mut self, n: usize) {
@@ -193,8 +265,11 @@ impl<R: Read> Source<R> {
         Ok(want - n)
     }
 
-    pub fn into_inner(self) -> R {
-        self.inner
+    /// The hash and length of everything read from the stream.
+    pub fn finish(self) -> (berth_oci::Digest, u64) {
+        let hasher = self.hash.finish(self.cur, self.end);
+        let n = hasher.len();
+        (hasher.finish(), n)
     }
 }
 
@@ -206,6 +281,12 @@ pub(crate) fn read_error(e: io::Error, offset: u64, context: impl FnOnce() -> St
             return Error::TooLarge { limit: limit.0 };
         }
         if inner.is::<CorruptStream>() {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                return Error::Truncated {
+                    offset,
+                    context: inner.to_string(),
+                };
+            }
             return Error::Compression(inner.to_string());
         }
     }
@@ -218,7 +299,7 @@ pub(crate) fn read_error(e: io::Error, offset: u64, context: impl FnOnce() -> St
     Error::Read(e)
 }
 
-/// The limit, carried to [`read_error`] (the reader knows it; the hasher below does not).
+/// The error a [`Source`] returns once the stream outgrew its limit.
 #[derive(Debug)]
 pub(crate) struct LimitReached(pub u64);
 impl std::fmt::Display for LimitReached {
@@ -236,30 +317,21 @@ pub(crate) struct TarReader<R> {
     padding: u64,
     /// Name of the current entry, for error messages about its data.
     current: Vec<u8>,
-    limit: u64,
     ended: bool,
 }
 
 impl<R: Read> TarReader<R> {
-    /// `limit` is the size limit the hasher below enforces, for error messages.
-    pub fn new(src: Source<R>, limit: u64) -> Self {
+    pub fn new(src: Source<R>) -> Self {
         TarReader {
             src,
             remaining: 0,
             padding: 0,
             current: Vec::new(),
-            limit,
             ended: false,
         }
     }
 
     fn io_err(&self, e: io::Error, context: impl FnOnce() -> String) -> Error {
-        let e = match e.get_ref() {
-            Some(inner) if inner.is::<SizeLimitExceeded>() => {
-                io::Error::other(LimitReached(self.limit))
-            }
-            _ => e,
-        };
         read_error(e, self.src.offset(), context)
     }
 
@@ -283,7 +355,7 @@ impl<R: Read> TarReader<R> {
             Ok(avail) if !avail.is_empty() => {
                 let n = (avail.len() as u64).min(remaining) as usize;
                 // Re-borrow: the slice above ends the borrow of `res` here.
-                Ok(&self.src.buf[self.src.start..self.src.start + n])
+                Ok(&self.src.cur[self.src.start..self.src.start + n])
             }
             Ok(_) => Err(Error::Truncated {
                 offset,
@@ -719,8 +791,8 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads the rest of the stream (trailing zero blocks and whatever follows the end
-    /// marker) so that the hash below covers the whole layer, and returns the source.
-    pub fn drain(mut self) -> Result<R> {
+    /// marker) so that the hash covers the whole layer; returns its digest and length.
+    pub fn drain(mut self) -> Result<(berth_oci::Digest, u64)> {
         self.ended = true;
         loop {
             match self.src.fill() {
@@ -732,7 +804,7 @@ impl<R: Read> TarReader<R> {
                 Err(e) => return Err(self.io_err(e, || "after the end of the archive".into())),
             }
         }
-        Ok(self.src.into_inner())
+        Ok(self.src.finish())
     }
 }
 

@@ -286,7 +286,7 @@ mod tests {
         let (_, size, entries) = w.finish().unwrap();
         assert_eq!(entries, names.len() as u64);
         assert_eq!(size, out.len() as u64);
-        let mut r = TarReader::new(Source::new(&out[..], 4096), u64::MAX);
+        let mut r = TarReader::new(Source::new(&out[..], 4096, u64::MAX, false));
         for name in &names {
             let e = r.next_entry().unwrap().unwrap();
             assert_eq!(&e.name, name);

@@ -448,15 +448,25 @@ fn truncated_layers_leave_no_partial_file() {
     assert_eq!(fs::read(sb.dest.join("a")).unwrap(), b"first");
     assert!(!sb.dest.join("b").exists(), "partial file left behind");
 
-    // Truncated gzip: a compression error, same guarantee.
+    // Truncated gzip and zstd: reported as truncation too.
+    for compressed in [gzip(&full), zstd::encode_all(&full[..], 3).unwrap()] {
+        let sb = Sandbox::new();
+        let err = sb
+            .apply(&compressed[..compressed.len() - 20], WhiteoutMode::Overlay)
+            .unwrap_err();
+        assert!(err.is_truncated(), "{err:?}");
+        assert!(err.to_string().contains("ends early"), "{err}");
+    }
+    // Corrupt (not truncated) compressed data is a compression error.
+    let mut gz = gzip(&full);
+    let mid = gz.len() / 2;
+    gz[mid] ^= 0x55;
+    gz[mid + 1] ^= 0x55;
     let sb = Sandbox::new();
-    let gz = gzip(&full);
-    let err = sb
-        .apply(&gz[..gz.len() - 20], WhiteoutMode::Overlay)
-        .unwrap_err();
+    let err = sb.apply(&gz, WhiteoutMode::Overlay).unwrap_err();
     assert!(
-        matches!(err, Error::Compression(_) | Error::Truncated { .. }),
-        "{err}"
+        matches!(err, Error::Compression(_) | Error::Malformed { .. }),
+        "{err:?}"
     );
 }
 

@@ -164,8 +164,15 @@ fn upper_dir_diff_reproduces_the_merged_view() {
     ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
-    let opq = names.iter().position(|n| n == "var/cache/.wh..wh..opq").unwrap();
-    assert_eq!(names[opq - 1], "var/cache/", "opaque marker right after its directory");
+    let opq = names
+        .iter()
+        .position(|n| n == "var/cache/.wh..wh..opq")
+        .unwrap();
+    assert_eq!(
+        names[opq - 1],
+        "var/cache/",
+        "opaque marker right after its directory"
+    );
 
     // As a new overlay lower on top of the base: the same view.
     let l2 = dir("l2");
@@ -197,8 +204,12 @@ fn assert_same(
     want: &std::collections::BTreeMap<Vec<u8>, common::Meta>,
 ) {
     assert_eq!(
-        got.keys().map(|k| String::from_utf8_lossy(k)).collect::<Vec<_>>(),
-        want.keys().map(|k| String::from_utf8_lossy(k)).collect::<Vec<_>>()
+        got.keys()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>(),
+        want.keys()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>()
     );
     for (k, v) in want {
         assert_eq!(&got[k], v, "{}", String::from_utf8_lossy(k));

@@ -51,11 +51,21 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn new(data_root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>, shim: impl Into<PathBuf>) -> EngineConfig {
+    pub fn new(
+        data_root: impl Into<PathBuf>,
+        exec_root: impl Into<PathBuf>,
+        shim: impl Into<PathBuf>,
+    ) -> EngineConfig {
         let mut runtimes = BTreeMap::new();
         for (name, paths) in [
-            ("runc", ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"]),
-            ("crun", ["/usr/bin/crun", "/usr/local/bin/crun", "/usr/sbin/crun"]),
+            (
+                "runc",
+                ["/usr/sbin/runc", "/usr/bin/runc", "/usr/local/bin/runc"],
+            ),
+            (
+                "crun",
+                ["/usr/bin/crun", "/usr/local/bin/crun", "/usr/sbin/crun"],
+            ),
         ] {
             if let Some(p) = paths.iter().find(|p| Path::new(p).exists()) {
                 runtimes.insert(name.to_string(), PathBuf::from(p));
@@ -129,7 +139,11 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        self.rec.lock().unwrap_or_else(|e| e.into_inner()).state.status
+        self.rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state
+            .status
     }
 
     fn shim_state(&self) -> ShimState {
@@ -158,6 +172,7 @@ pub struct Engine {
     default_profile: Mutex<Option<Arc<berth_oci::seccomp_profile::DockerProfile>>>,
     image_cache: Mutex<HashMap<Digest, Arc<berth_image::ImageConfig>>>,
     pub(crate) started_at: std::time::Instant,
+    daemon_id: String,
 }
 
 fn now() -> String {
@@ -191,10 +206,14 @@ fn host_devices() -> Vec<spec::HostDevice> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::from("/dev")];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             let ft = m.file_type();
             if ft.is_dir() {
                 let name = p.to_string_lossy();
@@ -237,14 +256,16 @@ impl Engine {
     /// Opens the data root, loads container records and re-attaches to live shims.
     pub async fn open(cfg: EngineConfig) -> Result<Arc<Engine>> {
         for d in [&cfg.data_root, &cfg.exec_root] {
-            std::fs::create_dir_all(d).map_err(EngineError::io(format!("creating {}", d.display())))?;
+            std::fs::create_dir_all(d)
+                .map_err(EngineError::io(format!("creating {}", d.display())))?;
         }
         for d in [
             cfg.data_root.join("containers"),
             cfg.exec_root.join("containers"),
             cfg.exec_root.join("runtime"),
         ] {
-            std::fs::create_dir_all(&d).map_err(EngineError::io(format!("creating {}", d.display())))?;
+            std::fs::create_dir_all(&d)
+                .map_err(EngineError::io(format!("creating {}", d.display())))?;
         }
         let launcher = Launcher::new(&cfg.shim_binary)?;
         let root = cfg.data_root.clone();
@@ -252,6 +273,7 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(format!("opening the store: {e}")))??;
         let records = record::load_all(store.db())?;
+        let daemon_id = daemon_id(&cfg.data_root)?;
         let engine = Arc::new(Engine {
             cfg,
             store: Arc::new(store),
@@ -264,6 +286,7 @@ impl Engine {
             default_profile: Mutex::new(None),
             image_cache: Mutex::new(HashMap::new()),
             started_at: std::time::Instant::now(),
+            daemon_id,
         });
         {
             let mut map = engine.containers.write().unwrap_or_else(|e| e.into_inner());
@@ -275,6 +298,16 @@ impl Engine {
         }
         engine.restore().await;
         Ok(engine)
+    }
+
+    /// This daemon's persistent ID (`/info`'s `ID`), kept in `<data-root>/engine-id`.
+    pub fn daemon_id(&self) -> &str {
+        &self.daemon_id
+    }
+
+    /// How long the engine has been up.
+    pub fn uptime(&self) -> Duration {
+        self.started_at.elapsed()
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -352,7 +385,11 @@ impl Engine {
         Ok(rec)
     }
 
-    fn update_record(&self, c: &Container, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+    fn update_record(
+        &self,
+        c: &Container,
+        f: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord> {
         let rec = {
             let mut rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut rec);
@@ -362,7 +399,12 @@ impl Engine {
         Ok(rec)
     }
 
-    pub(crate) fn container_event(&self, action: &str, rec: &ContainerRecord, extra: &[(&str, String)]) {
+    pub(crate) fn container_event(
+        &self,
+        action: &str,
+        rec: &ContainerRecord,
+        extra: &[(&str, String)],
+    ) {
         let mut attrs: BTreeMap<String, String> = rec
             .config
             .labels
@@ -419,22 +461,27 @@ impl Engine {
         use berth_oci::seccomp_profile::{DEFAULT_PROFILE, DockerProfile, ProfileTarget};
         let profile: Arc<DockerProfile> = match setting {
             SeccompSetting::Default => {
-                let mut slot = self.default_profile.lock().unwrap_or_else(|e| e.into_inner());
+                let mut slot = self
+                    .default_profile
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 match &*slot {
                     Some(p) => p.clone(),
                     None => {
-                        let p = Arc::new(DockerProfile::parse(DEFAULT_PROFILE.as_bytes()).map_err(
-                            |e| EngineError::Internal(format!("built-in seccomp profile: {e}")),
-                        )?);
+                        let p =
+                            Arc::new(DockerProfile::parse(DEFAULT_PROFILE.as_bytes()).map_err(
+                                |e| EngineError::Internal(format!("built-in seccomp profile: {e}")),
+                            )?);
                         *slot = Some(p.clone());
                         p
                     }
                 }
             }
-            SeccompSetting::Custom(json) => Arc::new(
-                DockerProfile::parse(json.as_bytes())
-                    .map_err(|e| EngineError::invalid(format!("Decoding seccomp profile failed: {e}")))?,
-            ),
+            SeccompSetting::Custom(json) => {
+                Arc::new(DockerProfile::parse(json.as_bytes()).map_err(|e| {
+                    EngineError::invalid(format!("Decoding seccomp profile failed: {e}"))
+                })?)
+            }
             SeccompSetting::Unconfined => unreachable!("returned above"),
         };
         let oci = profile
@@ -465,7 +512,11 @@ impl Engine {
     // ------------------------------------------------------------------ create
 
     /// `POST /containers/create`: returns the new ID and Docker's warnings.
-    pub async fn create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<(String, Vec<String>)> {
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>)> {
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => Some(names::validate_name(n)?),
             None => None,
@@ -530,7 +581,19 @@ impl Engine {
             chosen
         };
         let result = self
-            .create_reserved(&id, &name, &image_name, &image_id, body.config, &merged, &mut host, mounts, &process, &group_add, runtime_name)
+            .create_reserved(
+                &id,
+                &name,
+                &image_name,
+                &image_id,
+                body.config,
+                &merged,
+                &mut host,
+                mounts,
+                &process,
+                &group_add,
+                runtime_name,
+            )
             .await;
         match result {
             Ok(rec) => {
@@ -538,7 +601,10 @@ impl Engine {
                 Ok((id, std::mem::take(&mut warnings)))
             }
             Err(e) => {
-                self.names.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+                self.names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&name);
                 let _ = self.store.remove_container(&id);
                 let _ = std::fs::remove_dir_all(self.container_dir(&id));
                 Err(e)
@@ -565,8 +631,10 @@ impl Engine {
         for m in &mounts {
             if m.kind == "bind" && !Path::new(&m.source).exists() {
                 if m.create_source {
-                    std::fs::create_dir_all(&m.source)
-                        .map_err(EngineError::io(format!("creating bind source {}", m.source)))?;
+                    std::fs::create_dir_all(&m.source).map_err(EngineError::io(format!(
+                        "creating bind source {}",
+                        m.source
+                    )))?;
                 } else {
                     return Err(EngineError::invalid(format!(
                         "invalid mount config for type \"bind\": bind source path does not exist: {}",
@@ -596,7 +664,11 @@ impl Engine {
             *field = Some(v.unwrap_or(false));
         }
         // Normalize what inspect shows.
-        if host.network_mode.as_deref().is_none_or(|m| m.is_empty() || m == "default") {
+        if host
+            .network_mode
+            .as_deref()
+            .is_none_or(|m| m.is_empty() || m == "default")
+        {
             host.network_mode = Some("bridge".into());
         }
         if host.shm_size.unwrap_or(0) == 0 {
@@ -611,11 +683,16 @@ impl Engine {
         let host_hosts = std::fs::read_to_string("/etc/hosts").ok();
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let write = |file: &str, data: &str| -> Result<()> {
-            std::fs::write(dir.join(file), data)
-                .map_err(EngineError::io(format!("writing {}", dir.join(file).display())))
+            std::fs::write(dir.join(file), data).map_err(EngineError::io(format!(
+                "writing {}",
+                dir.join(file).display()
+            )))
         };
         write("hostname", &format!("{hostname}\n"))?;
-        write("hosts", &spec::hosts_file(&hostname, net, host_hosts.as_deref()))?;
+        write(
+            "hosts",
+            &spec::hosts_file(&hostname, net, host_hosts.as_deref()),
+        )?;
         write(
             "resolv.conf",
             &spec::resolv_conf(
@@ -649,8 +726,10 @@ impl Engine {
         let oci = spec::build(&input, &mut |s, caps| self.seccomp_for(s, caps))?;
         let bytes = serde_json::to_vec(&oci)
             .map_err(|e| EngineError::Internal(format!("encoding config.json: {e}")))?;
-        std::fs::write(dir.join("config.json"), bytes)
-            .map_err(EngineError::io(format!("writing {}/config.json", dir.display())))?;
+        std::fs::write(dir.join("config.json"), bytes).map_err(EngineError::io(format!(
+            "writing {}/config.json",
+            dir.display()
+        )))?;
 
         let (path, args) = match process.args.split_first() {
             Some((p, rest)) => (p.clone(), rest.to_vec()),
@@ -673,7 +752,10 @@ impl Engine {
             hostname_path: dir.join("hostname").to_string_lossy().into_owned(),
             hosts_path: dir.join("hosts").to_string_lossy().into_owned(),
             resolv_conf_path: dir.join("resolv.conf").to_string_lossy().into_owned(),
-            log_path: dir.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            log_path: dir
+                .join(format!("{id}-json.log"))
+                .to_string_lossy()
+                .into_owned(),
             manually_stopped: false,
             extra: BTreeMap::new(),
         };
@@ -734,15 +816,25 @@ impl Engine {
     async fn spawn_shim(self: &Arc<Self>, c: &Arc<Container>, start_now: bool) -> Result<i32> {
         let rec = c.record();
         let dir = self.state_dir(&c.id);
-        for f in [berth_shim::EXIT_FILE, berth_shim::SOCKET_FILE, berth_shim::PID_FILE] {
+        for f in [
+            berth_shim::EXIT_FILE,
+            berth_shim::SOCKET_FILE,
+            berth_shim::PID_FILE,
+        ] {
             let _ = std::fs::remove_file(dir.join(f));
         }
-        std::fs::create_dir_all(&dir).map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
         let cfg = self.shim_config(&rec, start_now)?;
-        std::fs::write(dir.join(berth_shim::CONFIG_FILE), cfg.to_json())
-            .map_err(EngineError::io(format!("writing {}/shim.json", dir.display())))?;
+        std::fs::write(dir.join(berth_shim::CONFIG_FILE), cfg.to_json()).map_err(
+            EngineError::io(format!("writing {}/shim.json", dir.display())),
+        )?;
         let (pid, _warnings) = self.launcher.spawn(&dir).await?;
-        c.set_shim(if start_now { ShimState::Started } else { ShimState::Created });
+        c.set_shim(if start_now {
+            ShimState::Started
+        } else {
+            ShimState::Created
+        });
         self.monitor(c.clone());
         Ok(pid)
     }
@@ -783,7 +875,11 @@ impl Engine {
     }
 
     /// Records an exit (the one place): state, event, waiters, auto-remove.
-    async fn handle_exit(self: &Arc<Self>, c: &Arc<Container>, exit: std::result::Result<ExitInfo, String>) {
+    async fn handle_exit(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        exit: std::result::Result<ExitInfo, String>,
+    ) {
         let was = c.shim_state();
         c.set_shim(ShimState::None);
         let (code, oom, at, error) = match exit {
@@ -848,7 +944,9 @@ impl Engine {
                 let _ = engine.finish_remove(&id).await;
                 continue;
             }
-            if !dir.join(berth_shim::SOCKET_FILE).exists() && !dir.join(berth_shim::EXIT_FILE).exists() {
+            if !dir.join(berth_shim::SOCKET_FILE).exists()
+                && !dir.join(berth_shim::EXIT_FILE).exists()
+            {
                 if rec.state.status.is_alive() {
                     // Neither a shim nor its exit record: it died with its shim.
                     self.handle_exit(&c, Err("the container's shim died while berthd was down; its exit status is unknown".into())).await;
@@ -873,7 +971,8 @@ impl Engine {
                                 false,
                             );
                         }
-                        if st.status == berth_shim::Status::Paused && c.status() == Status::Running {
+                        if st.status == berth_shim::Status::Paused && c.status() == Status::Running
+                        {
                             let _ = self.transition(&c, Transition::Paused, false);
                         }
                         c.set_shim(ShimState::Started);
@@ -896,7 +995,14 @@ impl Engine {
                         && let Ok(e) = exit
                     {
                         // Started and exited while the start was not yet persisted.
-                        let _ = self.transition(&c, Transition::Started { pid: 0, at: rec.created.clone() }, false);
+                        let _ = self.transition(
+                            &c,
+                            Transition::Started {
+                                pid: 0,
+                                at: rec.created.clone(),
+                            },
+                            false,
+                        );
                         c.set_shim(ShimState::Started);
                         self.handle_exit(&c, Ok(e)).await;
                     }
@@ -919,7 +1025,14 @@ impl Engine {
         {
             let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
             let mut probe = rec.state.clone();
-            status::apply(&c.id, &mut probe, Transition::Started { pid: 0, at: String::new() })?;
+            status::apply(
+                &c.id,
+                &mut probe,
+                Transition::Started {
+                    pid: 0,
+                    at: String::new(),
+                },
+            )?;
         }
         let started = match c.shim_state() {
             ShimState::Created => {
@@ -990,17 +1103,28 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`.
-    pub async fn stop(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn stop(
+        self: &Arc<Self>,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, signal, timeout).await
     }
 
-    async fn stop_locked(self: &Arc<Self>, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    async fn stop_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let rec = c.record();
         if c.shim_state() == ShimState::Created && rec.state.status == Status::Created {
             // Attached but never started: tear the prepared container down.
-            let _ = shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Shutdown).await;
+            let _ =
+                shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Shutdown).await;
             return Err(EngineError::NotModified("container already stopped".into()));
         }
         if !rec.state.status.is_alive() {
@@ -1014,12 +1138,17 @@ impl Engine {
                 _ => libc::SIGTERM,
             },
         };
-        let secs = timeout
-            .or(rec.config.stop_timeout)
-            .unwrap_or(10);
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         let exits = c.life.borrow().exits;
         let dir = self.state_dir(&c.id);
-        let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Kill { signal: sig, all: false }).await;
+        let _ = shim::call::<berth_shim::Empty>(
+            &dir,
+            &Request::Kill {
+                signal: sig,
+                all: false,
+            },
+        )
+        .await;
         if rec.state.status == Status::Paused {
             let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Resume).await;
         }
@@ -1029,7 +1158,14 @@ impl Engine {
             Self::wait_exit_after(c, exits, Some(Duration::from_secs(secs as u64))).await
         };
         if !graceful {
-            let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Kill { signal: libc::SIGKILL, all: true }).await;
+            let _ = shim::call::<berth_shim::Empty>(
+                &dir,
+                &Request::Kill {
+                    signal: libc::SIGKILL,
+                    all: true,
+                },
+            )
+            .await;
             if !Self::wait_exit_after(c, exits, Some(Duration::from_secs(30))).await {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit within 30 seconds after SIGKILL",
@@ -1057,15 +1193,21 @@ impl Engine {
             )));
         }
         let exits = c.life.borrow().exits;
-        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Kill { signal: sig, all: false })
-            .await
-            .map_err(|e| match e {
-                EngineError::Shim { message, kind } => EngineError::Shim {
-                    message: format!("Cannot kill container: {name}: {message}"),
-                    kind,
-                },
-                other => other,
-            })?;
+        shim::call::<berth_shim::Empty>(
+            &self.state_dir(&c.id),
+            &Request::Kill {
+                signal: sig,
+                all: false,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            EngineError::Shim { message, kind } => EngineError::Shim {
+                message: format!("Cannot kill container: {name}: {message}"),
+                kind,
+            },
+            other => other,
+        })?;
         self.container_event("kill", &rec, &[("signal", sig.to_string())]);
         if sig == libc::SIGKILL {
             // Docker's kill returns once a SIGKILLed container is gone.
@@ -1075,7 +1217,12 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/restart`.
-    pub async fn restart(self: &Arc<Self>, name: &str, signal: Option<&str>, timeout: Option<i64>) -> Result<()> {
+    pub async fn restart(
+        self: &Arc<Self>,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
         match self.stop_locked(&c, signal, timeout).await {
@@ -1083,7 +1230,6 @@ impl Engine {
             Err(e) if matches!(e, EngineError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
-        self.update_record(&c, |r| r.restart_count += 0)?;
         self.start_locked(&c).await?;
         let rec = c.record();
         self.container_event("restart", &rec, &[]);
@@ -1122,15 +1268,23 @@ impl Engine {
     pub async fn resize(&self, name: &str, height: u16, width: u16) -> Result<()> {
         let c = self.lookup(name)?;
         if c.shim_state() == ShimState::None {
-            return Err(EngineError::conflict(format!("Container {} is not running", c.id)));
+            return Err(EngineError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
-        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Resize { height, width }).await?;
+        shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Resize { height, width })
+            .await?;
         Ok(())
     }
 
     /// Registers a wait now and returns a future for its outcome (exit code, error), so
     /// callers can answer headers before the container even starts (`docker run`).
-    pub fn wait(&self, name: &str, condition: WaitCondition) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
+    pub fn wait(
+        &self,
+        name: &str,
+        condition: WaitCondition,
+    ) -> Result<impl std::future::Future<Output = (i64, Option<String>)> + Send + 'static> {
         let c = self.lookup(name)?;
         let mut rx = c.watch();
         let (start_exits, status) = (rx.borrow().exits, c.status());
@@ -1139,7 +1293,10 @@ impl Engine {
             match condition {
                 WaitCondition::NotRunning if !status.is_alive() => (rec_code, None),
                 WaitCondition::Removed => {
-                    let r = rx.wait_for(|l| l.removed).await.map(|l| (l.exit_code, l.error.clone()));
+                    let r = rx
+                        .wait_for(|l| l.removed)
+                        .await
+                        .map(|l| (l.exit_code, l.error.clone()));
                     r.unwrap_or((rec_code, None))
                 }
                 _ => {
@@ -1155,7 +1312,13 @@ impl Engine {
 
     /// Attaches to the container's stdio: spawns its shim without starting it if needed
     /// (attach before start loses nothing). Returns the stream and whether it is a tty.
-    pub async fn attach(self: &Arc<Self>, name: &str, stdin: bool, stdout: bool, stderr: bool) -> Result<Attached> {
+    pub async fn attach(
+        self: &Arc<Self>,
+        name: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Attached> {
         let c = self.lookup(name)?;
         let rec = c.record();
         let _op = c.op.lock().await;
@@ -1174,8 +1337,12 @@ impl Engine {
         let mut conn = shim::Conn::connect(&dir).await.map_err(|e| {
             EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
         })?;
-        conn.call::<berth_shim::Empty>(&Request::Attach { stdin, stdout, stderr })
-            .await?;
+        conn.call::<berth_shim::Empty>(&Request::Attach {
+            stdin,
+            stdout,
+            stderr,
+        })
+        .await?;
         self.container_event("attach", &rec, &[]);
         let (buffered, stream) = conn.into_stream();
         Ok(Attached {
@@ -1205,7 +1372,14 @@ impl Engine {
                 }
                 let exits = c.life.borrow().exits;
                 let dir = self.state_dir(&c.id);
-                let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Kill { signal: libc::SIGKILL, all: true }).await;
+                let _ = shim::call::<berth_shim::Empty>(
+                    &dir,
+                    &Request::Kill {
+                        signal: libc::SIGKILL,
+                        all: true,
+                    },
+                )
+                .await;
                 if rec.state.status == Status::Paused {
                     let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Resume).await;
                 }
@@ -1218,7 +1392,8 @@ impl Engine {
             }
             if c.shim_state() == ShimState::Created {
                 let exits = c.life.borrow().exits;
-                let _ = shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Shutdown).await;
+                let _ = shim::call::<berth_shim::Empty>(&self.state_dir(&c.id), &Request::Shutdown)
+                    .await;
                 Self::wait_exit_after(&c, exits, Some(Duration::from_secs(10))).await;
             }
             match self.transition(&c, Transition::RemovalStarted, false) {
@@ -1261,11 +1436,20 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
         if let Err(e) = res {
-            let _ = self.transition(&c, Transition::RemovalFailed { error: e.to_string() }, true);
+            let _ = self.transition(
+                &c,
+                Transition::RemovalFailed {
+                    error: e.to_string(),
+                },
+                true,
+            );
             return Err(e);
         }
         record::delete(self.store.db(), id)?;
-        self.containers.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.containers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         {
             let mut names_map = self.names.lock().unwrap_or_else(|e| e.into_inner());
             if names_map.get(&rec.name).is_some_and(|v| v == id) {
@@ -1304,7 +1488,11 @@ impl Engine {
     pub fn log_source(&self, name: &str) -> Result<(Arc<Container>, PathBuf, bool)> {
         let c = self.lookup(name)?;
         let rec = c.record();
-        Ok((c.clone(), PathBuf::from(rec.log_path), rec.config.tty.unwrap_or(false)))
+        Ok((
+            c.clone(),
+            PathBuf::from(rec.log_path),
+            rec.config.tty.unwrap_or(false),
+        ))
     }
 
     /// Whether a container is running (for image removal's checks).
@@ -1338,6 +1526,27 @@ pub struct Attached {
     pub tty: bool,
 }
 
+fn daemon_id(root: &Path) -> Result<String> {
+    let path = root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && !s.trim().is_empty()
+    {
+        return Ok(s.trim().to_string());
+    }
+    let r = berth_store::random_id(16);
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &r[0..8],
+        &r[8..12],
+        &r[12..16],
+        &r[16..20],
+        &r[20..32]
+    );
+    berth_sys::fs::atomic_write(&path, id.as_bytes(), 0o600)
+        .map_err(EngineError::io(format!("writing {}", path.display())))?;
+    Ok(id)
+}
+
 async fn wait_for_exit_file(dir: &Path) -> std::result::Result<ExitInfo, String> {
     // The shim writes exit.json before answering waiters; if we lost the connection early,
     // give it a moment to land.
@@ -1367,7 +1576,8 @@ pub fn display_reference(name: &str) -> String {
 /// Converts between the API's and the image crate's config types (same JSON names).
 fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B> {
     let v = serde_json::to_value(a).map_err(|e| EngineError::Internal(format!("config: {e}")))?;
-    serde_json::from_value(v).map_err(|e| EngineError::invalid(format!("invalid container config: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| EngineError::invalid(format!("invalid container config: {e}")))
 }
 
 /// `GroupAdd` entries → gids, names through the image's `/etc/group`.
@@ -1385,7 +1595,9 @@ fn resolve_groups(files: &berth_image::spec::ImageFiles, groups: &[String]) -> R
                 .lines()
                 .filter_map(|l| {
                     let f: Vec<&str> = l.split(':').collect();
-                    (f.len() >= 3 && f[0] == g).then(|| f[2].parse::<u32>().ok()).flatten()
+                    (f.len() >= 3 && f[0] == g)
+                        .then(|| f[2].parse::<u32>().ok())
+                        .flatten()
                 })
                 .next()
                 .ok_or_else(|| {
@@ -1446,7 +1658,11 @@ pub fn parse_size(s: &str) -> Option<u64> {
 pub fn parse_signal(s: &str) -> Result<i32> {
     let bad = || EngineError::invalid(format!("Invalid signal: {s}"));
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);

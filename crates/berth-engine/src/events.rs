@@ -112,8 +112,17 @@ pub struct EventFilter {
 }
 
 const EVENT_FILTERS: [&str; 11] = [
-    "type", "event", "container", "image", "label", "scope", "daemon", "network", "volume",
-    "plugin", "config",
+    "type",
+    "event",
+    "container",
+    "image",
+    "label",
+    "scope",
+    "daemon",
+    "network",
+    "volume",
+    "plugin",
+    "config",
 ];
 
 impl EventFilter {
@@ -139,8 +148,7 @@ impl EventFilter {
             })
             && any("scope", &|v| v == ev.scope)
             && any("container", &|v| {
-                ev.typ == "container"
-                    && (ev.actor.id.starts_with(v) || attr("name") == Some(v))
+                ev.typ == "container" && (ev.actor.id.starts_with(v) || attr("name") == Some(v))
             })
             && any("image", &|v| {
                 let image = match ev.typ.as_str() {
@@ -164,7 +172,10 @@ impl EventFilter {
 pub fn parse_time(s: &str) -> Result<i64> {
     let s = s.trim();
     if let Some((secs, frac)) = s.split_once('.')
-        && let (Ok(a), true) = (secs.parse::<i64>(), frac.bytes().all(|b| b.is_ascii_digit()))
+        && let (Ok(a), true) = (
+            secs.parse::<i64>(),
+            frac.bytes().all(|b| b.is_ascii_digit()),
+        )
     {
         let mut f = frac.to_string();
         f.truncate(9);
@@ -190,7 +201,9 @@ mod tests {
     use super::*;
 
     fn attrs(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -212,14 +225,32 @@ mod tests {
         assert_eq!(v["Actor"]["ID"], "abc");
         assert_eq!(v["Actor"]["Attributes"]["name"], "web");
         assert_eq!(v["scope"], "local");
-        assert_eq!(v["time"].as_i64().unwrap(), v["timeNano"].as_i64().unwrap() / 1_000_000_000);
+        assert_eq!(
+            v["time"].as_i64().unwrap(),
+            v["timeNano"].as_i64().unwrap() / 1_000_000_000
+        );
     }
 
     #[test]
     fn filters_select_like_docker() {
         let bus = Events::new();
-        bus.publish("container", "die", "abc123", attrs(&[("image", "busybox"), ("name", "web"), ("exitCode", "0"), ("tier", "front")]));
-        bus.publish("image", "tag", "sha256:feed", attrs(&[("name", "busybox:latest")]));
+        bus.publish(
+            "container",
+            "die",
+            "abc123",
+            attrs(&[
+                ("image", "busybox"),
+                ("name", "web"),
+                ("exitCode", "0"),
+                ("tier", "front"),
+            ]),
+        );
+        bus.publish(
+            "image",
+            "tag",
+            "sha256:feed",
+            attrs(&[("name", "busybox:latest")]),
+        );
         let (hist, _) = bus.subscribe();
         let f = |json: &str| EventFilter::new(Filters::from_json(json).unwrap()).unwrap();
         let count = |flt: &EventFilter| hist.iter().filter(|e| flt.matches(e)).count();

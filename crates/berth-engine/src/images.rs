@@ -7,7 +7,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use berth_api::query::Filters;
-use berth_image::{DeleteItem, ImportOptions, ImportSource, ListOptions, LoadOptions, RemoveOptions, SaveFormat};
+use berth_image::{
+    DeleteItem, ImportOptions, ImportSource, ListOptions, LoadOptions, RemoveOptions, SaveFormat,
+};
 use serde_json::{Value, json};
 
 use crate::engine::Engine;
@@ -70,9 +72,16 @@ impl Engine {
     }
 
     /// `POST /images/{name}/tag`.
-    pub async fn image_tag(self: &Arc<Self>, source: &str, repo: &str, tag: Option<&str>) -> Result<()> {
+    pub async fn image_tag(
+        self: &Arc<Self>,
+        source: &str,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<()> {
         if repo.is_empty() {
-            return Err(EngineError::invalid("repository name must have at least one component"));
+            return Err(EngineError::invalid(
+                "repository name must have at least one component",
+            ));
         }
         let target = match tag {
             Some(t) if !t.is_empty() => format!("{repo}:{t}"),
@@ -86,13 +95,22 @@ impl Engine {
             Ok((r, id))
         })
         .await?;
-        self.events
-            .publish("image", "tag", &id.to_string(), image_name_attr(&r.familiar()));
+        self.events.publish(
+            "image",
+            "tag",
+            &id.to_string(),
+            image_name_attr(&r.familiar()),
+        );
         Ok(())
     }
 
     /// `DELETE /images/{name}`.
-    pub async fn image_remove(self: &Arc<Self>, name: &str, force: bool, noprune: bool) -> Result<Value> {
+    pub async fn image_remove(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+        noprune: bool,
+    ) -> Result<Value> {
         let store = self.store.clone();
         let n = name.to_string();
         let engine = self.clone();
@@ -113,11 +131,13 @@ impl Engine {
         for item in items {
             match item {
                 DeleteItem::Untagged(r) => {
-                    self.events.publish("image", "untag", &r, image_name_attr(&r));
+                    self.events
+                        .publish("image", "untag", &r, image_name_attr(&r));
                     out.push(json!({"Untagged": r}));
                 }
                 DeleteItem::Deleted(d) => {
-                    self.events.publish("image", "delete", &d, image_name_attr(&d));
+                    self.events
+                        .publish("image", "delete", &d, image_name_attr(&d));
                     out.push(json!({"Deleted": d}));
                 }
             }
@@ -126,12 +146,22 @@ impl Engine {
     }
 
     /// `POST /images/load`: returns the messages `docker load` prints.
-    pub async fn image_load(self: &Arc<Self>, input: impl Read + Send + 'static) -> Result<Vec<String>> {
+    pub async fn image_load(
+        self: &Arc<Self>,
+        input: impl Read + Send + 'static,
+    ) -> Result<Vec<String>> {
         let store = self.store.clone();
-        let report = blocking(move || Ok(berth_image::load(&store, input, &LoadOptions::default())?)).await?;
+        let report =
+            blocking(move || Ok(berth_image::load(&store, input, &LoadOptions::default())?))
+                .await?;
         for img in &report.images {
-            let name = img.tags.first().map(|t| t.familiar()).unwrap_or_else(|| img.id.to_string());
-            self.events.publish("image", "load", &img.id.to_string(), image_name_attr(&name));
+            let name = img
+                .tags
+                .first()
+                .map(|t| t.familiar())
+                .unwrap_or_else(|| img.id.to_string());
+            self.events
+                .publish("image", "load", &img.id.to_string(), image_name_attr(&name));
         }
         Ok(report.messages())
     }
@@ -151,7 +181,11 @@ impl Engine {
                     Some(t) => format!("{r}:{t}"),
                     None => r,
                 };
-                Some(berth_oci::Reference::parse(&full).map_err(|e| EngineError::invalid(e.to_string()))?.with_default_tag())
+                Some(
+                    berth_oci::Reference::parse(&full)
+                        .map_err(|e| EngineError::invalid(e.to_string()))?
+                        .with_default_tag(),
+                )
             }
             None => None,
         };
@@ -164,14 +198,28 @@ impl Engine {
             source_name: "-".into(),
             apply: Default::default(),
         };
-        let id = blocking(move || Ok(berth_image::import(&store, ImportSource::Tar(input), &opts)?)).await?;
-        let name = reference.map(|r| r.familiar()).unwrap_or_else(|| id.to_string());
-        self.events.publish("image", "import", &id.to_string(), image_name_attr(&name));
+        let id = blocking(move || {
+            Ok(berth_image::import(
+                &store,
+                ImportSource::Tar(input),
+                &opts,
+            )?)
+        })
+        .await?;
+        let name = reference
+            .map(|r| r.familiar())
+            .unwrap_or_else(|| id.to_string());
+        self.events
+            .publish("image", "import", &id.to_string(), image_name_attr(&name));
         Ok(id.to_string())
     }
 
     /// `GET /images/get` and `/images/{name}/get`: writes the archive to `out`.
-    pub async fn image_save(self: &Arc<Self>, names: Vec<String>, out: impl std::io::Write + Send + 'static) -> Result<()> {
+    pub async fn image_save(
+        self: &Arc<Self>,
+        names: Vec<String>,
+        out: impl std::io::Write + Send + 'static,
+    ) -> Result<()> {
         let store = self.store.clone();
         let ns = names.clone();
         blocking(move || {
@@ -180,7 +228,8 @@ impl Engine {
         })
         .await?;
         for n in names {
-            self.events.publish("image", "save", &n, image_name_attr(&n));
+            self.events
+                .publish("image", "save", &n, image_name_attr(&n));
         }
         Ok(())
     }
@@ -190,7 +239,10 @@ impl Engine {
         filters
             .validate(&["dangling", "label", "until"])
             .map_err(|e| EngineError::invalid(e.to_string()))?;
-        let all = matches!(filters.get("dangling").first().map(String::as_str), Some("false" | "0"));
+        let all = matches!(
+            filters.get("dangling").first().map(String::as_str),
+            Some("false" | "0")
+        );
         let mut labels: Vec<String> = filters.get("label").to_vec();
         labels.extend(filters.get("label!").iter().map(|l| format!("!{l}")));
         let until = filters
@@ -205,7 +257,8 @@ impl Engine {
             match item {
                 DeleteItem::Untagged(r) => deleted.push(json!({"Untagged": r})),
                 DeleteItem::Deleted(d) => {
-                    self.events.publish("image", "delete", d, image_name_attr(d));
+                    self.events
+                        .publish("image", "delete", d, image_name_attr(d));
                     deleted.push(json!({"Deleted": d}));
                 }
             }
@@ -223,7 +276,11 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/export`: writes the container's filesystem as a tar.
-    pub async fn export(self: &Arc<Self>, name: &str, out: impl std::io::Write + Send + 'static) -> Result<()> {
+    pub async fn export(
+        self: &Arc<Self>,
+        name: &str,
+        out: impl std::io::Write + Send + 'static,
+    ) -> Result<()> {
         let c = self.lookup(name)?;
         let store = self.store.clone();
         let id = c.id.clone();

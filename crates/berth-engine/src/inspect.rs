@@ -32,7 +32,9 @@ fn time_of(s: &str) -> Option<SystemTime> {
 }
 
 fn unix_of(s: &str) -> i64 {
-    s.parse::<jiff::Timestamp>().map(|t| t.as_second()).unwrap_or(0)
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .unwrap_or(0)
 }
 
 /// Docker's `Status` text of a container.
@@ -217,7 +219,10 @@ impl Engine {
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect();
-                let upper = o.upperdir.map(|p| p.display().to_string()).unwrap_or_default();
+                let upper = o
+                    .upperdir
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 let merged = self.container_dir(&rec.id).join("rootfs");
                 json!({
                     "Data": {
@@ -358,7 +363,13 @@ impl Engine {
     }
 
     /// `GET /containers/json` with Docker's filters, newest first.
-    pub fn list(&self, all: bool, limit: Option<i64>, size: bool, filters: &Filters) -> Result<Vec<Value>> {
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        size: bool,
+        filters: &Filters,
+    ) -> Result<Vec<Value>> {
         const ALLOWED: [&str; 14] = [
             "id", "name", "label", "status", "ancestor", "exited", "before", "since", "health",
             "is-task", "network", "volume", "publish", "expose",
@@ -368,9 +379,7 @@ impl Engine {
             .map_err(|e| EngineError::invalid(e.to_string()))?;
         for s in filters.get("status") {
             if Status::parse(s).is_none() {
-                return Err(EngineError::invalid(format!(
-                    "invalid filter 'status={s}'"
-                )));
+                return Err(EngineError::invalid(format!("invalid filter 'status={s}'")));
             }
         }
         let exited: Vec<i64> = filters
@@ -381,11 +390,17 @@ impl Engine {
                     .map_err(|_| EngineError::invalid(format!("invalid filter 'exited={e}'")))
             })
             .collect::<Result<_>>()?;
-        let created_of = |name: &str| -> Result<String> {
-            Ok(self.lookup(name)?.record().created)
-        };
-        let before = filters.get("before").first().map(|n| created_of(n)).transpose()?;
-        let since = filters.get("since").first().map(|n| created_of(n)).transpose()?;
+        let created_of = |name: &str| -> Result<String> { Ok(self.lookup(name)?.record().created) };
+        let before = filters
+            .get("before")
+            .first()
+            .map(|n| created_of(n))
+            .transpose()?;
+        let since = filters
+            .get("since")
+            .first()
+            .map(|n| created_of(n))
+            .transpose()?;
         let ancestors: Vec<String> = filters
             .get("ancestor")
             .iter()
@@ -393,7 +408,11 @@ impl Engine {
             .collect();
         let want_ancestor = !filters.get("ancestor").is_empty();
 
-        let mut recs: Vec<ContainerRecord> = self.all().iter().map(|c: &Arc<Container>| c.record()).collect();
+        let mut recs: Vec<ContainerRecord> = self
+            .all()
+            .iter()
+            .map(|c: &Arc<Container>| c.record())
+            .collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let explicit_status = !filters.get("status").is_empty() || !exited.is_empty();
         let mut out = Vec::new();
@@ -416,9 +435,7 @@ impl Engine {
                 continue;
             }
             let names = filters.get("name");
-            if !names.is_empty()
-                && !names.iter().any(|n| name_matches(n, &rec.name))
-            {
+            if !names.is_empty() && !names.iter().any(|n| name_matches(n, &rec.name)) {
                 continue;
             }
             let statuses = filters.get("status");
@@ -437,10 +454,14 @@ impl Engine {
                 continue;
             }
             let labels = spec::sorted(&rec.config.labels);
-            if !filters.get("label").iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                None => labels.contains_key(l.as_str()),
-            }) {
+            if !filters
+                .get("label")
+                .iter()
+                .all(|l| match l.split_once('=') {
+                    Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                    None => labels.contains_key(l.as_str()),
+                })
+            {
                 continue;
             }
             out.push(self.summary(&rec, size));
@@ -471,13 +492,20 @@ impl Engine {
                 continue;
             }
             let labels = spec::sorted(&rec.config.labels);
-            let label_ok = filters.get("label").iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                None => labels.contains_key(l.as_str()),
-            }) && !filters.get("label!").iter().any(|l| match l.split_once('=') {
-                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                None => labels.contains_key(l.as_str()),
-            });
+            let label_ok = filters
+                .get("label")
+                .iter()
+                .all(|l| match l.split_once('=') {
+                    Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                    None => labels.contains_key(l.as_str()),
+                })
+                && !filters
+                    .get("label!")
+                    .iter()
+                    .any(|l| match l.split_once('=') {
+                        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                        None => labels.contains_key(l.as_str()),
+                    });
             if !label_ok {
                 continue;
             }
@@ -497,11 +525,15 @@ impl Engine {
                 reclaimed += size;
             }
         }
-        self.events.publish("container", "prune", "", BTreeMap::from([(
-            "reclaimed".to_string(),
-            reclaimed.to_string(),
-        )]));
-        Ok(json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}))
+        self.events.publish(
+            "container",
+            "prune",
+            "",
+            BTreeMap::from([("reclaimed".to_string(), reclaimed.to_string())]),
+        );
+        Ok(
+            json!({"ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
+        )
     }
 }
 
@@ -513,7 +545,11 @@ fn name_matches(pattern: &str, name: &str) -> bool {
     let anchored_start = p.starts_with('^');
     let anchored_end = p.ends_with('$') && !p.ends_with("\\$");
     let core = p.trim_start_matches('^');
-    let core = if anchored_end { &core[..core.len() - 1] } else { core };
+    let core = if anchored_end {
+        &core[..core.len() - 1]
+    } else {
+        core
+    };
     let core_noslash = core.strip_prefix('/').unwrap_or(core);
     match (anchored_start, anchored_end) {
         (true, true) => full == core || name == core_noslash,
@@ -528,7 +564,9 @@ pub fn dir_size(path: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(m) = e.metadata() else { continue };
             if m.is_dir() {

@@ -30,5 +30,7 @@ pub mod shim;
 pub mod spec;
 pub mod status;
 
-pub use engine::{Attached, Container, DEFAULT_PIDS_LIMIT, Engine, EngineConfig, Life, WaitCondition};
+pub use engine::{
+    Attached, Container, DEFAULT_PIDS_LIMIT, Engine, EngineConfig, Life, WaitCondition,
+};
 pub use error::{EngineError, Result};

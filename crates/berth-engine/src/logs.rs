@@ -35,7 +35,11 @@ pub struct LogOptions {
 pub fn parse_tail(s: Option<&str>) -> Option<usize> {
     match s {
         None | Some("" | "all") => None,
-        Some(n) => n.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize),
+        Some(n) => n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n as usize),
     }
 }
 
@@ -140,7 +144,12 @@ fn parse_line(line: &[u8]) -> Option<LogEntry> {
 
 /// Reads the whole log (all files) and returns the framed output for the selected entries,
 /// plus where the current file ended (for `follow`).
-pub fn read_all(path: &Path, framer: &Framer, tail: Option<usize>, sink: &mut dyn FnMut(Bytes)) -> Position {
+pub fn read_all(
+    path: &Path,
+    framer: &Framer,
+    tail: Option<usize>,
+    sink: &mut dyn FnMut(Bytes),
+) -> Position {
     let files = log_files(path);
     let mut ring: VecDeque<LogEntry> = VecDeque::new();
     let mut out = Vec::with_capacity(64 << 10);
@@ -218,14 +227,21 @@ pub struct Position {
 
 /// Reads entries appended since `pos`, following a rotation (the current file's inode
 /// changed: the rest of the old file is in `.1`). Returns false once `until` has passed.
-pub fn read_new(path: &Path, framer: &Framer, pos: &mut Position, sink: &mut dyn FnMut(Bytes)) -> bool {
+pub fn read_new(
+    path: &Path,
+    framer: &Framer,
+    pos: &mut Position,
+    sink: &mut dyn FnMut(Bytes),
+) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
         return true;
     };
     let mut out = Vec::new();
     let mut keep_going = true;
     let read_from = |p: &Path, start: u64, out: &mut Vec<u8>, keep_going: &mut bool| -> u64 {
-        let Ok(mut f) = File::open(p) else { return start };
+        let Ok(mut f) = File::open(p) else {
+            return start;
+        };
         if f.seek(SeekFrom::Start(start)).is_err() {
             return start;
         }
@@ -258,9 +274,7 @@ pub fn read_new(path: &Path, framer: &Framer, pos: &mut Position, sink: &mut dyn
     if meta.ino() != pos.ino {
         // Rotated: finish the old file (now `.1`), then start the new one from 0.
         let old = PathBuf::from(format!("{}.1", path.display()));
-        if pos.ino != 0
-            && std::fs::metadata(&old).is_ok_and(|m| m.ino() == pos.ino)
-        {
+        if pos.ino != 0 && std::fs::metadata(&old).is_ok_and(|m| m.ino() == pos.ino) {
             read_from(&old, pos.offset, &mut out, &mut keep_going);
         }
         pos.ino = meta.ino();
@@ -301,7 +315,10 @@ mod tests {
 
     #[test]
     fn reads_rotated_files_in_order_and_frames_like_docker() {
-        let dir = tempfile::Builder::new().prefix("berth-test-logs").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-logs")
+            .tempdir()
+            .unwrap();
         let p = dir.path().join("c-json.log");
         std::fs::write(
             p.with_extension("log.2"),
@@ -367,7 +384,10 @@ mod tests {
 
     #[test]
     fn follow_reads_appends_and_rotations() {
-        let dir = tempfile::Builder::new().prefix("berth-test-logs").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-logs")
+            .tempdir()
+            .unwrap();
         let p = dir.path().join("c-json.log");
         std::fs::write(&p, entry("a\n", "stdout", "2026-01-01T00:00:01Z")).unwrap();
         let framer = Framer::new(LogOptions {

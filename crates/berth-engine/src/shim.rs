@@ -80,7 +80,10 @@ impl Launcher {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
         if let Ok(v) = std::env::var("BERTH_SHIM_LOG") {
             cmd.env("BERTH_SHIM_LOG", v);
         }
@@ -136,7 +139,11 @@ impl Conn {
     /// Sends a request and reads its reply.
     pub async fn call<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
         let io = |e: std::io::Error| EngineError::Unavailable(format!("talking to the shim: {e}"));
-        self.reader.get_mut().write_all(&req.to_line()).await.map_err(io)?;
+        self.reader
+            .get_mut()
+            .write_all(&req.to_line())
+            .await
+            .map_err(io)?;
         let mut line = Vec::new();
         let n = self.reader.read_until(b'\n', &mut line).await.map_err(io)?;
         if n == 0 {

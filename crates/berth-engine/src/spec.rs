@@ -239,7 +239,9 @@ fn normalize_cap(c: &str) -> Result<String> {
         format!("CAP_{up}")
     };
     if !ALL_CAPS.contains(&name.as_str()) {
-        return Err(EngineError::invalid(format!("unknown capability: {name:?}")));
+        return Err(EngineError::invalid(format!(
+            "unknown capability: {name:?}"
+        )));
     }
     Ok(name)
 }
@@ -344,13 +346,20 @@ pub fn validate_host_config(host: &HostConfig, info: &HostInfo) -> Result<Vec<St
         let name = rp.name.unwrap_or(R::EMPTY);
         let count = rp.maximum_retry_count.unwrap_or(0);
         if count < 0 {
-            return Err(inv("invalid restart policy: maximum retry count cannot be negative".into()));
+            return Err(inv(
+                "invalid restart policy: maximum retry count cannot be negative".into(),
+            ));
         }
         if count != 0 && name != R::ON_FAILURE {
-            return Err(inv("invalid restart policy: maximum retry count can only be used with 'on-failure'".into()));
+            return Err(inv(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                    .into(),
+            ));
         }
         if host.auto_remove.unwrap_or(false) && !matches!(name, R::EMPTY | R::NO) {
-            return Err(inv("can't create 'AutoRemove' container with restart policy".into()));
+            return Err(inv(
+                "can't create 'AutoRemove' container with restart policy".into(),
+            ));
         }
     }
     match host.network_mode.as_deref() {
@@ -373,17 +382,23 @@ pub fn validate_host_config(host: &HostConfig, info: &HostInfo) -> Result<Vec<St
     }
     let swap = host.memory_swap.unwrap_or(0);
     if swap > 0 && memory == 0 {
-        return Err(inv("You should always set the Memory limit when using Memoryswap limit, see usage".into()));
+        return Err(inv(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+        ));
     }
     if swap > 0 && swap < memory {
-        return Err(inv("Minimum memoryswap limit should be larger than memory limit, see usage".into()));
+        return Err(inv(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        ));
     }
     let reservation = host.memory_reservation.unwrap_or(0);
     if reservation > 0 && reservation < 6 << 20 {
         return Err(inv("Minimum memory reservation allowed is 6MB".into()));
     }
     if memory > 0 && reservation > 0 && memory < reservation {
-        return Err(inv("Minimum memory limit can not be less than memory reservation limit, see usage".into()));
+        return Err(inv(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        ));
     }
     if let Some(sw) = host.memory_swappiness
         && sw != -1
@@ -396,10 +411,14 @@ pub fn validate_host_config(host: &HostConfig, info: &HostInfo) -> Result<Vec<St
     let nano = host.nano_cpus.unwrap_or(0);
     if nano != 0 {
         if host.cpu_quota.unwrap_or(0) > 0 {
-            return Err(inv("Conflicting options: Nano CPUs and CPU Quota cannot both be set".into()));
+            return Err(inv(
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set".into(),
+            ));
         }
         if host.cpu_period.unwrap_or(0) > 0 {
-            return Err(inv("Conflicting options: Nano CPUs and CPU Period cannot both be set".into()));
+            return Err(inv(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
+            ));
         }
         if nano < 0 || nano > info.ncpu as i64 * 1_000_000_000 {
             return Err(inv(format!(
@@ -412,13 +431,18 @@ pub fn validate_host_config(host: &HostConfig, info: &HostInfo) -> Result<Vec<St
         && p != 0
         && !(1000..=1_000_000).contains(&p)
     {
-        return Err(inv("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)".into()));
+        return Err(inv(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        ));
     }
     if let Some(q) = host.cpu_quota
         && q > 0
         && q < 1000
     {
-        return Err(inv("CPU cfs quota can not be less than 1ms (i.e. 1000)".into()));
+        return Err(inv(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)".into()
+        ));
     }
     if host.cpu_shares.unwrap_or(0) < 0 {
         return Err(inv("invalid CPU shares: it cannot be negative".into()));
@@ -426,8 +450,8 @@ pub fn validate_host_config(host: &HostConfig, info: &HostInfo) -> Result<Vec<St
     if let Some(c) = host.cpuset_cpus.as_deref()
         && !c.is_empty()
     {
-        let cpus = parse_cpuset(c)
-            .ok_or_else(|| inv(format!("Invalid value {c} for cpuset cpus")))?;
+        let cpus =
+            parse_cpuset(c).ok_or_else(|| inv(format!("Invalid value {c} for cpuset cpus")))?;
         if let Some(bad) = cpus.iter().find(|n| **n >= info.ncpu) {
             let _ = bad;
             return Err(inv(format!(
@@ -657,7 +681,9 @@ fn clean_path(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-const PROPAGATIONS: [&str; 6] = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
 
 /// `Binds`, `Mounts` and `Tmpfs` → the user's mounts, validated with Docker's messages.
 pub fn user_mounts(host: &HostConfig) -> Result<Vec<UserMount>> {
@@ -693,9 +719,7 @@ pub fn user_mounts(host: &HostConfig) -> Result<Vec<UserMount>> {
                 "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated" => {}
                 p if PROPAGATIONS.contains(&p) => propagation = p.to_string(),
                 _ => {
-                    return Err(EngineError::invalid(format!(
-                        "invalid mode: {mode}"
-                    )));
+                    return Err(EngineError::invalid(format!("invalid mode: {mode}")));
                 }
             }
         }
@@ -830,10 +854,29 @@ pub fn user_mounts(host: &HostConfig) -> Result<Vec<UserMount>> {
             let key = o.split('=').next().unwrap_or(o);
             if !matches!(
                 key,
-                "size" | "mode" | "uid" | "gid" | "nr_inodes" | "nr_blocks" | "exec" | "noexec"
-                    | "suid" | "nosuid" | "dev" | "nodev" | "ro" | "rw" | "tmpcopyup"
-                    | "notmpcopyup" | "atime" | "noatime" | "strictatime" | "relatime"
-                    | "norelatime" | "nodiratime" | "mpol"
+                "size"
+                    | "mode"
+                    | "uid"
+                    | "gid"
+                    | "nr_inodes"
+                    | "nr_blocks"
+                    | "exec"
+                    | "noexec"
+                    | "suid"
+                    | "nosuid"
+                    | "dev"
+                    | "nodev"
+                    | "ro"
+                    | "rw"
+                    | "tmpcopyup"
+                    | "notmpcopyup"
+                    | "atime"
+                    | "noatime"
+                    | "strictatime"
+                    | "relatime"
+                    | "norelatime"
+                    | "nodiratime"
+                    | "mpol"
             ) {
                 return Err(EngineError::invalid(format!(
                     "invalid tmpfs option [{o:?}]"
@@ -1017,15 +1060,9 @@ pub fn build(
     // Resources.
     let mut resources = serde_json::Map::new();
     if privileged {
-        resources.insert(
-            "devices".into(),
-            json!([{"allow": true, "access": "rwm"}]),
-        );
+        resources.insert("devices".into(), json!([{"allow": true, "access": "rwm"}]));
     } else {
-        resources.insert(
-            "devices".into(),
-            json!([{"allow": false, "access": "rwm"}]),
-        );
+        resources.insert("devices".into(), json!([{"allow": false, "access": "rwm"}]));
     }
     let mut memory = serde_json::Map::new();
     let mem = host.memory.unwrap_or(0);
@@ -1170,7 +1207,13 @@ pub fn hosts_file(hostname: &str, net: NetworkMode, host_hosts: Option<&str>) ->
 /// from a private network namespace) unless the container shares the host's network;
 /// Docker's fallback to public resolvers is replaced by leaving it empty, since Berth's
 /// containers have no outside network yet.
-pub fn resolv_conf(host_resolv: &str, net: NetworkMode, dns: &[String], search: &[String], options: &[String]) -> String {
+pub fn resolv_conf(
+    host_resolv: &str,
+    net: NetworkMode,
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+) -> String {
     let mut out = String::new();
     if net == NetworkMode::Host && dns.is_empty() && search.is_empty() && options.is_empty() {
         return host_resolv.to_string();
@@ -1183,8 +1226,7 @@ pub fn resolv_conf(host_resolv: &str, net: NetworkMode, dns: &[String], search: 
         match f.next() {
             Some("nameserver") if dns.is_empty() => {
                 if let Some(ip) = f.next()
-                    && (net == NetworkMode::Host
-                        || !(ip.starts_with("127.") || ip == "::1"))
+                    && (net == NetworkMode::Host || !(ip.starts_with("127.") || ip == "::1"))
                 {
                     servers.push(ip.to_string());
                 }

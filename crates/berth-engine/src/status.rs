@@ -106,10 +106,16 @@ impl Default for State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
     /// The process runs (`pid` on the host).
-    Started { pid: i64, at: String },
+    Started {
+        pid: i64,
+        at: String,
+    },
     /// Creating or starting the process failed; the container stays where it was, with the
     /// error and Docker's exit code for it (127 not found, 126 cannot invoke, 128 otherwise).
-    StartFailed { error: String, exit_code: i64 },
+    StartFailed {
+        error: String,
+        exit_code: i64,
+    },
     Paused,
     Unpaused,
     /// The process is gone.
@@ -122,7 +128,9 @@ pub enum Transition {
     /// `rm` began (from a stopped container; running ones are stopped first).
     RemovalStarted,
     /// `rm` failed half-way.
-    RemovalFailed { error: String },
+    RemovalFailed {
+        error: String,
+    },
 }
 
 /// Applies `t` to `state` for container `id` (used in messages), or explains why it cannot
@@ -173,11 +181,19 @@ pub fn apply(id: &str, state: &mut State, t: Transition) -> Result<()> {
                     "Container {id} is already paused"
                 )));
             }
-            _ => return Err(EngineError::conflict(format!("Container {id} is not running"))),
+            _ => {
+                return Err(EngineError::conflict(format!(
+                    "Container {id} is not running"
+                )));
+            }
         },
         Transition::Unpaused => match s {
             Paused => state.status = Running,
-            _ => return Err(EngineError::conflict(format!("Container {id} is not paused"))),
+            _ => {
+                return Err(EngineError::conflict(format!(
+                    "Container {id} is not paused"
+                )));
+            }
         },
         Transition::Exited {
             exit_code,

@@ -1,1 +1,34 @@
+//! berthd's server: the Docker Engine API (v1.47) over a unix socket, on top of
+//! [`berth_engine::Engine`].
+//!
+//! - [`routes`]: one module per API tag (`containers`, `images`, `system`), `/vX.Y/`
+//!   prefixes stripped before routing, versions outside 1.24–1.47 rejected with Docker's
+//!   messages;
+//! - [`error`]: the one mapping from error kinds to HTTP statuses and Docker's error body;
+//! - [`config`]: flags and the `daemon.json`-style config file.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
+
+pub mod config;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use berth_engine::Engine;
+use tower::Layer;
+
+/// Serves the API on `listener` until the future is dropped.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    engine: Arc<Engine>,
+) -> std::io::Result<()> {
+    let app =
+        tower::util::MapRequestLayer::new(routes::strip_version).layer(routes::router(engine));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .await
+}

@@ -172,3 +172,31 @@ fn bad_archives_fail_precisely_and_leave_nothing() {
     .file("c.json", &config_json(&[], serde_json::json!({})));
     assert_fails_cleanly(&t, &a.finish(), "must be lowercase");
 }
+
+#[test]
+fn gc_running_alongside_loads_never_breaks_them() {
+    let t = store();
+    let (archive, config) = busybox_archive(&["concurrent:1"]);
+    let id = Digest::of(&config);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                t.store.gc().unwrap();
+            }
+        });
+        for _ in 0..5 {
+            load(&t.store, &archive[..], &LoadOptions::default()).unwrap();
+            let rep = t.store.fsck().unwrap();
+            assert!(rep.is_clean(), "{rep:?}");
+            berth_image::remove(&t.store, "concurrent:1", Default::default(), &|_| false).unwrap();
+            assert!(t.store.image(&id).unwrap().is_none());
+        }
+        load(&t.store, &archive[..], &LoadOptions::default()).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    t.store.gc().unwrap();
+    let rep = t.store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    assert_eq!(t.store.resolve_image("concurrent:1").unwrap(), id);
+}

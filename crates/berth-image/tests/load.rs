@@ -200,3 +200,69 @@ fn gc_running_alongside_loads_never_breaks_them() {
     assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
     assert_eq!(t.store.resolve_image("concurrent:1").unwrap(), id);
 }
+
+/// Mutation test: truncations and byte flips of a valid archive never panic, and a load that
+/// fails leaves no image and no garbage behind (a load that succeeds leaves a clean store).
+#[test]
+fn corrupted_archives_never_panic_or_leave_state() {
+    let t = store();
+    let mut l1 = TarWriter::new();
+    l1.dir("etc/")
+        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n");
+    let l1 = l1.finish();
+    let mut l2 = TarWriter::new();
+    l2.file("data.txt", &vec![b'x'; 3000])
+        .symlink("link", "data.txt");
+    let l2 = l2.finish();
+    let config = config_json(
+        &[Digest::of(&l1), Digest::of(&l2)],
+        serde_json::json!({"Cmd": ["sh"]}),
+    );
+    let good = docker_archive(&[l1, gzip(&l2)], &config, &["mutant:1"]);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut ok, mut failed) = (0, 0);
+    for i in 0..300 {
+        let mut a = good.clone();
+        if i % 3 == 0 {
+            a.truncate((next() % good.len() as u64) as usize);
+        } else {
+            for _ in 0..(1 + next() % 4) {
+                let pos = (next() % a.len() as u64) as usize;
+                a[pos] ^= 1 << (next() % 8);
+            }
+        }
+        match load(&t.store, &a[..], &LoadOptions::default()) {
+            Ok(rep) => {
+                ok += 1;
+                for img in rep.images {
+                    let force = berth_image::RemoveOptions {
+                        force: true,
+                        no_prune: false,
+                    };
+                    berth_image::remove(&t.store, &img.id.to_string(), force, &|_| false).ok();
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                assert!(!e.to_string().is_empty());
+                assert!(
+                    t.store.images().unwrap().is_empty(),
+                    "image visible after: {e}"
+                );
+            }
+        }
+        let rep = t.store.fsck().unwrap();
+        assert!(rep.is_clean(), "iteration {i}: {rep:?}");
+        assert!(rep.garbage.is_empty(), "iteration {i}: {rep:?}");
+    }
+    assert!(
+        failed > 100,
+        "mutations should mostly fail ({ok} loaded, {failed} failed)"
+    );
+}

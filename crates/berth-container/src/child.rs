@@ -45,6 +45,9 @@ pub(crate) struct Common<'a> {
     pub thread_check: Option<ThreadCheck>,
     /// The parent's Go arrived (it may come while we wait for something else).
     pub got_go: std::cell::Cell<bool>,
+    /// v1 `tasks` files to write "0" to: the process joins its cgroups itself
+    /// (see `cgroup_join`).
+    pub cgroup_join: &'a [rustix::fd::OwnedFd],
 }
 
 /// Create-only parts.
@@ -99,6 +102,9 @@ fn expect_after_go(c: &Common<'_>, what: &str, want: fn(&Msg) -> bool) -> CResul
 }
 
 fn start(c: &mut Common<'_>) -> CResult<()> {
+    for f in c.cgroup_join {
+        rustix::io::write(f, b"0").map_err(err("join the container's cgroup"))?;
+    }
     // Until execve (which restores it), no other process (the container's included) may
     // ptrace us or open our /proc files: we still hold the runtime's binary and descriptors.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)

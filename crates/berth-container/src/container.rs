@@ -119,6 +119,11 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
 
 /// Parses a runtime spec; errors name the JSON path of the bad field.
 pub fn parse_spec(bytes: &[u8]) -> Result<Spec> {
+    // The common, valid case takes the plain (faster, smaller) deserializer; only a failure
+    // is parsed again with path tracking to name the field.
+    if let Ok(spec) = serde_json::from_slice(bytes) {
+        return Ok(spec);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -248,6 +253,7 @@ impl Runtime {
             StartMode::Now => None,
         };
         let cgroup_paths = spawn::cgroup_mount_paths(cgroup.as_ref());
+        let join = crate::cgroup_join::handles(cgroup.as_ref(), &hierarchy, &cg_path);
 
         let mut oci = StateFile {
             id: opts.id.clone(),
@@ -288,6 +294,7 @@ impl Runtime {
             hook_state: Some(&hook_state),
             thread_check: None,
             got_go: Default::default(),
+            cgroup_join: join.as_ref().map_or(&[], |j| j.self_join.as_slice()),
         };
         let args = CreateArgs {
             common,
@@ -297,14 +304,19 @@ impl Runtime {
             parent_hooks,
             container_hooks: &create_container,
         };
-        let pid = spawn::fork_create(
+        let born = spawn::fork_create(
             CreateSpawn {
                 args,
                 ns: &plan.ns,
                 join_fds: &join_fds,
+                cgroup_fd: join
+                    .as_ref()
+                    .and_then(|j| j.clone_into.as_ref())
+                    .map(|f| f.as_fd()),
             },
             &parent_end,
         )?;
+        let pid = born.pid;
         guard.pid = Some(pid);
         drop(join_fds);
         drop(fifo);
@@ -312,7 +324,10 @@ impl Runtime {
         if plan.ns.new_user {
             spawn::write_id_maps(pid, &plan.ns)?;
         }
-        cgroup.add_process(pid)?;
+        if join.is_none() || !born.in_cgroup {
+            cgroup.add_process(pid)?;
+        }
+        drop(join);
         if let Some(adj) = plan.process.oom_score_adj {
             spawn::write_oom_score_adj(pid, adj)?;
         }
@@ -390,9 +405,8 @@ impl Container {
         &self.dir
     }
 
-    /// The container's cgroup.
-    pub fn cgroup(&self) -> Result<Box<dyn CgroupManager>> {
-        let path = CgroupPath::from_oci(
+    fn cgroup_path(&self) -> Result<CgroupPath> {
+        Ok(CgroupPath::from_oci(
             self.state
                 .config
                 .linux()
@@ -400,8 +414,12 @@ impl Container {
                 .and_then(|l| l.cgroups_path().as_ref())
                 .and_then(|p| p.to_str()),
             &self.state.id,
-        )?;
-        Ok(Hierarchy::detect()?.manager(&path)?)
+        )?)
+    }
+
+    /// The container's cgroup.
+    pub fn cgroup(&self) -> Result<Box<dyn CgroupManager>> {
+        Ok(Hierarchy::detect()?.manager(&self.cgroup_path()?)?)
     }
 
     fn init_alive(&self) -> bool {
@@ -639,7 +657,10 @@ impl Container {
             ns_flags |= n.typ() as u32;
         }
         let _ = LinuxNamespaceType::Mount;
-        let cg = self.cgroup()?;
+        let cg_path = self.cgroup_path()?;
+        let hierarchy = Hierarchy::detect()?;
+        let cg = hierarchy.manager(&cg_path)?;
+        let join = crate::cgroup_join::handles(cg.as_ref(), &hierarchy, &cg_path);
         let (parent_end, child_end) =
             sync::pair().map_err(|e| Error::io("create sync socket", e))?;
         let common = Common {
@@ -660,14 +681,27 @@ impl Container {
             hook_state: None,
             thread_check: None,
             got_go: Default::default(),
+            cgroup_join: join.as_ref().map_or(&[], |j| j.self_join.as_slice()),
         };
-        let child = spawn::fork_exec(common, pidfd.as_fd(), ns_flags, &parent_end)?;
+        let born = spawn::fork_exec(
+            common,
+            pidfd.as_fd(),
+            ns_flags,
+            join.as_ref()
+                .and_then(|j| j.clone_into.as_ref())
+                .map(|f| f.as_fd()),
+            &parent_end,
+        )?;
+        let child = born.pid;
         let mut guard = CreateGuard {
             dir: None,
             cgroup: None,
             pid: Some(child),
         };
-        cg.add_process(child)?;
+        if join.is_none() || !born.in_cgroup {
+            cg.add_process(child)?;
+        }
+        drop(join);
         if let Some(adj) = process.oom_score_adj {
             spawn::write_oom_score_adj(child, adj)?;
         }

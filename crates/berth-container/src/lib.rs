@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caps;
+mod cgroup_join;
 mod child;
 mod container;
 pub mod devices;

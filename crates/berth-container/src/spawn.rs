@@ -174,19 +174,51 @@ pub(crate) struct CreateSpawn<'a> {
     pub args: CreateArgs<'a>,
     pub ns: &'a NsPlan,
     pub join_fds: &'a [(OwnedFd, LinuxNamespaceType)],
+    /// cgroup2 directory to create the process in (CLONE_INTO_CGROUP).
+    pub cgroup_fd: Option<BorrowedFd<'a>>,
+}
+
+/// A forked container process: its pid, and whether it was born in its cgroup2 cgroup
+/// (false: the caller must add it).
+pub(crate) struct Born {
+    pub pid: i32,
+    pub in_cgroup: bool,
+}
+
+/// clone3 into the cgroup if possible, else plainly (then the caller adds the process).
+fn fork_maybe_into(
+    check: &ThreadCheck,
+    flags: u64,
+    cgroup_fd: Option<BorrowedFd<'_>>,
+) -> std::io::Result<(Forked, bool)> {
+    if let Some(fd) = cgroup_fd {
+        match berth_sys::process::fork(check, flags, Some(fd)) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) => tracing::debug!("clone3 into the cgroup failed ({e}); joining it later"),
+        }
+    }
+    berth_sys::process::fork(check, flags, None).map(|f| (f, cgroup_fd.is_none()))
+}
+
+/// The intermediate reports the grandchild's pid; negative means "not born in its cgroup".
+fn decode_pid(p: i32) -> Born {
+    Born {
+        pid: p.abs(),
+        in_cgroup: p > 0,
+    }
 }
 
 /// Forks the container's first process (through an intermediate process when namespaces
 /// are joined by path or a time namespace is made). Returns its pid and the parent's end of
 /// the channel.
-pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<i32> {
+pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<Born> {
     let check = ThreadCheck::open().map_err(|e| Error::io("open /proc/self/stat", e))?;
     if !s.ns.needs_intermediate() {
-        return match berth_sys::process::fork(&check, s.ns.clone_flags, None)
+        return match fork_maybe_into(&check, s.ns.clone_flags, s.cgroup_fd)
             .map_err(|e| Error::io("clone the container process", e))?
         {
-            Forked::Child => child::create_main(s.args),
-            Forked::Parent { pid, .. } => Ok(pid),
+            (Forked::Child, _) => child::create_main(s.args),
+            (Forked::Parent { pid, .. }, in_cgroup) => Ok(Born { pid, in_cgroup }),
         };
     }
     match berth_sys::process::fork(&check, 0, None)
@@ -197,10 +229,14 @@ pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<i3
                 Ok(c) => c,
                 Err(e) => child::finish(&s.args.common.chan, Err(e)),
             };
-            match berth_sys::process::fork(&check, s.ns.clone_flags | CLONE_PARENT, None) {
-                Ok(Forked::Child) => child::create_main(s.args),
-                Ok(Forked::Parent { pid, .. }) => {
-                    let _ = s.args.common.chan.send(&Msg::Pid(pid));
+            match fork_maybe_into(&check, s.ns.clone_flags | CLONE_PARENT, s.cgroup_fd) {
+                Ok((Forked::Child, _)) => child::create_main(s.args),
+                Ok((Forked::Parent { pid, .. }, in_cgroup)) => {
+                    let _ = s
+                        .args
+                        .common
+                        .chan
+                        .send(&Msg::Pid(if in_cgroup { pid } else { -pid }));
                     exit_now(0)
                 }
                 Err(e) => child::finish(
@@ -213,7 +249,7 @@ pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<i3
             let r = parent_end.recv();
             reap(helper);
             match r.map_err(|e| Error::io("sync with the namespace helper", e))? {
-                Some(Msg::Pid(p)) => Ok(p),
+                Some(Msg::Pid(p)) => Ok(decode_pid(p)),
                 Some(Msg::Error(m)) => Err(Error::Init(m)),
                 _ => Err(Error::Init(
                     "the namespace helper exited without a pid".into(),
@@ -253,8 +289,9 @@ pub(crate) fn fork_exec(
     common: Common<'_>,
     pidfd: BorrowedFd<'_>,
     ns_flags: u32,
+    cgroup_fd: Option<BorrowedFd<'_>>,
     parent_end: &Channel,
-) -> Result<i32> {
+) -> Result<Born> {
     let check = ThreadCheck::open().map_err(|e| Error::io("open /proc/self/stat", e))?;
     match berth_sys::process::fork(&check, 0, None)
         .map_err(|e| Error::io("fork the namespace helper", e))?
@@ -273,10 +310,12 @@ pub(crate) fn fork_exec(
                 Ok(c) => c,
                 Err(e) => child::finish(&common.chan, Err(e)),
             };
-            match berth_sys::process::fork(&check, CLONE_PARENT, None) {
-                Ok(Forked::Child) => child::exec_main(common),
-                Ok(Forked::Parent { pid, .. }) => {
-                    let _ = common.chan.send(&Msg::Pid(pid));
+            match fork_maybe_into(&check, CLONE_PARENT, cgroup_fd) {
+                Ok((Forked::Child, _)) => child::exec_main(common),
+                Ok((Forked::Parent { pid, .. }, in_cgroup)) => {
+                    let _ = common
+                        .chan
+                        .send(&Msg::Pid(if in_cgroup { pid } else { -pid }));
                     exit_now(0)
                 }
                 Err(e) => child::finish(&common.chan, Err(format!("fork the exec process: {e}"))),
@@ -287,7 +326,7 @@ pub(crate) fn fork_exec(
             let r = parent_end.recv();
             reap(helper);
             match r.map_err(|e| Error::io("sync with the namespace helper", e))? {
-                Some(Msg::Pid(p)) => Ok(p),
+                Some(Msg::Pid(p)) => Ok(decode_pid(p)),
                 Some(Msg::Error(m)) => Err(Error::Init(m)),
                 _ => Err(Error::Init(
                     "the namespace helper exited without a pid".into(),

@@ -712,13 +712,15 @@ conformance!(exec_joins_the_container, |rt| {
     let pf = b.path().join("process.json");
     std::fs::write(
         &pf,
-        json!({"args": ["/probe", "--quiet", "--write", "/tmp/stop", "x"], "cwd": "/",
+        json!({"args": ["/probe", "--write", "/tmp/marker", "x", "--read", "/tmp/marker"], "cwd": "/",
         "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]})
         .to_string(),
     )
     .unwrap();
     let o = rt.exec(&["exec", "--process", path_str(&pf), &id]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(report(&o)["files"]["/tmp/marker"], "x");
+    assert!(rt.exec(&["kill", &id, "KILL"]).status.success());
     wait_status(rt, &id, "stopped");
 });
 

@@ -3,29 +3,72 @@
 use berth_container::{CreateOptions, StartMode};
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
-#[group(skip)]
+use crate::cli::{Command, Flag, Matches, flag, opt};
+
+pub const FLAGS: &[Flag] = &[
+    opt(
+        "bundle",
+        Some('b'),
+        "DIR",
+        "path to the bundle directory (default .)",
+    ),
+    opt(
+        "console-socket",
+        None,
+        "PATH",
+        "unix socket that receives the pty master",
+    ),
+    opt(
+        "pid-file",
+        None,
+        "FILE",
+        "write the container process's pid here",
+    ),
+    flag(
+        "no-pivot",
+        None,
+        "use MS_MOVE + chroot instead of pivot_root (ramfs roots)",
+    ),
+    flag("no-new-keyring", None, "accepted for compatibility"),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "pass N extra descriptors (3..3+N) to the container",
+    ),
+];
+
+pub const COMMAND: Command = Command {
+    name: "create",
+    alias: None,
+    args: "<container-id>",
+    about: "Create a container (its process waits until `start`)",
+    flags: FLAGS,
+};
+
+/// The options shared by `create` and `run`.
+#[derive(Debug)]
 pub struct Args {
-    /// Path to the bundle directory.
-    #[arg(short, long, default_value = ".")]
     pub bundle: PathBuf,
-    /// Unix socket that receives the pty master (with process.terminal).
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// Write the container process's pid to this file.
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Use MS_MOVE + chroot instead of pivot_root (for ramfs roots).
-    #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Accepted for compatibility (no session keyring is created anyway).
-    #[arg(long = "no-new-keyring")]
-    pub no_new_keyring: bool,
-    /// Pass N extra descriptors (3..3+N) to the container.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Container id.
     pub id: String,
+}
+
+impl Args {
+    pub fn from(m: &Matches, cmd: &str) -> anyhow::Result<Args> {
+        m.at_most(1, cmd)?;
+        Ok(Args {
+            bundle: PathBuf::from(m.value("bundle").unwrap_or(".")),
+            console_socket: m.value("console-socket").map(PathBuf::from),
+            pid_file: m.value("pid-file").map(PathBuf::from),
+            no_pivot: m.flag("no-pivot"),
+            preserve_fds: m.parse("preserve-fds")?.unwrap_or(0),
+            id: m.arg(0, cmd, "<container-id>")?.to_string(),
+        })
+    }
 }
 
 pub fn options(a: &Args, start: StartMode) -> CreateOptions<'static> {
@@ -62,8 +105,9 @@ pub fn check_detached_terminal(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    check_detached_terminal(a)?;
-    g.runtime().create(options(a, StartMode::OnStart))?;
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    let a = Args::from(m, "create")?;
+    check_detached_terminal(&a)?;
+    g.runtime().create(options(&a, StartMode::OnStart))?;
     Ok(0)
 }

@@ -3,17 +3,25 @@
 
 use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Print one stats event and exit.
-    #[arg(long)]
-    pub stats: bool,
-    /// How often to print stats (e.g. 5s, 500ms, 1m).
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub interval: Duration,
-    /// Container id.
-    pub id: String,
-}
+use crate::cli::{Command, Flag, Matches, UsageError, flag, opt};
+
+const FLAGS: &[Flag] = &[
+    flag("stats", None, "print one stats event and exit"),
+    opt(
+        "interval",
+        None,
+        "DURATION",
+        "how often to print stats (default 5s; e.g. 500ms, 1m)",
+    ),
+];
+
+pub const COMMAND: Command = Command {
+    name: "events",
+    alias: None,
+    args: "<container-id>",
+    about: "Print container events (OOM) and resource statistics as JSON lines",
+    flags: FLAGS,
+};
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s
@@ -34,12 +42,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    let c = super::load(g, &a.id)?;
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(1, "events")?;
+    let interval = parse_duration(m.value("interval").unwrap_or("5s"))
+        .map_err(|e| UsageError(format!("--interval: {e}")))?;
+    let c = super::load(g, m.arg(0, "events", "<container-id>")?)?;
     let event = |c: &berth_container::Container| -> anyhow::Result<String> {
         Ok(serde_json::json!({"type": "stats", "id": c.id(), "data": c.stats()?}).to_string())
     };
-    if a.stats {
+    if m.flag("stats") {
         println!("{}", event(&c)?);
         return Ok(0);
     }
@@ -54,6 +65,6 @@ pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
             ooms = n;
         }
         println!("{}", event(&c)?);
-        std::thread::sleep(a.interval);
+        std::thread::sleep(interval);
     }
 }

@@ -7,55 +7,109 @@ use berth_oci::spec::runtime::{Capability, Process, User};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
+use crate::cli::{Command, Flag, Matches, UsageError, flag, opt};
+
+const FLAGS: &[Flag] = &[
+    opt(
+        "process",
+        Some('p'),
+        "FILE",
+        "a process.json (OCI process object; - for stdin) instead of ARGS",
+    ),
+    flag("tty", Some('t'), "allocate a pseudo-terminal"),
+    flag("detach", Some('d'), "do not wait for the process"),
+    opt("pid-file", None, "FILE", "write the process's pid here"),
+    opt(
+        "console-socket",
+        None,
+        "PATH",
+        "unix socket that receives the pty master",
+    ),
+    opt(
+        "env",
+        Some('e'),
+        "KEY=VALUE",
+        "extra environment variable (repeatable)",
+    ),
+    opt("cwd", None, "DIR", "working directory inside the container"),
+    opt("user", Some('u'), "UID[:GID]", "user to run as"),
+    opt(
+        "additional-gids",
+        Some('g'),
+        "GID",
+        "additional group (repeatable)",
+    ),
+    opt("cap", Some('c'), "CAP", "add a capability (repeatable)"),
+    flag("no-new-privs", None, "set no_new_privs"),
+    opt("apparmor", None, "PROFILE", "AppArmor profile"),
+    opt("process-label", None, "LABEL", "SELinux process label"),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "pass N extra descriptors (3..3+N)",
+    ),
+    flag("ignore-paused", None, "accepted for compatibility"),
+];
+
+pub const COMMAND: Command = Command {
+    name: "exec",
+    alias: None,
+    args: "<container-id> [COMMAND [ARGS...]]",
+    about: "Run a new process in a container",
+    flags: FLAGS,
+};
+
+/// The parsed flags.
+#[derive(Debug)]
 pub struct Args {
-    /// A process.json (OCI `process` object) to run instead of ARGS.
-    #[arg(short, long)]
     pub process: Option<String>,
-    /// Allocate a pseudo-terminal.
-    #[arg(short, long)]
     pub tty: bool,
-    /// Do not wait for the process.
-    #[arg(short, long)]
     pub detach: bool,
-    /// Write the process's pid to this file.
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master.
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// Extra environment variables (KEY=VALUE).
-    #[arg(short, long)]
     pub env: Vec<String>,
-    /// Working directory inside the container.
-    #[arg(long)]
     pub cwd: Option<PathBuf>,
-    /// uid[:gid] to run as.
-    #[arg(short, long)]
     pub user: Option<String>,
-    /// Additional gids.
-    #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<u32>,
-    /// Add a capability (CAP_NET_ADMIN or NET_ADMIN).
-    #[arg(short, long)]
     pub cap: Vec<String>,
-    /// Set no_new_privs.
-    #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
-    /// AppArmor profile.
-    #[arg(long)]
     pub apparmor: Option<String>,
-    /// SELinux process label.
-    #[arg(long = "process-label")]
     pub process_label: Option<String>,
-    /// Pass N extra descriptors (3..3+N).
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Container id.
     pub id: String,
-    /// Command and arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+impl Args {
+    fn from(m: &Matches) -> anyhow::Result<Args> {
+        let gids = m
+            .values("additional-gids")
+            .iter()
+            .map(|g| {
+                g.parse()
+                    .map_err(|_| UsageError(format!("--additional-gids {g:?}: not a number")))
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        Ok(Args {
+            process: m.value("process").map(str::to_string),
+            tty: m.flag("tty"),
+            detach: m.flag("detach"),
+            pid_file: m.value("pid-file").map(PathBuf::from),
+            console_socket: m.value("console-socket").map(PathBuf::from),
+            env: m.values("env"),
+            cwd: m.value("cwd").map(PathBuf::from),
+            user: m.value("user").map(str::to_string),
+            additional_gids: gids,
+            cap: m.values("cap"),
+            no_new_privs: m.flag("no-new-privs"),
+            apparmor: m.value("apparmor").map(str::to_string),
+            process_label: m.value("process-label").map(str::to_string),
+            preserve_fds: m.parse("preserve-fds")?.unwrap_or(0),
+            id: m.arg(0, "exec", "<container-id>")?.to_string(),
+            command: m.args[1..].to_vec(),
+        })
+    }
 }
 
 fn process_from_flags(a: &Args, base: Option<&Process>) -> anyhow::Result<Process> {
@@ -123,7 +177,8 @@ fn process_from_flags(a: &Args, base: Option<&Process>) -> anyhow::Result<Proces
     Ok(p)
 }
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    let a = &Args::from(m)?;
     let c = super::load(g, &a.id)?;
     let process = match &a.process {
         Some(path) => {

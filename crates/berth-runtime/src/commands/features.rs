@@ -2,8 +2,15 @@
 
 use serde_json::json;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use crate::cli::{Command, Matches};
+
+pub const COMMAND: Command = Command {
+    name: "features",
+    alias: None,
+    args: "",
+    about: "Print what this runtime supports (OCI features JSON)",
+    flags: &[],
+};
 
 pub fn document() -> serde_json::Value {
     let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
@@ -59,7 +66,8 @@ fn libseccomp_ver() -> Option<(u32, u32, u32)> {
     berth_container::seccomp::libseccomp_version()
 }
 
-pub fn run(_g: &crate::Global, _a: &Args) -> anyhow::Result<i32> {
+pub fn run(_g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(0, "features")?;
     println!("{}", serde_json::to_string_pretty(&document())?);
     Ok(0)
 }

@@ -1,16 +1,20 @@
 //! `kill [--all] ID [SIGNAL]`.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Signal every process in the container's cgroup.
-    #[arg(short, long)]
-    pub all: bool,
-    /// Container id.
-    pub id: String,
-    /// Signal name (TERM, SIGKILL) or number; default SIGTERM.
-    #[arg(default_value = "SIGTERM")]
-    pub signal: String,
-}
+use crate::cli::{Command, Flag, Matches, flag};
+
+const FLAGS: &[Flag] = &[flag(
+    "all",
+    Some('a'),
+    "signal every process in the container's cgroup",
+)];
+
+pub const COMMAND: Command = Command {
+    name: "kill",
+    alias: None,
+    args: "<container-id> [SIGNAL]",
+    about: "Send a signal (default SIGTERM) to a container's init or all its processes",
+    flags: FLAGS,
+};
 
 /// Parses `9`, `KILL`, `SIGKILL`, `sigkill`.
 pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
@@ -33,9 +37,11 @@ pub fn parse_signal(s: &str) -> anyhow::Result<i32> {
         })
 }
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    let sig = parse_signal(&a.signal)?;
-    super::load(g, &a.id)?.kill(sig, a.all)?;
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(2, "kill")?;
+    let id = m.arg(0, "kill", "<container-id>")?;
+    let sig = parse_signal(m.args.get(1).map_or("SIGTERM", String::as_str))?;
+    super::load(g, id)?.kill(sig, m.flag("all"))?;
     Ok(0)
 }
 

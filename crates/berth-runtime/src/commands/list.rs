@@ -1,29 +1,44 @@
 //! `list [--format table|json] [-q]`.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// table or json.
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// Only ids.
-    #[arg(short, long)]
-    pub quiet: bool,
-}
+use crate::cli::{Command, Flag, Matches, UsageError, flag, opt};
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
+const FLAGS: &[Flag] = &[
+    opt(
+        "format",
+        Some('f'),
+        "table|json",
+        "output format (default table)",
+    ),
+    flag("quiet", Some('q'), "print only the ids"),
+];
+
+pub const COMMAND: Command = Command {
+    name: "list",
+    alias: Some("ls"),
+    args: "",
+    about: "List containers",
+    flags: FLAGS,
+};
+
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(0, "list")?;
+    let format = m.value("format").unwrap_or("table");
+    if format != "table" && format != "json" {
+        return Err(UsageError(format!("invalid --format {format:?}: use table or json")).into());
+    }
     let states: Vec<_> = g
         .runtime()
         .list()?
         .iter()
         .filter_map(|c| c.oci_state().ok())
         .collect();
-    if a.quiet {
+    if m.flag("quiet") {
         for s in &states {
             println!("{}", s.id);
         }
         return Ok(0);
     }
-    if a.format == "json" {
+    if format == "json" {
         println!("{}", serde_json::to_string(&states)?);
         return Ok(0);
     }

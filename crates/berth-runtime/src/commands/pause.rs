@@ -1,12 +1,17 @@
 //! `pause ID`: freeze every process of the container.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Container id.
-    pub id: String,
-}
+use crate::cli::{Command, Matches};
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    super::load(g, &a.id)?.pause()?;
+pub const COMMAND: Command = Command {
+    name: "pause",
+    alias: None,
+    args: "<container-id>",
+    about: "Suspend all processes of a container (freezer)",
+    flags: &[],
+};
+
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(1, "pause")?;
+    super::load(g, m.arg(0, "pause", "<container-id>")?)?.pause()?;
     Ok(0)
 }

@@ -2,29 +2,38 @@
 
 use anyhow::Context;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// table (runs ps) or json (the pids).
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
-    pub format: String,
-    /// Container id.
-    pub id: String,
-    /// Options for ps (default -ef).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub ps_args: Vec<String>,
-}
+use crate::cli::{Command, Flag, Matches, UsageError, opt};
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    let c = super::load(g, &a.id)?;
+const FLAGS: &[Flag] = &[opt(
+    "format",
+    Some('f'),
+    "table|json",
+    "output format (default table)",
+)];
+
+pub const COMMAND: Command = Command {
+    name: "ps",
+    alias: None,
+    args: "<container-id> [PS_OPTIONS...]",
+    about: "List the processes running in a container",
+    flags: FLAGS,
+};
+
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    let format = m.value("format").unwrap_or("table");
+    if format != "table" && format != "json" {
+        return Err(UsageError(format!("invalid --format {format:?}: use table or json")).into());
+    }
+    let c = super::load(g, m.arg(0, "ps", "<container-id>")?)?;
     let pids = c.pids()?;
-    if a.format == "json" {
+    if format == "json" {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
-    let args: Vec<String> = if a.ps_args.is_empty() {
+    let args: Vec<String> = if m.args.len() < 2 {
         vec!["-ef".into()]
     } else {
-        a.ps_args.clone()
+        m.args[1..].to_vec()
     };
     let out = std::process::Command::new("ps")
         .args(&args)

@@ -1,12 +1,17 @@
 //! `resume ID`: thaw a paused container.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Container id.
-    pub id: String,
-}
+use crate::cli::{Command, Matches};
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    super::load(g, &a.id)?.resume()?;
+pub const COMMAND: Command = Command {
+    name: "resume",
+    alias: None,
+    args: "<container-id>",
+    about: "Resume a paused container",
+    flags: &[],
+};
+
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(1, "resume")?;
+    super::load(g, m.arg(0, "resume", "<container-id>")?)?.resume()?;
     Ok(0)
 }

@@ -4,29 +4,63 @@
 
 use berth_container::StartMode;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    #[command(flatten)]
-    pub create: super::create::Args,
-    /// Do not wait for the container (its process is re-parented when we exit).
-    #[arg(short, long)]
-    pub detach: bool,
-    /// Keep the container's state after it exits (foreground only).
-    #[arg(long)]
-    pub keep: bool,
-}
+use crate::cli::{Command, Flag, Matches, flag, opt};
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
+const FLAGS: &[Flag] = &[
+    opt(
+        "bundle",
+        Some('b'),
+        "DIR",
+        "path to the bundle directory (default .)",
+    ),
+    opt(
+        "console-socket",
+        None,
+        "PATH",
+        "unix socket that receives the pty master",
+    ),
+    opt(
+        "pid-file",
+        None,
+        "FILE",
+        "write the container process's pid here",
+    ),
+    flag(
+        "no-pivot",
+        None,
+        "use MS_MOVE + chroot instead of pivot_root (ramfs roots)",
+    ),
+    flag("no-new-keyring", None, "accepted for compatibility"),
+    opt(
+        "preserve-fds",
+        None,
+        "N",
+        "pass N extra descriptors (3..3+N) to the container",
+    ),
+    flag("detach", Some('d'), "do not wait for the container"),
+    flag("keep", None, "keep the container's state after it exits"),
+];
+
+pub const COMMAND: Command = Command {
+    name: "run",
+    alias: None,
+    args: "<container-id>",
+    about: "Create and start a container; without --detach wait for it and delete it",
+    flags: FLAGS,
+};
+
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    let a = super::create::Args::from(m, "run")?;
     let rt = g.runtime();
-    if a.detach {
-        super::create::check_detached_terminal(&a.create)?;
-        rt.create(super::create::options(&a.create, StartMode::Now))?;
+    if m.flag("detach") {
+        super::create::check_detached_terminal(&a)?;
+        rt.create(super::create::options(&a, StartMode::Now))?;
         return Ok(0);
     }
     let mut sfd = crate::signals::block()?;
-    let created = rt.create(super::create::options(&a.create, StartMode::Now))?;
+    let created = rt.create(super::create::options(&a, StartMode::Now))?;
     let code = crate::tty::wait_foreground(created.pid, &mut sfd, created.pty_master)?;
-    if !a.keep {
+    if !m.flag("keep") {
         created.container.delete(true)?;
     }
     Ok(code)

@@ -4,15 +4,25 @@ use anyhow::Context;
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Where to write config.json.
-    #[arg(short, long, default_value = ".")]
-    pub bundle: PathBuf,
-    /// A spec for rootless containers (user namespace mapping the caller's ids).
-    #[arg(long)]
-    pub rootless: bool,
-}
+use crate::cli::{Command, Flag, Matches, flag, opt};
+
+const FLAGS: &[Flag] = &[
+    opt(
+        "bundle",
+        Some('b'),
+        "DIR",
+        "where to write config.json (default .)",
+    ),
+    flag("rootless", None, "a spec for rootless containers"),
+];
+
+pub const COMMAND: Command = Command {
+    name: "spec",
+    alias: None,
+    args: "",
+    about: "Write a default config.json",
+    flags: FLAGS,
+};
 
 pub fn default_spec(rootless: bool) -> serde_json::Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
@@ -73,12 +83,13 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
     spec
 }
 
-pub fn run(_g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    let path = a.bundle.join("config.json");
+pub fn run(_g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(0, "spec")?;
+    let path = PathBuf::from(m.value("bundle").unwrap_or(".")).join("config.json");
     if path.exists() {
         anyhow::bail!("{} exists; remove it first", path.display());
     }
-    let text = serde_json::to_string_pretty(&default_spec(a.rootless))?;
+    let text = serde_json::to_string_pretty(&default_spec(m.flag("rootless")))?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(0)
 }

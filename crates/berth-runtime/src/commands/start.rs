@@ -1,12 +1,17 @@
 //! `start`: let a created container run its process.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Container id.
-    pub id: String,
-}
+use crate::cli::{Command, Matches};
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    super::load(g, &a.id)?.start()?;
+pub const COMMAND: Command = Command {
+    name: "start",
+    alias: None,
+    args: "<container-id>",
+    about: "Start a created container",
+    flags: &[],
+};
+
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(1, "start")?;
+    super::load(g, m.arg(0, "start", "<container-id>")?)?.start()?;
     Ok(0)
 }

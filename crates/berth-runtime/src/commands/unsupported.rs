@@ -1,15 +1,26 @@
 //! `checkpoint` / `restore`: not supported (no CRIU integration).
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Any arguments (ignored).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
-}
+use crate::cli::{Command, Matches};
 
-pub fn run(what: &str) -> anyhow::Result<i32> {
+pub const CHECKPOINT: Command = Command {
+    name: "checkpoint",
+    alias: None,
+    args: "<container-id>",
+    about: "Not supported: berth-runtime has no CRIU integration",
+    flags: &[],
+};
+
+pub const RESTORE: Command = Command {
+    name: "restore",
+    alias: None,
+    args: "<container-id>",
+    about: "Not supported: berth-runtime has no CRIU integration",
+    flags: &[],
+};
+
+pub fn run(_g: &crate::Global, _m: &Matches) -> anyhow::Result<i32> {
     anyhow::bail!(
-        "{what} is not supported by berth-runtime: it has no CRIU integration (use runc for \
-         checkpoint/restore)"
+        "checkpoint/restore is not supported by berth-runtime: it has no CRIU integration \
+         (use runc for checkpoint and restore)"
     )
 }

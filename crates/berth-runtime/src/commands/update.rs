@@ -4,44 +4,50 @@ use anyhow::Context;
 use berth_oci::spec::runtime::LinuxResources;
 use serde_json::{Value, json};
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// JSON file with an OCI linux.resources object ("-" for stdin).
-    #[arg(short, long)]
-    pub resources: Option<String>,
-    /// Memory limit (bytes, or with k/m/g suffix; -1 for unlimited).
-    #[arg(short, long, allow_hyphen_values = true)]
-    pub memory: Option<String>,
-    /// Memory soft limit.
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
-    pub memory_reservation: Option<String>,
-    /// Memory plus swap limit.
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// CPU shares (relative weight).
-    #[arg(long = "cpu-shares")]
-    pub cpu_shares: Option<u64>,
-    /// CPU CFS period (microseconds).
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<u64>,
-    /// CPU CFS quota (microseconds; -1 for unlimited).
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CPUs allowed (e.g. 0-1).
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// Memory nodes allowed.
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
-    /// Block IO weight (10-1000).
-    #[arg(long = "blkio-weight")]
-    pub blkio_weight: Option<u16>,
-    /// Maximum number of processes (-1 for unlimited).
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
-    /// Container id.
-    pub id: String,
-}
+use crate::cli::{Command, Flag, Matches, opt};
+
+const FLAGS: &[Flag] = &[
+    opt(
+        "resources",
+        Some('r'),
+        "FILE",
+        "JSON linux.resources object (- for stdin)",
+    ),
+    opt(
+        "memory",
+        Some('m'),
+        "BYTES",
+        "memory limit (k/m/g suffixes; -1 unlimited)",
+    ),
+    opt("memory-reservation", None, "BYTES", "memory soft limit"),
+    opt("memory-swap", None, "BYTES", "memory plus swap limit"),
+    opt(
+        "kernel-memory",
+        None,
+        "BYTES",
+        "accepted and ignored (deprecated by the kernel)",
+    ),
+    opt("cpu-shares", None, "N", "CPU shares (relative weight)"),
+    opt("cpu-period", None, "US", "CPU CFS period"),
+    opt("cpu-quota", None, "US", "CPU CFS quota (-1 unlimited)"),
+    opt("cpuset-cpus", None, "LIST", "CPUs allowed (e.g. 0-1)"),
+    opt("cpuset-mems", None, "LIST", "memory nodes allowed"),
+    opt("blkio-weight", None, "N", "block IO weight (10-1000)"),
+    opt(
+        "pids-limit",
+        None,
+        "N",
+        "maximum number of processes (-1 unlimited)",
+    ),
+];
+
+pub const COMMAND: Command = Command {
+    name: "update",
+    alias: None,
+    args: "<container-id>",
+    about: "Change a running container's resource limits",
+    flags: FLAGS,
+};
 
 /// `512m` → 536870912; `-1` → -1.
 pub fn parse_bytes(s: &str) -> anyhow::Result<i64> {
@@ -65,8 +71,8 @@ pub fn parse_bytes(s: &str) -> anyhow::Result<i64> {
     Ok((n * mult as f64) as i64)
 }
 
-pub fn resources(a: &Args) -> anyhow::Result<LinuxResources> {
-    let mut v: Value = match &a.resources {
+pub fn resources(m: &Matches) -> anyhow::Result<LinuxResources> {
+    let mut v: Value = match m.value("resources") {
         Some(p) => serde_json::from_slice(&super::read_input(p)?)
             .with_context(|| format!("--resources {p}: not JSON"))?,
         None => json!({}),
@@ -75,34 +81,34 @@ pub fn resources(a: &Args) -> anyhow::Result<LinuxResources> {
         let o = v.as_object_mut().expect("object");
         o.entry(section).or_insert_with(|| json!({}))[key] = val;
     };
-    if let Some(m) = &a.memory {
-        set("memory", "limit", json!(parse_bytes(m)?));
+    for (flag, section, key) in [
+        ("memory", "memory", "limit"),
+        ("memory-reservation", "memory", "reservation"),
+        ("memory-swap", "memory", "swap"),
+    ] {
+        if let Some(x) = m.value(flag) {
+            set(section, key, json!(parse_bytes(x)?));
+        }
     }
-    if let Some(m) = &a.memory_reservation {
-        set("memory", "reservation", json!(parse_bytes(m)?));
-    }
-    if let Some(m) = &a.memory_swap {
-        set("memory", "swap", json!(parse_bytes(m)?));
-    }
-    if let Some(x) = a.cpu_shares {
+    if let Some(x) = m.parse::<u64>("cpu-shares")? {
         set("cpu", "shares", json!(x));
     }
-    if let Some(x) = a.cpu_period {
+    if let Some(x) = m.parse::<u64>("cpu-period")? {
         set("cpu", "period", json!(x));
     }
-    if let Some(x) = a.cpu_quota {
+    if let Some(x) = m.parse::<i64>("cpu-quota")? {
         set("cpu", "quota", json!(x));
     }
-    if let Some(x) = &a.cpuset_cpus {
+    if let Some(x) = m.value("cpuset-cpus") {
         set("cpu", "cpus", json!(x));
     }
-    if let Some(x) = &a.cpuset_mems {
+    if let Some(x) = m.value("cpuset-mems") {
         set("cpu", "mems", json!(x));
     }
-    if let Some(x) = a.blkio_weight {
+    if let Some(x) = m.parse::<u16>("blkio-weight")? {
         set("blockIO", "weight", json!(x));
     }
-    if let Some(x) = a.pids_limit {
+    if let Some(x) = m.parse::<i64>("pids-limit")? {
         set("pids", "limit", json!(x));
     }
     let de = v.clone();
@@ -110,9 +116,11 @@ pub fn resources(a: &Args) -> anyhow::Result<LinuxResources> {
         .map_err(|e| anyhow::anyhow!("invalid resources: {}: {}", e.path(), e.inner()))
 }
 
-pub fn run(g: &crate::Global, a: &Args) -> anyhow::Result<i32> {
-    let res = resources(a)?;
-    let mut c = super::load(g, &a.id)?;
+pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
+    m.at_most(1, "update")?;
+    let id = m.arg(0, "update", "<container-id>")?;
+    let res = resources(m)?;
+    let mut c = super::load(g, id)?;
     c.update(&res)?;
     Ok(0)
 }

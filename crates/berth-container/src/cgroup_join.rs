@@ -1,0 +1,100 @@
+//! Putting a new process into its cgroup without migrating it from the outside.
+//!
+//! Writing a pid to `cgroup.procs` takes the kernel's global `cgroup_threadgroup_rwsem`
+//! for writing, which waits for an RCU grace period: 10–15 ms per container start on the
+//! development machine, more than everything else together. Instead:
+//! - v1 hierarchies: the new process writes `"0"` to each `tasks` file (moving only the
+//!   calling thread, which the kernel does without the global lock: ~40 µs). The files are
+//!   opened here by the runtime, so the write is checked against the runtime's credentials
+//!   even from inside a new user namespace.
+//! - cgroup2 (a v2 host, or the cgroup2 twin of a hybrid host): `clone3(CLONE_INTO_CGROUP)`
+//!   creates the process directly in the cgroup.
+//!
+//! `CgroupManager::add_process` remains the fallback (e.g. when `clone3` refuses the fd).
+
+use berth_cgroups::{CgroupManager, CgroupPath, CgroupVersion, Hierarchy};
+use rustix::fd::OwnedFd;
+use rustix::fs::{Mode, OFlags};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Handles for a process about to be created (see the module docs).
+#[derive(Debug, Default)]
+pub struct JoinHandles {
+    /// cgroup2 directory for `CLONE_INTO_CGROUP`.
+    pub clone_into: Option<OwnedFd>,
+    /// v1 `tasks` files the new process writes "0" to.
+    pub self_join: Vec<OwnedFd>,
+}
+
+fn open_dir(p: &Path) -> Option<OwnedFd> {
+    rustix::fs::open(
+        p,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// Our own cgroup2 path (`0::/...` in /proc/self/cgroup).
+fn own_v2_cgroup() -> Option<PathBuf> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("0::")
+                .map(|p| PathBuf::from(p.trim_start_matches('/')))
+        })
+}
+
+/// Builds the handles; `None` means "use `add_process` instead".
+pub fn handles(
+    cg: &dyn CgroupManager,
+    hierarchy: &Hierarchy,
+    path: &CgroupPath,
+) -> Option<JoinHandles> {
+    let mut h = JoinHandles::default();
+    match cg.version() {
+        CgroupVersion::V2 => {
+            h.clone_into = open_dir(cg.paths().values().next()?);
+            h.clone_into.as_ref()?;
+        }
+        CgroupVersion::V1 => {
+            let dirs: BTreeSet<PathBuf> = cg.paths().into_values().collect();
+            for d in dirs {
+                let f = rustix::fs::open(
+                    d.join("tasks"),
+                    OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()?;
+                h.self_join.push(f);
+            }
+            // The cgroup2 twin of a hybrid host (the manager creates it too).
+            if let Some(unified) = hierarchy.unified_mount() {
+                let base = if path.is_absolute() {
+                    unified.to_path_buf()
+                } else {
+                    unified.join(own_v2_cgroup()?)
+                };
+                let twin = base.join(path.relative());
+                if twin.is_dir() {
+                    h.clone_into = Some(open_dir(&twin)?);
+                }
+            }
+        }
+    }
+    Some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cgroup_is_relative() {
+        if let Some(p) = own_v2_cgroup() {
+            assert!(!p.is_absolute(), "{}", p.display());
+        }
+    }
+}

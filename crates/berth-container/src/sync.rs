@@ -125,11 +125,15 @@ impl Channel {
         let mut buf = vec![0u8; 65536];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
+        let mut resets = 0;
         let n = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match rustix::net::recvmsg(&self.fd, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC) {
                 Ok(r) => break r.bytes,
                 Err(rustix::io::Errno::INTR) => continue,
+                // A peer that exits with our message unread makes the next call fail with
+                // ECONNRESET once; the message it sent before (its error) is still queued.
+                Err(rustix::io::Errno::CONNRESET) if resets == 0 => resets += 1,
                 Err(e) => return Err(e.into()),
             }
         };

@@ -265,7 +265,7 @@ fn init_reaps_orphans_and_forwards_signals() {
 
     // Signals reach the app; the init exits with the app's status.
     let mut b = Bundle::new();
-    b.args(&["/probe", "--quiet", "--wait-signal", "--exit", "4"]);
+    b.args(&["/probe", "--wait-signal", "--exit", "4"]);
     let id = unique_id("initsig");
     let _g = Guard(id.clone());
     b.write_for(&id);
@@ -281,17 +281,17 @@ fn init_reaps_orphans_and_forwards_signals() {
         })
         .expect("create");
     drop(out_w);
-    // Give the app time to block signals: poll its state until it sleeps in sigwait.
-    let c = created.container;
-    for _ in 0..500 {
-        if c.pids().map(|p| p.len() >= 2).unwrap_or(false) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    // The report line comes once the app blocks signals; only then is one sent.
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains(&b'\n') {
+        let n = rustix::io::read(&out_r, &mut buf).expect("read report");
+        assert!(n > 0, "the app exited early");
+        text.extend_from_slice(&buf[..n]);
     }
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    let c = created.container;
     c.kill(libc::SIGUSR1, false).unwrap();
-    let text = read_all(&out_r);
+    let text = String::from_utf8_lossy(&text).into_owned() + &read_all(&out_r);
     assert_eq!(wait(created.pid), 4, "{text}");
     assert!(text.contains(r#"{"signal":10}"#), "{text}");
     c.delete(false).unwrap();
@@ -373,7 +373,7 @@ fn exec_child_is_ours_to_reap() {
     let c = created.container;
     let (out_r, out_w) = pipe();
     let process = serde_json::from_value(json!({
-        "args": ["/probe", "--write", "/tmp/stop", "1", "--exit", "9"],
+        "args": ["/probe", "--exit", "9"],
         "cwd": "/", "user": {"uid": 0, "gid": 0}, "env": ["PATH=/bin"]}))
     .unwrap();
     let spawned = c
@@ -388,9 +388,11 @@ fn exec_child_is_ours_to_reap() {
     drop(out_w);
     let text = read_all(&out_r);
     assert_eq!(wait(spawned.pid), 9, "{text}");
-    assert_eq!(wait(created.pid), 0);
     let r = first_json(&text);
     assert_ne!(r["pid"], 1);
+    // Stopping the init (not earlier: that would kill the exec'd process too).
+    c.kill(libc::SIGKILL, false).unwrap();
+    assert_eq!(wait(created.pid), 137);
     c.delete(false).unwrap();
 }
 

@@ -618,12 +618,20 @@ conformance!(create_start_state_delete, |rt| {
 
 conformance!(kill_delivers_signals_and_delete_needs_force, |rt| {
     let mut b = Bundle::new();
-    b.args(&["/probe", "--quiet", "--wait-signal"]);
+    b.args(&["/probe", "--wait-signal"]);
     let id = unique_id("kill");
     let _g = ContainerGuard::new(rt, &id);
     assert!(rt.create(&b, &id).status.success());
     assert!(rt.exec(&["start", &id]).status.success());
     wait_status(rt, &id, "running");
+    // The report is printed once the probe blocks signals (as PID 1 it would drop them).
+    let output = b.path().join("container-output");
+    for _ in 0..1000 {
+        if std::fs::read_to_string(&output).is_ok_and(|t| t.contains('\n')) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let d = rt.exec(&["delete", &id]);
     assert!(
         !d.status.success(),
@@ -1200,3 +1208,363 @@ conformance!(cve_2024_21626_no_leaked_fds_and_cwd_inside, |rt| {
         }
     }
 });
+
+conformance!(cgroup_mount_shows_the_containers_cgroup, |rt| {
+    let mut b = Bundle::new();
+    b.mount(
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
+    );
+    b.set("/linux/resources/pids", json!({"limit": 77}));
+    b.args(&[
+        "/probe",
+        "--read",
+        "/sys/fs/cgroup/pids/pids.max",
+        "--try-mkdir",
+        "/sys/fs/cgroup/pids/x",
+        "--ls",
+        "/sys/fs/cgroup",
+    ]);
+    let (_, r) = run_probe(rt, &b, "cgmount");
+    assert_eq!(
+        r["files"]["/sys/fs/cgroup/pids/pids.max"], "77\n",
+        "{}",
+        r["files"]
+    );
+    assert_eq!(errno(&r, "try-mkdir", "/sys/fs/cgroup/pids/x"), Some(30));
+    let dirs = r["dirs"]["/sys/fs/cgroup"].as_array().unwrap();
+    for c in ["memory", "pids", "cpu", "devices", "freezer"] {
+        assert!(dirs.contains(&json!(c)), "{c} missing in {dirs:?}");
+    }
+});
+
+conformance!(rootfs_propagation_and_mount_propagation_flags, |rt| {
+    let mut b = Bundle::new();
+    b.set("/linux/rootfsPropagation", json!("private"));
+    b.mount(json!({"destination": "/shared", "type": "tmpfs", "source": "tmpfs", "options": ["rshared"]}));
+    let (_, r) = run_probe(rt, &b, "propagation");
+    let root = mount_at(&r, "/").unwrap();
+    assert!(
+        !root["propagation"].as_str().unwrap().contains("shared"),
+        "{root}"
+    );
+    let shared = mount_at(&r, "/shared").unwrap();
+    assert!(
+        shared["propagation"].as_str().unwrap().contains("shared"),
+        "{shared}"
+    );
+});
+
+conformance!(tmpcopyup_copies_the_image_content, |rt| {
+    let mut b = Bundle::new();
+    std::fs::create_dir_all(b.rootfs().join("etc/app/sub")).unwrap();
+    std::fs::write(b.rootfs().join("etc/app/conf"), "from-image").unwrap();
+    std::fs::write(b.rootfs().join("etc/app/sub/x"), "deep").unwrap();
+    b.mount(json!({"destination": "/etc/app", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}));
+    b.args(&[
+        "/probe",
+        "--read",
+        "/etc/app/conf",
+        "--read",
+        "/etc/app/sub/x",
+        "--write",
+        "/etc/app/new",
+        "y",
+    ]);
+    let (_, r) = run_probe(rt, &b, "copyup");
+    assert_eq!(mount_at(&r, "/etc/app").unwrap()["fstype"], "tmpfs");
+    assert_eq!(r["files"]["/etc/app/conf"], "from-image");
+    assert_eq!(r["files"]["/etc/app/sub/x"], "deep");
+    assert!(
+        !b.rootfs().join("etc/app/new").exists(),
+        "the write went to the tmpfs"
+    );
+});
+
+conformance!(exec_with_tty_and_capabilities, |rt| {
+    use std::os::unix::net::UnixListener;
+    let mut b = Bundle::new();
+    b.args(&["/probe", "--quiet", "--sleep", "30"]);
+    let id = unique_id("exectty");
+    let _g = ContainerGuard::new(rt, &id);
+    assert!(rt.create(&b, &id).status.success());
+    assert!(rt.exec(&["start", &id]).status.success());
+    let dir = temp_dir("exec-console");
+    let sock = dir.path().join("c.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let receiver = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        recv_fd(&conn)
+    });
+    let pidfile = dir.path().join("pid");
+    let o = rt.exec(&[
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        path_str(&sock),
+        "--pid-file",
+        path_str(&pidfile),
+        "--cap",
+        "CAP_NET_ADMIN",
+        &id,
+        "/probe",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let master = receiver.join().unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = rustix::io::read(&master, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+        if text.ends_with(b"\n") && text.contains(&b'{') {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no report: {text}"));
+    let r: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(r["tty"]["stdout"], true);
+    assert!(
+        r["caps"]["effective"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_NET_ADMIN")),
+        "{}",
+        r["caps"]
+    );
+    let pid: i64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(pid > 0);
+});
+
+conformance!(exec_into_a_created_container, |rt| {
+    let mut b = Bundle::new();
+    b.args(&["/probe", "--quiet"]);
+    let id = unique_id("execcreated");
+    let _g = ContainerGuard::new(rt, &id);
+    assert!(rt.create(&b, &id).status.success());
+    let o = rt.exec(&["exec", &id, "/probe"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(report(&o)["hostname"], "berth-test");
+    assert_eq!(rt.state(&id).unwrap()["status"], "created");
+});
+
+conformance!(ps_table_and_list_quiet, |rt| {
+    let mut b = Bundle::new();
+    b.args(&["/probe", "--quiet", "--sleep", "30"]);
+    let id = unique_id("pstable");
+    let _g = ContainerGuard::new(rt, &id);
+    assert!(rt.create(&b, &id).status.success());
+    assert!(rt.exec(&["start", &id]).status.success());
+    let init = wait_status(rt, &id, "running")["pid"].as_i64().unwrap();
+    let ps = rt.exec(&["ps", &id]);
+    assert!(ps.status.success(), "{}", stderr(&ps));
+    let text = String::from_utf8_lossy(&ps.stdout);
+    assert!(text.lines().next().unwrap().contains("PID"), "{text}");
+    assert!(
+        text.lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some(&init.to_string())),
+        "{text}"
+    );
+    let l = rt.exec(&["list", "-q"]);
+    assert!(
+        String::from_utf8_lossy(&l.stdout).lines().any(|l| l == id),
+        "{}",
+        String::from_utf8_lossy(&l.stdout)
+    );
+    let l = rt.exec(&["list"]);
+    let text = String::from_utf8_lossy(&l.stdout);
+    assert!(text.starts_with("ID"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&id) && l.contains("running")),
+        "{text}"
+    );
+});
+
+conformance!(log_file_in_json_on_errors, |rt| {
+    let dir = temp_dir("log");
+    let log = dir.path().join("log.json");
+    let missing = unique_id("nolog");
+    let o = rt
+        .cmd()
+        .args([
+            "--log",
+            path_str(&log),
+            "--log-format",
+            "json",
+            "state",
+            &missing,
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"].as_str().unwrap().contains("does not exist"),
+        "{line}"
+    );
+    assert!(line["time"].is_string());
+});
+
+berth_only!(
+    time_namespace_offsets,
+    "runc 1.1 has no time namespace support",
+    |rt| {
+        let mut b = Bundle::new();
+        b.set("/linux/namespaces/5", json!({"type": "time"}));
+        b.set(
+            "/linux/timeOffsets",
+            json!({"monotonic": {"secs": 86400, "nanosecs": 0},
+                                      "boottime": {"secs": 172800, "nanosecs": 0}}),
+        );
+        let host = |clock| {
+            let t = rustix::time::clock_gettime(clock);
+            t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+        };
+        let before = host(rustix::time::ClockId::Monotonic);
+        let (_, r) = run_probe(rt, &b, "timens");
+        let after = host(rustix::time::ClockId::Monotonic);
+        let inside = r["time"]["monotonic"].as_f64().unwrap();
+        assert!(
+            inside >= before + 86400.0 && inside <= after + 86400.0,
+            "{inside} vs {before}..{after}"
+        );
+        let boot = r["time"]["boottime"].as_f64().unwrap();
+        assert!(boot >= before + 172800.0, "{boot}");
+        assert_ne!(r["namespaces"]["time"], host_ns("time"));
+    }
+);
+
+berth_only!(
+    apparmor_and_selinux_are_tolerated_without_an_lsm,
+    "runc refuses AppArmor profiles on hosts without AppArmor",
+    |rt| {
+        if Path::new("/sys/module/apparmor/parameters/enabled").exists() {
+            eprintln!("skipped: this host has AppArmor");
+            return;
+        }
+        let mut b = Bundle::new();
+        b.set("/process/apparmorProfile", json!("berth-test-profile"));
+        b.set(
+            "/process/selinuxLabel",
+            json!("system_u:system_r:container_t:s0"),
+        );
+        let id = unique_id("lsm");
+        let _g = ContainerGuard::new(rt, &id);
+        let o = rt.run(&b, &id);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("apparmorProfile") && stderr(&o).contains("ignored"),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(report(&o)["pid"], 1);
+    }
+);
+
+berth_only!(
+    checkpoint_and_systemd_cgroup_are_refused_clearly,
+    "runc implements both",
+    |rt| {
+        let o = rt.exec(&["checkpoint", "--image-path", "/tmp/x", "some-id"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("not supported"), "{}", stderr(&o));
+        let o = rt.exec(&["--systemd-cgroup", "state", "x"]);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("systemd"), "{}", stderr(&o));
+    }
+);
+
+berth_only!(
+    ids_starting_with_a_dot_are_reserved,
+    "runc accepts them; berth keeps its cache in <root>/.seccomp-cache",
+    |rt| {
+        let b = Bundle::new();
+        b.write_for("berth-test-dot");
+        let o = rt.exec(&["run", "--bundle", path_str(b.path()), ".seccomp-cache"]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("must not start with '.'"),
+            "{}",
+            stderr(&o)
+        );
+    }
+);
+
+berth_only!(
+    seccomp_filters_are_cached_by_the_cli,
+    "runc compiles every time",
+    |rt| {
+        let cache = temp_dir("cli-seccomp-cache");
+        let mut b = Bundle::new();
+        b.set(
+            "/linux/seccomp",
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5}]}),
+        );
+        b.args(&["/probe", "--try-mkdir", "/tmp/x"]);
+        for i in 0..2 {
+            let id = unique_id(&format!("clicache{i}"));
+            let _g = ContainerGuard::new(rt, &id);
+            b.write_for(&id);
+            let o = rt
+                .cmd()
+                .args([
+                    "--seccomp-cache",
+                    path_str(cache.path()),
+                    "run",
+                    "--bundle",
+                    path_str(b.path()),
+                    &id,
+                ])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert_eq!(errno(&report(&o), "try-mkdir", "/tmp/x"), Some(5));
+        }
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+    }
+);
+
+berth_only!(
+    create_and_exec_run_from_a_sealed_memfd_and_run_skips_it,
+    "runc always re-execs from its own copy",
+    |rt| {
+        // `run` with a new pid namespace: nothing can reach the init before it execs, so no copy.
+        let b = Bundle::new();
+        let (_, r) = run_probe(rt, &b, "memfd-run");
+        assert_eq!(r["pid"], 1);
+        let mut b = Bundle::new();
+        b.args(&["/probe", "--quiet"]);
+        let id = unique_id("memfd-create");
+        let _g = ContainerGuard::new(rt, &id);
+        assert!(rt.create(&b, &id).status.success());
+        let pid = rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert!(
+            exe.to_string_lossy().starts_with("/memfd:berth-runtime"),
+            "{}",
+            exe.display()
+        );
+        // The sealed copy refuses writes even to root.
+        let f = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+        let seals = rustix::fs::fcntl_get_seals(&f).unwrap();
+        assert!(
+            seals.contains(rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::SEAL),
+            "{seals:?}"
+        );
+    }
+);

@@ -224,6 +224,31 @@ pub(crate) fn clean_tmp(tmp: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Apparent size of the files under `dir` (not following symlinks, not crossing mounts).
+pub(crate) fn dir_size(dir: &Path) -> Result<u64> {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = match fs::read_dir(&d) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io(format!("listing {}", d.display()), e)),
+        };
+        for e in rd {
+            let e = e.ctx(|| format!("listing {}", d.display()))?;
+            let m = e
+                .metadata()
+                .ctx(|| format!("stat {}", e.path().display()))?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() || m.file_type().is_symlink() {
+                total += m.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
 fn random_link() -> String {
     let hex = random_id(LINK_LEN);
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -467,6 +492,13 @@ impl Store {
         w.commit()?;
         let _ = fs::remove_file(self.links_dir().join(&rec.link));
         self.trash.discard(&self.snapshots_dir().join(&rec.id))
+    }
+
+    /// Bytes used by a container's writable layer (`docker ps -s`'s SizeRw, `system df`):
+    /// the apparent size of the regular files and symlinks in its upper dir.
+    pub fn container_size(&self, key: &str) -> Result<u64> {
+        let rec = self.container_snapshot(key)?;
+        dir_size(&self.snapshot_path(&rec))
     }
 
     /// Container keys whose snapshot was made from `image` (sorted).

@@ -367,6 +367,7 @@ fn container_overlay_mounts_deep_chains_and_writes_go_to_upper() {
     }
     let upper = ov.upperdir.clone().unwrap();
     assert_eq!(fs::read(upper.join("written")).unwrap(), b"by container");
+    assert_eq!(store.container_size("berth-test-deep").unwrap(), 12);
     let wh = fs::symlink_metadata(upper.join("layer5")).unwrap();
     use std::os::unix::fs::FileTypeExt;
     assert!(

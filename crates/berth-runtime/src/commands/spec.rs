@@ -14,6 +14,11 @@ const FLAGS: &[Flag] = &[
         "where to write config.json (default .)",
     ),
     flag("rootless", None, "a spec for rootless containers"),
+    flag(
+        "docker-seccomp",
+        None,
+        "include Docker's default seccomp profile for the spec's capabilities (Berth extension)",
+    ),
 ];
 
 pub const COMMAND: Command = Command {
@@ -83,13 +88,28 @@ pub fn default_spec(rootless: bool) -> serde_json::Value {
     spec
 }
 
+/// Docker's default profile resolved for the spec's bounding capabilities on this host.
+pub fn docker_seccomp(spec: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    use berth_oci::seccomp_profile::{DEFAULT_PROFILE, DockerProfile, ProfileTarget};
+    let caps: Vec<String> = spec["process"]["capabilities"]["bounding"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let profile = DockerProfile::parse(DEFAULT_PROFILE.as_bytes())?;
+    Ok(serde_json::to_value(profile.to_oci(&ProfileTarget::host(&caps))?)?)
+}
+
 pub fn run(_g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
     m.at_most(0, "spec")?;
     let path = PathBuf::from(m.value("bundle").unwrap_or(".")).join("config.json");
     if path.exists() {
         anyhow::bail!("{} exists; remove it first", path.display());
     }
-    let text = serde_json::to_string_pretty(&default_spec(m.flag("rootless")))?;
+    let mut spec = default_spec(m.flag("rootless"));
+    if m.flag("docker-seccomp") {
+        spec["linux"]["seccomp"] = docker_seccomp(&spec)?;
+    }
+    let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(0)
 }
@@ -101,8 +121,12 @@ mod tests {
     #[test]
     fn default_specs_parse() {
         for rootless in [false, true] {
-            let bytes = serde_json::to_vec(&default_spec(rootless)).unwrap();
-            berth_container::parse_spec(&bytes).unwrap();
+            let mut spec = default_spec(rootless);
+            spec["linux"]["seccomp"] = docker_seccomp(&spec).unwrap();
+            let bytes = serde_json::to_vec(&spec).unwrap();
+            let parsed = berth_container::parse_spec(&bytes).unwrap();
+            let seccomp = parsed.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
+            assert!(seccomp.syscalls().as_ref().unwrap().len() > 10);
         }
     }
 }

@@ -1568,3 +1568,82 @@ berth_only!(
         );
     }
 );
+
+// /proc checks: an image whose /proc is a symlink must not get procfs mounted elsewhere
+// (CVE-2019-16884 / CVE-2019-19921 family), and nothing may be mounted over /proc files
+// other than the lxcfs ones.
+conformance!(proc_symlink_in_the_image_is_refused, |rt| {
+    let b = Bundle::new();
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    std::fs::create_dir(b.rootfs().join("evil")).unwrap();
+    std::os::unix::fs::symlink("/evil", b.rootfs().join("proc")).unwrap();
+    let err = run_fails(rt, &b, "procsymlink");
+    if matches!(rt, Runtime::Berth(_)) {
+        assert!(err.contains("mounts[0].destination") && err.contains("/proc"), "{err}");
+    }
+    let evil = std::fs::read_dir(b.rootfs().join("evil")).unwrap().count();
+    assert_eq!(evil, 0, "procfs was mounted through the symlink");
+});
+
+conformance!(mounts_over_proc_files_are_refused, |rt| {
+    let src = temp_dir("procbind");
+    std::fs::write(src.path().join("attr"), "x").unwrap();
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/proc/self/attr/exec", "type": "bind",
+        "source": src.path().join("attr"), "options": ["bind"]}));
+    run_fails(rt, &b, "procbind");
+    // The lxcfs files are allowed.
+    let mut b = Bundle::new();
+    std::fs::write(src.path().join("meminfo"), "MemTotal: 1 kB\n").unwrap();
+    b.mount(json!({"destination": "/proc/meminfo", "type": "bind",
+        "source": src.path().join("meminfo"), "options": ["bind", "ro"]}));
+    b.args(&["/probe", "--read", "/proc/meminfo"]);
+    let (_, r) = run_probe(rt, &b, "lxcfs");
+    assert_eq!(r["files"]["/proc/meminfo"], "MemTotal: 1 kB\n");
+});
+
+conformance!(foreground_run_proxies_the_terminal, |rt| {
+    use std::os::fd::AsFd;
+    let mut b = Bundle::new();
+    b.set("/process/terminal", json!(true));
+    b.args(&["/bin/sh", "-c", "read line; echo \"got:$line\"; /probe"]);
+    let id = unique_id("fgtty");
+    let _g = ContainerGuard::new(rt, &id);
+    b.write_for(&id);
+    let master = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY).unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new().read(true).write(true).open(name.to_str().unwrap()).unwrap();
+    let mut child = rt.cmd()
+        .args(["run", "--bundle", path_str(b.path()), &id])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    rustix::io::write(&master, b"hello-tty\n").unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let mut fds = [rustix::event::PollFd::new(&master, rustix::event::PollFlags::IN)];
+        let ts = rustix::time::Timespec { tv_sec: 20, tv_nsec: 0 };
+        if rustix::event::poll(&mut fds, Some(&ts)).unwrap() == 0 {
+            break;
+        }
+        match rustix::io::read(master.as_fd(), &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+        if String::from_utf8_lossy(&text).contains("\"tty\"") && text.ends_with(b"\n") {
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&text);
+    assert!(status.success(), "{}: {status:?}\n{text}", rt.name());
+    assert!(text.contains("got:hello-tty"), "{text}");
+    let line = text.lines().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("{text}"));
+    let r: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(r["tty"]["stdin"], true);
+});

@@ -1,0 +1,95 @@
+//! `berth-shim <state_dir>`: supervises one container (see `docs/shim.md` and the library's
+//! `protocol` module for the contract with berthd).
+//!
+//! Single-threaded on purpose: the runtime library forks, and one epoll loop is all an
+//! idle container's supervisor needs (memory per container is the product's density).
+#![forbid(unsafe_code)]
+
+mod backend;
+mod log;
+mod server;
+
+use berth_shim::{ErrorReply, Startup};
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the one startup line goes: fd 3 when the spawner passed a pipe there (the
+/// contract), else stdout (what a plain `Command::stdout(piped())` gives).
+enum Channel {
+    Fd3(File),
+    Stdout,
+}
+
+impl Channel {
+    fn open() -> Channel {
+        use std::os::unix::fs::FileTypeExt;
+        let fd3 = std::path::Path::new("/proc/self/fd/3");
+        let is_pipe = std::fs::metadata(fd3)
+            .map(|m| m.file_type().is_fifo())
+            .unwrap_or(false);
+        let ch = if is_pipe {
+            // A new description of the same pipe; the inherited fd 3 itself becomes
+            // close-on-exec below, so neither reaches the container or the runtime.
+            match std::fs::OpenOptions::new().write(true).open(fd3) {
+                Ok(f) => Channel::Fd3(f),
+                Err(_) => Channel::Stdout,
+            }
+        } else {
+            Channel::Stdout
+        };
+        let _ = berth_sys::process::cloexec_from(3);
+        ch
+    }
+
+    fn send(self, msg: &Startup) {
+        let line = msg.to_line();
+        match self {
+            Channel::Fd3(mut f) => {
+                let _ = f.write_all(&line);
+            }
+            Channel::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&line);
+                let _ = out.flush();
+                drop(out);
+                // Nobody reads stdout after the line; keep later writes from blocking or
+                // failing on a pipe the spawner closed.
+                if let Ok(null) = File::options().write(true).open("/dev/null") {
+                    let _ = rustix::stdio::dup2_stdout(&null);
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let dir = match (args.next(), args.next()) {
+        (Some(d), None) if d != "--help" && d != "-h" => PathBuf::from(d),
+        _ => {
+            eprintln!(
+                "usage: berth-shim <state_dir>\n\n\
+                 Supervises one container described by <state_dir>/shim.json; spawned by berthd \
+                 (see docs/shim.md)."
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let channel = Channel::open();
+    match server::Shim::setup(&dir) {
+        Ok((shim, pid, warnings)) => {
+            channel.send(&Startup::Ok { pid, warnings });
+            shim.run();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            channel.send(&Startup::Err(ErrorReply {
+                error: e.message,
+                kind: e.kind,
+            }));
+            ExitCode::FAILURE
+        }
+    }
+}

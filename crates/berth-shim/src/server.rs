@@ -1,0 +1,1072 @@
+//! The shim's life: setup (session, subreaper, socket, container), then one epoll loop over
+//! the signalfd, the control socket and its connections, the container's output and stdin.
+//!
+//! ```text
+//!  Created ──start──▶ Running ──init reaped──▶ Exited ──output at EOF──▶ Done ──flushed──▶ exit
+//!     │                (paused is a flag)       (draining)   exit.json, runtime state removed,
+//!     └──shutdown──▶ Removed ──flushed──▶ exit                waiters answered, streams closed
+//! ```
+
+use crate::backend::{Backend, ChildStdio};
+use crate::log::{LineSplitter, LogFile};
+use berth_shim::stream::{StreamType, frame_header};
+use berth_shim::{
+    EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, ShimConfig,
+    ShimError, StartReply, StateReply, StatsReply, Status, now_rfc3339,
+    protocol::{MAX_REQUEST_LINE as MAX_REQUEST_LINE_LEN, to_line},
+};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use rustix::event::epoll;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::io::Errno;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const TOKEN_SIGNALS: u64 = 0;
+const TOKEN_LISTENER: u64 = 1;
+const TOKEN_OUTPUT: u64 = 2; // + stream index (0 stdout / pty, 1 stderr)
+const TOKEN_STDIN: u64 = 4;
+const TOKEN_CONN: u64 = 16; // + connection slot
+
+/// Output an attached client may have queued before it is dropped.
+const CLIENT_BUFFER_LIMIT: usize = 1 << 20;
+/// Stdin bytes buffered from clients before they are read no further.
+const STDIN_BUFFER_LIMIT: usize = 64 * 1024;
+/// How long output is drained after the init exited (a process that escaped the container
+/// may hold its stdout), and how long clients get to take their last bytes.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// One read from the container's output.
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Running,
+    /// The init was reaped; its output is being drained.
+    Exited,
+    /// exit.json written, runtime state removed, waiters answered.
+    Done,
+    /// A created container was removed by `shutdown`.
+    Removed,
+}
+
+struct Output {
+    fd: OwnedFd,
+    stream: StreamType,
+    lines: LineSplitter,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AttachMode {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+struct Conn {
+    stream: UnixStream,
+    rbuf: Vec<u8>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    attach: Option<AttachMode>,
+    /// A `wait` is pending: no further request is read until it is answered.
+    waiting: bool,
+    /// The client half-closed (or we stopped reading for good).
+    read_closed: bool,
+    /// Close once the write buffer is flushed.
+    close_after_flush: bool,
+    interest: epoll::EventFlags,
+}
+
+impl Conn {
+    fn pending(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+}
+
+pub struct Shim {
+    id: String,
+    tty: bool,
+    stdin_once: bool,
+    state_dir: PathBuf,
+    backend: Backend,
+    epoll: OwnedFd,
+    signals: SignalFd,
+    listener: UnixListener,
+    outputs: [Option<Output>; 2],
+    /// The container's stdin: a pipe's write end, or a dup of the pty master.
+    stdin: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    stdin_close_pending: bool,
+    stdin_interest: bool,
+    /// A dup of the pty master for resizes.
+    pty: Option<OwnedFd>,
+    log: Option<LogFile>,
+    conns: Vec<Option<Conn>>,
+    phase: Phase,
+    paused: bool,
+    pid: i32,
+    shim_pid: i32,
+    started_at: Option<String>,
+    exit: Option<ExitInfo>,
+    deadline: Option<Instant>,
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> ShimError {
+    ShimError::internal(format!("{what}: {e}"))
+}
+
+fn set_nonblocking(fd: impl AsFd) -> Result<(), ShimError> {
+    rustix::io::ioctl_fionbio(fd, true).map_err(|e| internal("set O_NONBLOCK", e))
+}
+
+/// Blocks the signals the loop handles (so they queue for the signalfd) and SIGPIPE (so a
+/// vanished client or container shows up as EPIPE). Children get a clean mask: the runtime
+/// library resets it before exec, `std::process::Command` does too.
+fn signal_set() -> (SigSet, SigSet) {
+    let mut handled = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        handled.add(s);
+    }
+    let mut blocked = handled;
+    blocked.add(Signal::SIGPIPE);
+    (handled, blocked)
+}
+
+impl Shim {
+    /// Everything up to the startup line. On error, nothing is left behind but the files
+    /// berthd wrote (the runtime cleans up a failed create itself).
+    pub fn setup(state_dir: &Path) -> Result<(Shim, i32, Vec<String>), ShimError> {
+        let _ = rustix::thread::set_name(c"berth-shim");
+        debug_assert_eq!(PROCESS_NAME, "berth-shim");
+        // Our own session: a signal to berthd's process group or terminal never reaches us.
+        let _ = rustix::process::setsid();
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+            .map_err(|e| internal("become a child subreaper", e))?;
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdin(&null);
+        }
+        let (handled, blocked) = signal_set();
+        blocked
+            .thread_block()
+            .map_err(|e| internal("block signals", e))?;
+        let signals =
+            SignalFd::with_flags(&handled, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+                .map_err(|e| internal("create a signalfd", e))?;
+
+        let state_dir = std::fs::canonicalize(state_dir).map_err(|e| {
+            ShimError::new(
+                Kind::NotFound,
+                format!("state directory {}: {e}", state_dir.display()),
+            )
+        })?;
+        let cfg = ShimConfig::load(&state_dir)?;
+        let listener = bind_socket(&state_dir)?;
+        let sock = state_dir.join(SOCKET_FILE);
+        // From here on a failure must not leave a socket that looks alive.
+        let guard = SocketGuard(Some(sock));
+        let _ = std::fs::remove_file(state_dir.join(EXIT_FILE));
+        let shim_pid = rustix::process::getpid().as_raw_nonzero().get();
+        berth_sys::fs::atomic_write(
+            &state_dir.join(PID_FILE),
+            shim_pid.to_string().as_bytes(),
+            0o644,
+        )
+        .map_err(|e| internal(&format!("write {PID_FILE}"), e))?;
+
+        let log = match &cfg.log {
+            Some(l) => Some(
+                LogFile::open(&l.path, l.max_size, l.max_file)
+                    .map_err(|e| internal(&format!("open the log file {}", l.path.display()), e))?,
+            ),
+            None => None,
+        };
+
+        // The container's stdio. Ours ends are non-blocking; its ends are closed once the
+        // runtime has handed them over.
+        let null = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| internal("open /dev/null", e))?;
+        let pipe = || {
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| internal("create a pipe", e))
+        };
+        let (out_r, out_w, err_r, err_w) = if cfg.tty {
+            (None, None, None, None)
+        } else {
+            let (or, ow) = pipe()?;
+            let (er, ew) = pipe()?;
+            (Some(or), Some(ow), Some(er), Some(ew))
+        };
+        let (in_r, in_w) = if cfg.open_stdin && !cfg.tty {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        } else {
+            (None, None)
+        };
+        let stdio = ChildStdio {
+            stdin: in_r.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
+            stdout: out_w.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
+            stderr: err_w.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
+        };
+        let (backend, created) = Backend::create(&cfg, &state_dir, stdio)?;
+        drop((in_r, out_w, err_w, null));
+
+        let epoll =
+            epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| internal("create epoll", e))?;
+        let add = |fd: &dyn AsFd, token: u64, flags: epoll::EventFlags| {
+            epoll::add(&epoll, fd.as_fd(), epoll::EventData::new_u64(token), flags)
+                .map_err(|e| internal("epoll add", e))
+        };
+        add(&signals, TOKEN_SIGNALS, epoll::EventFlags::IN)?;
+        add(&listener, TOKEN_LISTENER, epoll::EventFlags::IN)?;
+        let mut outputs: [Option<Output>; 2] = [None, None];
+        let mut pty = None;
+        let mut stdin = None;
+        if let Some(master) = created.pty_master {
+            set_nonblocking(&master)?;
+            if let Some(size) = cfg.console_size {
+                let _ = rustix::termios::tcsetwinsize(&master, winsize(size.height, size.width));
+            }
+            let dup = master
+                .try_clone()
+                .map_err(|e| internal("dup the pty master", e))?;
+            if cfg.open_stdin {
+                stdin = Some(
+                    master
+                        .try_clone()
+                        .map_err(|e| internal("dup the pty master", e))?,
+                );
+            }
+            pty = Some(dup);
+            outputs[0] = Some(Output {
+                fd: master,
+                stream: StreamType::Stdout,
+                lines: LineSplitter::default(),
+            });
+        } else {
+            for (i, (fd, stream)) in [(out_r, StreamType::Stdout), (err_r, StreamType::Stderr)]
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(fd) = fd {
+                    set_nonblocking(&fd)?;
+                    outputs[i] = Some(Output {
+                        fd,
+                        stream,
+                        lines: LineSplitter::default(),
+                    });
+                }
+            }
+            if let Some(w) = in_w {
+                set_nonblocking(&w)?;
+                stdin = Some(w);
+            }
+        }
+        for (i, o) in outputs.iter().enumerate() {
+            if let Some(o) = o {
+                add(&o.fd, TOKEN_OUTPUT + i as u64, epoll::EventFlags::IN)?;
+            }
+        }
+        let phase = if cfg.start_now {
+            Phase::Running
+        } else {
+            Phase::Created
+        };
+        let shim = Shim {
+            id: cfg.id.clone(),
+            tty: cfg.tty,
+            stdin_once: cfg.stdin_once,
+            state_dir,
+            backend,
+            epoll,
+            signals,
+            listener,
+            outputs,
+            stdin,
+            stdin_buf: Vec::new(),
+            stdin_close_pending: false,
+            stdin_interest: false,
+            pty,
+            log,
+            conns: Vec::new(),
+            phase,
+            paused: false,
+            pid: created.pid,
+            shim_pid,
+            started_at: cfg.start_now.then(now_rfc3339),
+            exit: None,
+            deadline: None,
+        };
+        guard.disarm();
+        Ok((shim, created.pid, created.warnings))
+    }
+
+    /// Serves until the container is gone and every client got its last bytes.
+    pub fn run(mut self) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(16);
+        loop {
+            if self.finished() {
+                break;
+            }
+            let timeout = self.deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                }
+            });
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                timeout.as_ref(),
+            ) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    eprintln!("berth-shim: epoll_wait: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            for ev in events.iter() {
+                let token = ev.data.u64();
+                let flags = ev.flags;
+                match token {
+                    TOKEN_SIGNALS => self.on_signals(),
+                    TOKEN_LISTENER => self.on_accept(),
+                    t if (TOKEN_OUTPUT..TOKEN_OUTPUT + 2).contains(&t) => {
+                        self.on_output((t - TOKEN_OUTPUT) as usize)
+                    }
+                    TOKEN_STDIN => self.flush_stdin(),
+                    t if t >= TOKEN_CONN => self.on_conn((t - TOKEN_CONN) as usize, flags),
+                    _ => {}
+                }
+            }
+            self.progress();
+        }
+    }
+
+    fn finished(&self) -> bool {
+        match self.phase {
+            Phase::Done | Phase::Removed => {
+                let flushed = self.conns.iter().flatten().all(|c| c.pending() == 0);
+                flushed || self.deadline.is_some_and(|d| Instant::now() >= d)
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the exit along once the output is drained (or the drain timed out).
+    fn progress(&mut self) {
+        if matches!(self.phase, Phase::Done | Phase::Removed) {
+            // Replies queued by the transition (waiters, closing attach streams).
+            for i in 0..self.conns.len() {
+                self.flush_conn(i);
+            }
+        }
+        if self.phase != Phase::Exited {
+            return;
+        }
+        let drained = self.outputs.iter().all(Option::is_none);
+        let late = self.deadline.is_some_and(|d| Instant::now() >= d);
+        if drained || late {
+            self.finish_exit();
+        }
+    }
+
+    fn on_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => self.reap(),
+                Ok(Signal::SIGTERM) => {
+                    if matches!(self.phase, Phase::Created | Phase::Running) {
+                        let _ = self.backend.kill(Signal::SIGTERM as i32, false);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        use rustix::process::{WaitOptions, wait};
+        // wait(), not waitpid(None): the latter is "same process group", and the
+        // container's init has a session of its own.
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
+            if pid.as_raw_nonzero().get() != self.pid {
+                continue; // an orphan re-parented to us, or a runtime helper
+            }
+            let code = match (status.exit_status(), status.terminating_signal()) {
+                (Some(c), _) => c,
+                (None, Some(sig)) => 128 + sig,
+                _ => continue,
+            };
+            self.init_exited(code);
+        }
+    }
+
+    fn init_exited(&mut self, exit_code: i32) {
+        if matches!(self.phase, Phase::Exited | Phase::Done | Phase::Removed) {
+            return;
+        }
+        let exited_at = now_rfc3339();
+        let oom_killed = self.backend.oom_kill_count() > 0;
+        self.exit = Some(ExitInfo {
+            exit_code,
+            exited_at,
+            oom_killed,
+        });
+        self.phase = Phase::Exited;
+        self.paused = false;
+        self.backend.kill_leftovers();
+        self.deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+    }
+
+    /// The container is gone and its output drained: record, clean up, answer, close.
+    fn finish_exit(&mut self) {
+        for i in 0..self.outputs.len() {
+            self.close_output(i);
+        }
+        let exit = self.exit.clone().unwrap_or_else(|| ExitInfo {
+            exit_code: 255,
+            exited_at: now_rfc3339(),
+            oom_killed: false,
+        });
+        self.exit = Some(exit.clone());
+        let json = serde_json::to_vec(&exit).unwrap_or_default();
+        if let Err(e) = berth_sys::fs::atomic_write(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
+            eprintln!("berth-shim: write {EXIT_FILE}: {e}");
+        }
+        if let Err(e) = self.backend.delete() {
+            eprintln!("berth-shim: clean up container {}: {e}", self.id);
+        }
+        self.phase = Phase::Done;
+        self.stdin = None;
+        self.stdin_buf = Vec::new();
+        let reply = to_line(&exit);
+        for i in 0..self.conns.len() {
+            if let Some(c) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                if c.waiting {
+                    c.waiting = false;
+                    c.wbuf.extend_from_slice(&reply);
+                }
+                if c.attach.is_some() {
+                    c.close_after_flush = true;
+                }
+            }
+            self.handle_lines(i);
+            self.flush_conn(i);
+        }
+        self.deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+    }
+
+    // ---- the container's output -------------------------------------------------------
+
+    fn on_output(&mut self, i: usize) {
+        let mut buf = [0u8; READ_CHUNK];
+        // A few reads per wakeup keep one chatty stream from starving the rest.
+        for _ in 0..4 {
+            let Some(out) = self.outputs[i].as_ref() else {
+                return;
+            };
+            match rustix::io::read(&out.fd, &mut buf) {
+                Ok(0) => return self.close_output(i),
+                Ok(n) => self.deliver(i, &buf[..n]),
+                Err(Errno::AGAIN) => return,
+                Err(Errno::INTR) => {}
+                // EIO: the pty's last slave closed.
+                Err(_) => return self.close_output(i),
+            }
+        }
+    }
+
+    fn deliver(&mut self, i: usize, data: &[u8]) {
+        let Some(out) = self.outputs[i].as_mut() else {
+            return;
+        };
+        let stream = out.stream;
+        if let Some(log) = self.log.as_mut() {
+            let mut failed = None;
+            out.lines.feed(data, &mut |line, time| {
+                if let Err(e) = log.write_entry(line, stream.name(), time) {
+                    failed = Some(e);
+                }
+            });
+            if let Some(e) = failed {
+                eprintln!("berth-shim: write the log of {}: {e}", self.id);
+            }
+        }
+        let mut header = None;
+        if !self.tty {
+            header = Some(frame_header(stream, data.len() as u32));
+        }
+        for idx in 0..self.conns.len() {
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(mode) = c.attach else { continue };
+            let wanted = match stream {
+                StreamType::Stderr => mode.stderr,
+                _ => mode.stdout,
+            };
+            if !wanted {
+                continue;
+            }
+            if c.pending() + data.len() > CLIENT_BUFFER_LIMIT {
+                // It does not keep up: drop it rather than block the container.
+                self.drop_conn(idx);
+                continue;
+            }
+            if let Some(h) = header {
+                c.wbuf.extend_from_slice(&h);
+            }
+            c.wbuf.extend_from_slice(data);
+            self.flush_conn(idx);
+        }
+    }
+
+    fn close_output(&mut self, i: usize) {
+        let Some(mut out) = self.outputs[i].take() else {
+            return;
+        };
+        let _ = epoll::delete(&self.epoll, &out.fd);
+        if let Some(log) = self.log.as_mut() {
+            let stream = out.stream;
+            out.lines.finish(&mut |line, time| {
+                let _ = log.write_entry(line, stream.name(), time);
+            });
+        }
+    }
+
+    // ---- stdin ------------------------------------------------------------------------
+
+    fn flush_stdin(&mut self) {
+        let Some(fd) = self.stdin.as_ref() else {
+            self.stdin_buf = Vec::new();
+            return;
+        };
+        while !self.stdin_buf.is_empty() {
+            match rustix::io::write(fd, &self.stdin_buf) {
+                Ok(n) => {
+                    self.stdin_buf.drain(..n);
+                }
+                Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) => {}
+                Err(_) => {
+                    // The container closed its stdin (or exited).
+                    self.close_stdin();
+                    return;
+                }
+            }
+        }
+        if self.stdin_buf.is_empty() {
+            self.stdin_buf = Vec::new();
+            if self.stdin_close_pending && !self.tty {
+                self.close_stdin();
+                return;
+            }
+        }
+        let want = !self.stdin_buf.is_empty();
+        if want != self.stdin_interest
+            && let Some(fd) = self.stdin.as_ref()
+        {
+            let r = if want {
+                epoll::add(
+                    &self.epoll,
+                    fd,
+                    epoll::EventData::new_u64(TOKEN_STDIN),
+                    epoll::EventFlags::OUT,
+                )
+            } else {
+                epoll::delete(&self.epoll, fd)
+            };
+            if r.is_ok() {
+                self.stdin_interest = want;
+            }
+        }
+        // Clients held back by a full buffer may be read again.
+        if self.stdin_buf.len() < STDIN_BUFFER_LIMIT {
+            for i in 0..self.conns.len() {
+                self.update_interest(i);
+            }
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        if let Some(fd) = self.stdin.take()
+            && self.stdin_interest
+        {
+            let _ = epoll::delete(&self.epoll, &fd);
+        }
+        self.stdin_interest = false;
+        self.stdin_buf = Vec::new();
+    }
+
+    // ---- connections ------------------------------------------------------------------
+
+    fn on_accept(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let idx = match self.conns.iter().position(Option::is_none) {
+                Some(i) => i,
+                None => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+            };
+            let interest = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+            if epoll::add(
+                &self.epoll,
+                &stream,
+                epoll::EventData::new_u64(TOKEN_CONN + idx as u64),
+                interest,
+            )
+            .is_err()
+            {
+                continue;
+            }
+            self.conns[idx] = Some(Conn {
+                stream,
+                rbuf: Vec::new(),
+                wbuf: Vec::new(),
+                wpos: 0,
+                attach: None,
+                waiting: false,
+                read_closed: false,
+                close_after_flush: false,
+                interest,
+            });
+        }
+    }
+
+    /// Closes a connection; its slot is reused by the next one.
+    fn drop_conn(&mut self, idx: usize) {
+        if let Some(c) = self.conns.get_mut(idx).and_then(Option::take) {
+            let _ = epoll::delete(&self.epoll, &c.stream);
+        }
+    }
+
+    fn on_conn(&mut self, idx: usize, flags: epoll::EventFlags) {
+        if self.conns.get(idx).is_none_or(Option::is_none) {
+            return;
+        }
+        if flags.intersects(epoll::EventFlags::ERR) {
+            return self.drop_conn(idx);
+        }
+        if flags.contains(epoll::EventFlags::OUT) {
+            self.flush_conn(idx);
+        }
+        if flags.intersects(epoll::EventFlags::IN | epoll::EventFlags::RDHUP) {
+            self.read_conn(idx);
+        }
+        if flags.contains(epoll::EventFlags::HUP) {
+            // Both directions are shut: nothing more can be delivered.
+            return self.drop_conn(idx);
+        }
+        self.update_interest(idx);
+    }
+
+    fn read_conn(&mut self, idx: usize) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            if c.read_closed {
+                return;
+            }
+            let stdin_attached = c.attach.is_some_and(|m| m.stdin);
+            if stdin_attached && self.stdin_buf.len() >= STDIN_BUFFER_LIMIT {
+                return; // back-pressure: read more once the container took its stdin
+            }
+            if c.attach.is_none() && (c.waiting || c.rbuf.len() > MAX_REQUEST_LINE_LEN) {
+                return;
+            }
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    c.read_closed = true;
+                    if stdin_attached && self.stdin_once {
+                        self.stdin_close_pending = true;
+                        self.flush_stdin();
+                    }
+                    let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                        return;
+                    };
+                    if c.attach.is_none() && !c.waiting {
+                        // Answer what it sent, then close.
+                        c.close_after_flush = true;
+                        self.handle_lines(idx);
+                        self.flush_conn(idx);
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    if let Some(mode) = c.attach {
+                        if mode.stdin && self.stdin.is_some() {
+                            self.stdin_buf.extend_from_slice(&buf[..n]);
+                            self.flush_stdin();
+                        }
+                        continue;
+                    }
+                    c.rbuf.extend_from_slice(&buf[..n]);
+                    self.handle_lines(idx);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_conn(idx),
+            }
+        }
+    }
+
+    /// Answers every complete request line of a connection (until a `wait` blocks it or it
+    /// turns into an attach stream).
+    fn handle_lines(&mut self, idx: usize) {
+        loop {
+            let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+                return;
+            };
+            if c.waiting {
+                return;
+            }
+            if c.attach.is_some() {
+                // Bytes after the attach line are stdin.
+                if !c.rbuf.is_empty() {
+                    let rest = std::mem::take(&mut c.rbuf);
+                    if c.attach.is_some_and(|m| m.stdin) && self.stdin.is_some() {
+                        self.stdin_buf.extend_from_slice(&rest);
+                        self.flush_stdin();
+                    }
+                }
+                return;
+            }
+            let Some(nl) = c.rbuf.iter().position(|&b| b == b'\n') else {
+                if c.rbuf.len() > MAX_REQUEST_LINE_LEN {
+                    let e = ShimError::invalid(format!(
+                        "request line longer than {MAX_REQUEST_LINE_LEN} bytes"
+                    ));
+                    c.wbuf.extend_from_slice(&e.to_line());
+                    c.rbuf = Vec::new();
+                    c.read_closed = true;
+                    c.close_after_flush = true;
+                    self.flush_conn(idx);
+                }
+                return;
+            };
+            let rest = c.rbuf.split_off(nl + 1);
+            let line = std::mem::replace(&mut c.rbuf, rest);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let reply = match Request::parse(&line) {
+                Ok(req) => self.handle(idx, req),
+                Err(e) => Some(e.to_line()),
+            };
+            if let Some(reply) = reply
+                && let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut)
+            {
+                c.wbuf.extend_from_slice(&reply);
+            }
+            self.flush_conn(idx);
+        }
+    }
+
+    fn not_running(&self) -> ShimError {
+        ShimError::conflict(format!("container {} is not running", self.id))
+    }
+
+    /// One request; `None` when the reply comes later (`wait`).
+    fn handle(&mut self, idx: usize, req: Request) -> Option<Vec<u8>> {
+        let result: Result<Vec<u8>, ShimError> = match req {
+            Request::State => Ok(to_line(&self.state())),
+            Request::Start => self.start().map(|r| to_line(&r)),
+            Request::Kill { signal, all } => match self.phase {
+                Phase::Created | Phase::Running => {
+                    self.backend.kill(signal, all).map(|()| to_line(&Empty {}))
+                }
+                _ => Err(self.not_running()),
+            },
+            Request::Wait => match self.phase {
+                Phase::Done if self.exit.is_some() => Ok(to_line(&self.exit)),
+                Phase::Removed => Err(self.removed_error()),
+                _ => {
+                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                        c.waiting = true;
+                    }
+                    return None;
+                }
+            },
+            Request::Resize { height, width } => match (&self.pty, self.phase) {
+                (None, _) => Err(ShimError::invalid(format!(
+                    "container {} has no terminal to resize",
+                    self.id
+                ))),
+                (Some(_), Phase::Done | Phase::Removed | Phase::Exited) => Err(self.not_running()),
+                (Some(pty), _) => rustix::termios::tcsetwinsize(pty, winsize(height, width))
+                    .map(|()| to_line(&Empty {}))
+                    .map_err(|e| internal("resize the terminal", e)),
+            },
+            Request::Pause => match (self.phase, self.paused) {
+                (Phase::Running, false) => self.backend.pause().map(|()| {
+                    self.paused = true;
+                    to_line(&Empty {})
+                }),
+                (Phase::Running, true) => Err(ShimError::conflict(format!(
+                    "container {} is already paused",
+                    self.id
+                ))),
+                _ => Err(self.not_running()),
+            },
+            Request::Resume => match (self.phase, self.paused) {
+                (Phase::Running, true) => self.backend.resume().map(|()| {
+                    self.paused = false;
+                    to_line(&Empty {})
+                }),
+                (Phase::Running, false) => Err(ShimError::conflict(format!(
+                    "container {} is not paused",
+                    self.id
+                ))),
+                _ => Err(self.not_running()),
+            },
+            Request::Update { resources } => match self.phase {
+                Phase::Created | Phase::Running => {
+                    self.backend.update(&resources).map(|()| to_line(&Empty {}))
+                }
+                _ => Err(self.not_running()),
+            },
+            Request::Stats => match self.phase {
+                Phase::Created | Phase::Running => self
+                    .backend
+                    .stats()
+                    .map(|(stats, pids)| to_line(&StatsReply { stats, pids })),
+                _ => Err(self.not_running()),
+            },
+            Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            } => match self.phase {
+                Phase::Created | Phase::Running => {
+                    if let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) {
+                        c.attach = Some(AttachMode {
+                            stdin,
+                            stdout,
+                            stderr,
+                        });
+                    }
+                    Ok(to_line(&Empty {}))
+                }
+                _ => Err(self.not_running()),
+            },
+            Request::Shutdown => self.shutdown().map(|()| to_line(&Empty {})),
+        };
+        Some(result.unwrap_or_else(|e| e.to_line()))
+    }
+
+    fn state(&self) -> StateReply {
+        let status = match self.phase {
+            Phase::Created => Status::Created,
+            Phase::Running if self.paused => Status::Paused,
+            Phase::Running => Status::Running,
+            Phase::Exited | Phase::Done | Phase::Removed => Status::Stopped,
+        };
+        StateReply {
+            id: self.id.clone(),
+            status,
+            pid: self.pid,
+            shim_pid: self.shim_pid,
+            started_at: self.started_at.clone(),
+            exit: self.exit.clone(),
+        }
+    }
+
+    fn start(&mut self) -> Result<StartReply, ShimError> {
+        match self.phase {
+            Phase::Created => {}
+            Phase::Running => {
+                return Err(ShimError::new(
+                    Kind::NotModified,
+                    format!("container {} is already running", self.id),
+                ));
+            }
+            _ => {
+                return Err(ShimError::conflict(format!(
+                    "container {} has exited; a shim runs a container once",
+                    self.id
+                )));
+            }
+        }
+        self.backend.start()?;
+        let at = now_rfc3339();
+        self.started_at = Some(at.clone());
+        self.phase = Phase::Running;
+        Ok(StartReply { started_at: at })
+    }
+
+    fn removed_error(&self) -> ShimError {
+        ShimError::conflict(format!(
+            "container {} was removed before it started",
+            self.id
+        ))
+    }
+
+    fn shutdown(&mut self) -> Result<(), ShimError> {
+        match self.phase {
+            Phase::Created => {}
+            Phase::Running => {
+                return Err(ShimError::conflict(format!(
+                    "container {} is running: kill it first",
+                    self.id
+                )));
+            }
+            _ => return Ok(()),
+        }
+        self.phase = Phase::Removed;
+        let r = self.backend.delete();
+        self.reap();
+        self.stdin = None;
+        for i in 0..self.outputs.len() {
+            if let Some(o) = self.outputs[i].take() {
+                let _ = epoll::delete(&self.epoll, &o.fd);
+            }
+        }
+        let err = self.removed_error().to_line();
+        for c in self.conns.iter_mut().flatten() {
+            if c.waiting {
+                c.waiting = false;
+                c.wbuf.extend_from_slice(&err);
+            }
+            c.close_after_flush = true;
+        }
+        self.deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+        r
+    }
+
+    /// Writes what a connection has queued, as far as the socket takes it.
+    fn flush_conn(&mut self, idx: usize) {
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        while c.pending() > 0 {
+            match c.stream.write(&c.wbuf[c.wpos..]) {
+                Ok(0) => break,
+                Ok(n) => c.wpos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return self.drop_conn(idx),
+            }
+        }
+        if c.pending() == 0 {
+            c.wbuf.clear();
+            c.wpos = 0;
+            if c.wbuf.capacity() > 64 * 1024 {
+                c.wbuf = Vec::new();
+            }
+            if c.close_after_flush && !c.waiting {
+                return self.drop_conn(idx);
+            }
+        } else if c.wpos > 64 * 1024 {
+            c.wbuf.drain(..c.wpos);
+            c.wpos = 0;
+        }
+        self.update_interest(idx);
+    }
+
+    fn update_interest(&mut self, idx: usize) {
+        let stdin_full = self.stdin_buf.len() >= STDIN_BUFFER_LIMIT;
+        let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut want = epoll::EventFlags::empty();
+        let reading = match c.attach {
+            _ if c.read_closed => false,
+            Some(m) => !(m.stdin && stdin_full),
+            None => !c.waiting && c.rbuf.len() <= MAX_REQUEST_LINE_LEN,
+        };
+        if reading {
+            want |= epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+        }
+        if c.pending() > 0 {
+            want |= epoll::EventFlags::OUT;
+        }
+        if want != c.interest
+            && epoll::modify(
+                &self.epoll,
+                &c.stream,
+                epoll::EventData::new_u64(TOKEN_CONN + idx as u64),
+                want,
+            )
+            .is_ok()
+        {
+            c.interest = want;
+        }
+    }
+}
+
+fn winsize(height: u16, width: u16) -> rustix::termios::Winsize {
+    rustix::termios::Winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// Binds `<state_dir>/shim.sock` (through the directory, so long paths work), refusing
+/// when another shim still serves it.
+fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
+    let path = state_dir.join(SOCKET_FILE);
+    if berth_shim::client::connect_unix(&path).is_ok() {
+        return Err(ShimError::conflict(format!(
+            "another shim serves {} (is the container already running?)",
+            path.display()
+        )));
+    }
+    let _ = std::fs::remove_file(&path);
+    let dir = std::fs::File::open(state_dir)
+        .map_err(|e| internal(&format!("open {}", state_dir.display()), e))?;
+    use std::os::fd::AsRawFd;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(SOCKET_FILE);
+    let target = if path.as_os_str().len() < 100 {
+        path.clone()
+    } else {
+        short
+    };
+    let l = UnixListener::bind(&target)
+        .map_err(|e| internal(&format!("bind {}", path.display()), e))?;
+    l.set_nonblocking(true)
+        .map_err(|e| internal("set the socket non-blocking", e))?;
+    Ok(l)
+}
+
+struct SocketGuard(Option<PathBuf>);
+
+impl SocketGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

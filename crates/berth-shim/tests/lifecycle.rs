@@ -1,0 +1,454 @@
+//! The shim binary against real containers (berth-container in-process): startup, logs,
+//! exit codes, attach, start modes, waiters, signals, cleanup.
+
+mod common;
+
+use berth_shim::client::Client;
+use berth_shim::stream::StreamType;
+use berth_shim::{ExitInfo, Kind, Status};
+use common::*;
+use std::io::Write;
+use std::path::Path;
+
+fn assert_cleaned(f: &Fixture) {
+    assert!(
+        !f.cfg.runtime_root.join(&f.id).exists(),
+        "runtime state left behind"
+    );
+    assert_eq!(
+        f.cgroup_dirs(),
+        Vec::<std::path::PathBuf>::new(),
+        "cgroups left behind"
+    );
+}
+
+#[test]
+fn run_now_logs_both_streams_and_reports_the_exit_code() {
+    if !require_root("run_now_logs_both_streams_and_reports_the_exit_code") {
+        return;
+    }
+    let f = Fixture::new(
+        "exit3",
+        &[
+            "sh",
+            "-c",
+            "echo 'out <1> & \"q\"'; echo err >&2; printf partial; exit 3",
+        ],
+    );
+    let mut r = f.spawn();
+    let pid = r.pid();
+    assert!(pid > 0);
+    let shim_pid: i32 = std::fs::read_to_string(f.state_dir().join("shim.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(shim_pid as u32, r.child.as_ref().unwrap().id());
+    let comm = std::fs::read_to_string(format!("/proc/{shim_pid}/comm")).unwrap_or_default();
+    let exit = wait(&f);
+    assert_eq!(exit.exit_code, 3);
+    assert!(!exit.oom_killed);
+    assert!(
+        exit.exited_at.parse::<jiff::Timestamp>().is_ok(),
+        "{}",
+        exit.exited_at
+    );
+    // exit.json holds the same, and outlives the shim.
+    assert!(r.wait_shim().success());
+    assert_eq!(ExitInfo::load(&f.state_dir()).unwrap(), Some(exit));
+    if !comm.is_empty() {
+        assert_eq!(comm.trim(), "berth-shim");
+    }
+    let entries = f.log_entries();
+    let mut out: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.stream.as_str(), e.log.as_str()))
+        .collect();
+    out.sort();
+    assert_eq!(
+        out,
+        [
+            ("stderr", "err\n"),
+            ("stdout", "out <1> & \"q\"\n"),
+            ("stdout", "partial")
+        ]
+    );
+    for e in &entries {
+        let t: jiff::Timestamp = e.time.parse().unwrap();
+        assert!(e.time.ends_with('Z'));
+        assert!(t <= jiff::Timestamp::now());
+    }
+    // Docker's exact bytes: HTML characters escaped, field order log, stream, time.
+    let raw = std::fs::read_to_string(f.log_path()).unwrap();
+    assert!(
+        raw.contains(r#"{"log":"out \u003c1\u003e \u0026 \"q\"\n","stream":"stdout","time":""#),
+        "{raw}"
+    );
+    assert_cleaned(&f);
+}
+
+#[test]
+fn exit_by_signal_is_128_plus_signal_and_kill_after_exit_is_a_conflict() {
+    if !require_root("exit_by_signal_is_128_plus_signal_and_kill_after_exit_is_a_conflict") {
+        return;
+    }
+    let f = Fixture::new("sig", &["sleep", "1000"]);
+    let mut r = f.spawn();
+    let st = f.client().state().unwrap();
+    assert_eq!(st.status, Status::Running);
+    assert_eq!(st.pid, r.pid());
+    assert!(st.started_at.is_some());
+    // Pipelined on one connection: the kill after the wait runs once the container is gone.
+    let mut c = f.client();
+    c.send_raw(b"{\"op\":\"wait\"}\n{\"op\":\"kill\",\"signal\":9}\n{\"op\":\"state\"}\n")
+        .unwrap();
+    f.client().kill(9, false).unwrap();
+    let exit: ExitInfo = berth_shim::parse_reply(&c.read_line().unwrap()).unwrap();
+    assert_eq!(exit.exit_code, 137);
+    let e = berth_shim::parse_reply::<berth_shim::Empty>(&c.read_line().unwrap()).unwrap_err();
+    assert_eq!(e.kind, Kind::Conflict);
+    assert!(e.message.contains("is not running"), "{}", e.message);
+    let st: berth_shim::StateReply = berth_shim::parse_reply(&c.read_line().unwrap()).unwrap();
+    assert_eq!(st.status, Status::Stopped);
+    assert_eq!(st.exit.unwrap().exit_code, 137);
+    drop(c);
+    assert!(r.wait_shim().success());
+    assert_cleaned(&f);
+}
+
+#[test]
+fn sigterm_to_the_shim_is_forwarded_to_the_container() {
+    if !require_root("sigterm_to_the_shim_is_forwarded_to_the_container") {
+        return;
+    }
+    // PID 1 of a pid namespace only gets the signals it handles (like docker stop).
+    let f = Fixture::new(
+        "term",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; while true; do sleep 0.05; done",
+        ],
+    );
+    let mut r = f.spawn();
+    let mut waiter = f.client();
+    waiter.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
+    let shim = rustix::process::Pid::from_raw(r.child.as_ref().unwrap().id() as i32).unwrap();
+    rustix::process::kill_process(shim, rustix::process::Signal::TERM).unwrap();
+    let exit: ExitInfo = berth_shim::parse_reply(&waiter.read_line().unwrap()).unwrap();
+    assert_eq!(exit.exit_code, 7);
+    assert!(r.wait_shim().success());
+}
+
+#[test]
+fn created_container_waits_for_start_and_attach_sees_all_output() {
+    if !require_root("created_container_waits_for_start_and_attach_sees_all_output") {
+        return;
+    }
+    let mut f = Fixture::new("created", &["sh", "-c", "echo one; echo two >&2; exit 0"]);
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    let st = f.client().state().unwrap();
+    assert_eq!(st.status, Status::Created);
+    assert!(st.started_at.is_none());
+    // docker run's order: attach, wait, start.
+    let attached = f.client().attach(false, true, true).unwrap();
+    let mut waiters: Vec<Client> = (0..3)
+        .map(|_| {
+            let mut c = f.client();
+            c.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
+            c
+        })
+        .collect();
+    let started = f.client().start().unwrap();
+    assert!(started.started_at.parse::<jiff::Timestamp>().is_ok());
+    let again = f.client().start().unwrap_err();
+    assert!(matches!(
+        again,
+        berth_shim::client::ClientError::Shim(ref e) if e.kind == Kind::NotModified || e.kind == Kind::Conflict
+    ));
+    let mut frames = attached.frames();
+    let mut got = Vec::new();
+    while let Some((s, p)) = frames.next_frame().unwrap() {
+        got.push((s, p));
+    }
+    let out: Vec<u8> = got
+        .iter()
+        .filter(|(s, _)| *s == StreamType::Stdout)
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    let err: Vec<u8> = got
+        .iter()
+        .filter(|(s, _)| *s == StreamType::Stderr)
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(out, b"one\n");
+    assert_eq!(err, b"two\n");
+    let exits: Vec<ExitInfo> = waiters
+        .iter_mut()
+        .map(|c| berth_shim::parse_reply(&c.read_line().unwrap()).unwrap())
+        .collect();
+    assert!(exits.iter().all(|e| e == &exits[0] && e.exit_code == 0));
+    assert!(r.wait_shim().success());
+    assert_cleaned(&f);
+}
+
+#[test]
+fn attach_stdin_reaches_the_container_and_half_close_ends_it_with_stdin_once() {
+    if !require_root("attach_stdin_reaches_the_container_and_half_close_ends_it_with_stdin_once") {
+        return;
+    }
+    let mut f = Fixture::new("stdin", &["sh", "-c", "cat; echo done"]);
+    f.cfg.start_now = false;
+    f.cfg.open_stdin = true;
+    f.cfg.stdin_once = true;
+    let mut r = f.spawn();
+    let mut a = f.client().attach(true, true, true).unwrap();
+    f.client().start().unwrap();
+    a.write_all(b"hello\nworld\n").unwrap();
+    a.close_stdin().unwrap();
+    let (out, err) = a.frames().read_to_end().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "hello\nworld\ndone\n");
+    assert!(err.is_empty());
+    assert_eq!(wait(&f).exit_code, 0);
+    assert!(r.wait_shim().success());
+    // The log got it too.
+    let logged: String = f.log_entries().iter().map(|e| e.log.clone()).collect();
+    assert_eq!(logged, "hello\nworld\ndone\n");
+}
+
+#[test]
+fn without_open_stdin_the_container_reads_dev_null() {
+    if !require_root("without_open_stdin_the_container_reads_dev_null") {
+        return;
+    }
+    let f = Fixture::new("nostdin", &["sh", "-c", "cat; echo eof"]);
+    let mut r = f.spawn();
+    assert_eq!(wait(&f).exit_code, 0);
+    r.wait_shim();
+    let logged: String = f.log_entries().iter().map(|e| e.log.clone()).collect();
+    assert_eq!(logged, "eof\n");
+}
+
+#[test]
+fn shutdown_removes_a_created_container_and_answers_waiters() {
+    if !require_root("shutdown_removes_a_created_container_and_answers_waiters") {
+        return;
+    }
+    let mut f = Fixture::new("shutdown", &["true"]);
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    assert!(f.cfg.runtime_root.join(&f.id).exists());
+    let mut waiter = f.client();
+    waiter.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
+    f.client().state().unwrap(); // the wait is registered before the shutdown
+    f.client().shutdown().unwrap();
+    let e = berth_shim::parse_reply::<ExitInfo>(&waiter.read_line().unwrap()).unwrap_err();
+    assert_eq!(e.kind, Kind::Conflict);
+    assert!(
+        e.message.contains("removed before it started"),
+        "{}",
+        e.message
+    );
+    assert!(r.wait_shim().success());
+    assert!(!f.state_dir().join("exit.json").exists());
+    assert_cleaned(&f);
+}
+
+#[test]
+fn shutdown_of_a_running_container_is_refused() {
+    if !require_root("shutdown_of_a_running_container_is_refused") {
+        return;
+    }
+    let f = Fixture::new("shutdown-running", &["sleep", "1000"]);
+    let mut r = f.spawn();
+    let e = f.client().shutdown().unwrap_err();
+    assert!(e.to_string().contains("kill it first"), "{e}");
+    f.client().kill(9, true).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
+    r.wait_shim();
+    assert_cleaned(&f);
+}
+
+#[test]
+fn init_option_runs_the_app_under_the_built_in_init() {
+    if !require_root("init_option_runs_the_app_under_the_built_in_init") {
+        return;
+    }
+    let mut f = Fixture::new("init", &["sh", "-c", "echo $$; exit 5"]);
+    f.cfg.init = true;
+    let mut r = f.spawn();
+    assert_eq!(wait(&f).exit_code, 5);
+    r.wait_shim();
+    let logged: String = f.log_entries().iter().map(|e| e.log.clone()).collect();
+    // The app is not PID 1: the init is.
+    assert_ne!(logged.trim(), "1", "{logged}");
+}
+
+#[test]
+fn stats_and_update_reach_the_cgroup() {
+    if !require_root("stats_and_update_reach_the_cgroup") {
+        return;
+    }
+    let f = Fixture::new("stats", &["sleep", "1000"]);
+    let mut r = f.spawn();
+    let s = f.client().stats().unwrap();
+    assert!(s.pids.contains(&r.pid()), "{:?}", s.pids);
+    assert!(s.stats.get("memory").is_some(), "{}", s.stats);
+    let res: berth_oci::spec::runtime::LinuxResources =
+        serde_json::from_value(serde_json::json!({"pids": {"limit": 42}})).unwrap();
+    f.client().update(res).unwrap();
+    let max = Path::new("/sys/fs/cgroup/pids")
+        .join(&f.id)
+        .join("pids.max");
+    if max.exists() {
+        assert_eq!(std::fs::read_to_string(max).unwrap().trim(), "42");
+    }
+    f.client().kill(9, false).unwrap();
+    wait(&f);
+    r.wait_shim();
+    assert_cleaned(&f);
+}
+
+#[test]
+fn pause_and_resume_freeze_the_container() {
+    if !require_root("pause_and_resume_freeze_the_container") {
+        return;
+    }
+    let f = Fixture::new("pause", &["sleep", "1000"]);
+    let mut r = f.spawn();
+    let freezer = Path::new("/sys/fs/cgroup/freezer")
+        .join(&f.id)
+        .join("freezer.state");
+    f.client().pause().unwrap();
+    assert_eq!(f.client().state().unwrap().status, Status::Paused);
+    if freezer.exists() {
+        assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    }
+    assert!(f.client().pause().is_err());
+    f.client().resume().unwrap();
+    assert_eq!(f.client().state().unwrap().status, Status::Running);
+    if freezer.exists() {
+        assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "THAWED");
+    }
+    assert!(f.client().resume().is_err());
+    f.client().kill(9, false).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
+    r.wait_shim();
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    if !require_root("oom_kill_is_reported") {
+        return;
+    }
+    let mut f = Fixture::new("oom", &["sh", "-c", "tail /dev/zero"]);
+    f.spec["linux"]["resources"]["memory"] =
+        serde_json::json!({"limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024});
+    let mut r = f.spawn();
+    let exit = wait(&f);
+    assert_eq!(exit.exit_code, 137, "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+    r.wait_shim();
+    assert_cleaned(&f);
+}
+
+#[test]
+fn log_rotation_keeps_max_file_files() {
+    if !require_root("log_rotation_keeps_max_file_files") {
+        return;
+    }
+    let mut f = Fixture::new(
+        "rotate",
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done",
+        ],
+    );
+    f.cfg.log.as_mut().unwrap().max_size = 1000;
+    f.cfg.log.as_mut().unwrap().max_file = 3;
+    let mut r = f.spawn();
+    wait(&f);
+    r.wait_shim();
+    let log = f.log_path();
+    let rotated = |n: u32| {
+        let mut p = log.clone().into_os_string();
+        p.push(format!(".{n}"));
+        std::path::PathBuf::from(p)
+    };
+    assert!(log.exists() && rotated(1).exists() && rotated(2).exists());
+    assert!(!rotated(3).exists());
+    // The newest lines are in the current file, in order, each a valid entry.
+    let cur = f.log_entries();
+    assert_eq!(cur.last().unwrap().log, "line 199\n");
+    let older: Vec<berth_shim::jsonlog::LogEntry> = std::fs::read_to_string(rotated(1))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last_older: u32 = older.last().unwrap().log["line ".len()..]
+        .trim()
+        .parse()
+        .unwrap();
+    let first_cur: u32 = cur[0].log["line ".len()..].trim().parse().unwrap();
+    assert_eq!(last_older + 1, first_cur);
+    assert!(std::fs::metadata(rotated(1)).unwrap().len() >= 1000);
+}
+
+#[test]
+fn long_lines_are_logged_in_16k_pieces() {
+    if !require_root("long_lines_are_logged_in_16k_pieces") {
+        return;
+    }
+    let f = Fixture::new(
+        "longline",
+        &[
+            "sh",
+            "-c",
+            "head -c 20000 /dev/zero | tr '\\0' a; echo; echo short",
+        ],
+    );
+    let mut r = f.spawn();
+    wait(&f);
+    r.wait_shim();
+    let e = f.log_entries();
+    assert_eq!(
+        e.len(),
+        3,
+        "{:?}",
+        e.iter().map(|x| x.log.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(e[0].log.len(), 16384);
+    assert!(!e[0].log.ends_with('\n'));
+    assert_eq!(e[1].log.len(), 20000 - 16384 + 1);
+    assert!(e[1].log.ends_with('\n'));
+    assert_eq!(e[0].time, e[1].time, "pieces of one line share its time");
+    assert_eq!(e[2].log, "short\n");
+}
+
+#[test]
+fn a_client_that_does_not_read_is_dropped_without_blocking_the_container() {
+    if !require_root("a_client_that_does_not_read_is_dropped_without_blocking_the_container") {
+        return;
+    }
+    let mut f = Fixture::new(
+        "slow",
+        &[
+            "sh",
+            "-c",
+            "head -c 8000000 /dev/zero | tr '\\0' x; echo; echo end",
+        ],
+    );
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    let stuck = f.client().attach(false, true, true).unwrap();
+    f.client().start().unwrap();
+    let exit = wait(&f);
+    assert_eq!(exit.exit_code, 0);
+    r.wait_shim();
+    drop(stuck);
+    let e = f.log_entries();
+    assert_eq!(e.last().unwrap().log, "end\n");
+    let total: usize = e.iter().map(|x| x.log.len()).sum();
+    assert_eq!(total, 8_000_000 + 1 + 4);
+}

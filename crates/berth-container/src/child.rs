@@ -48,6 +48,15 @@ pub(crate) struct Common<'a> {
     /// v1 `tasks` files to write "0" to: the process joins its cgroups itself
     /// (see `cgroup_join`).
     pub cgroup_join: &'a [rustix::fd::OwnedFd],
+    /// The signals the caller ignores (only those need resetting), if known.
+    pub ignored_signals: Option<u64>,
+}
+
+/// The calling thread's ignored signals (`SigIgn` in /proc/thread-self/status).
+pub(crate) fn ignored_signals() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let v = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(v.trim(), 16).ok()
 }
 
 /// Create-only parts.
@@ -109,7 +118,7 @@ fn start(c: &mut Common<'_>) -> CResult<()> {
     // ptrace us or open our /proc files: we still hold the runtime's binary and descriptors.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(err("set non-dumpable"))?;
-    berth_sys::process::reset_signals().map_err(err("reset signals"))?;
+    berth_sys::process::reset_signals(c.ignored_signals).map_err(err("reset signals"))?;
     rustix::process::umask(Mode::empty());
     if let Some([i, o, e]) = c.stdio {
         rustix::stdio::dup2_stdin(i).map_err(err("dup stdin"))?;

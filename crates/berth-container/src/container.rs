@@ -221,7 +221,7 @@ impl Runtime {
             linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
             &opts.id,
         )?;
-        let hierarchy = Hierarchy::detect()?;
+        let hierarchy = Hierarchy::host()?;
         let cgroup = hierarchy.manager(&cg_path)?;
         let mut resources: LinuxResources = linux.resources().clone().unwrap_or_default();
         let mut rules = resources.devices().clone().unwrap_or_default();
@@ -295,6 +295,7 @@ impl Runtime {
             thread_check: None,
             got_go: Default::default(),
             cgroup_join: join.as_ref().map_or(&[], |j| j.self_join.as_slice()),
+            ignored_signals: crate::child::ignored_signals(),
         };
         let args = CreateArgs {
             common,
@@ -419,7 +420,7 @@ impl Container {
 
     /// The container's cgroup.
     pub fn cgroup(&self) -> Result<Box<dyn CgroupManager>> {
-        Ok(Hierarchy::detect()?.manager(&self.cgroup_path()?)?)
+        Ok(Hierarchy::host()?.manager(&self.cgroup_path()?)?)
     }
 
     fn init_alive(&self) -> bool {
@@ -658,7 +659,7 @@ impl Container {
         }
         let _ = LinuxNamespaceType::Mount;
         let cg_path = self.cgroup_path()?;
-        let hierarchy = Hierarchy::detect()?;
+        let hierarchy = Hierarchy::host()?;
         let cg = hierarchy.manager(&cg_path)?;
         let join = crate::cgroup_join::handles(cg.as_ref(), &hierarchy, &cg_path);
         let (parent_end, child_end) =
@@ -682,6 +683,7 @@ impl Container {
             thread_check: None,
             got_go: Default::default(),
             cgroup_join: join.as_ref().map_or(&[], |j| j.self_join.as_slice()),
+            ignored_signals: crate::child::ignored_signals(),
         };
         let born = spawn::fork_exec(
             common,

@@ -2,7 +2,7 @@
 //! and a timeout after which it is killed.
 
 use berth_oci::spec::runtime::Hook;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,18 +56,29 @@ fn run_hook(stage: &'static str, h: &Hook, state_json: &[u8]) -> Result<()> {
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped())
+    // stdin is a socket, not a pipe: the state is sent with MSG_NOSIGNAL, so a hook that
+    // exits without reading it cannot kill us with SIGPIPE (whose disposition is default in
+    // the container's process, and unknown in a library caller).
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| fail(format!("socketpair for stdin: {e}")))?;
+    cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| fail(format!("cannot start: {e}")))?;
+    let spawned = cmd.spawn();
+    drop(cmd);
+    let mut child = spawned.map_err(|e| fail(format!("cannot start: {e}")))?;
     let pidfd = rustix::process::Pid::from_raw(child.id() as i32)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin must not make us fail (EPIPE).
-        let _ = stdin.write_all(state_json);
+    let mut sent = 0;
+    while sent < state_json.len() {
+        match rustix::net::send(&ours, &state_json[sent..], rustix::net::SendFlags::NOSIGNAL) {
+            Ok(n) => sent += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            // The hook does not read its stdin: not our failure.
+            Err(_) => break,
+        }
     }
+    let _ = rustix::net::shutdown(&ours, rustix::net::Shutdown::Write);
     let timeout = h.timeout().map(|t| Duration::from_secs(t as u64));
     let status = match (timeout, pidfd) {
         (Some(t), Some(pidfd)) => {

@@ -32,7 +32,8 @@ pub(crate) fn run(c: &mut Common<'_>, program: &CStr, env: &CStrArray) -> ! {
     };
     let app = match berth_sys::process::fork(&check, 0, None) {
         Ok(Forked::Child) => {
-            let _ = berth_sys::process::reset_signals();
+            // Dispositions are already default (the init reset them); only the mask is ours.
+            let _ = berth_sys::process::reset_signals(Some(0));
             let e = berth_sys::process::execve(program, &c.process.args, env);
             let _ = c.chan.send(&Msg::Error(format!(
                 "exec {:?}: {}",

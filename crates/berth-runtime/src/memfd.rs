@@ -39,43 +39,30 @@ fn command_enters_container() -> bool {
             }
             continue;
         }
-        return match a {
-            b"create" | b"exec" => true,
-            b"run" => run_is_exposed(args),
-            _ => false,
-        };
+        // `run` decides after reading its config (see `run_is_exposed`).
+        return matches!(a, b"create" | b"exec");
     }
     false
 }
 
 /// Whether `run`'s init could be reached by another process before it execs (see the module
-/// docs). Any doubt (unreadable or odd config) answers yes.
-fn run_is_exposed(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
-    let mut bundle = std::path::PathBuf::from(".");
-    let mut args = args;
-    while let Some(a) = args.next() {
-        let b = a.as_bytes();
-        if b == b"--bundle" || b == b"-b" {
-            match args.next() {
-                Some(v) => bundle = v.into(),
-                None => return true,
-            }
-        } else if let Some(v) = b.strip_prefix(b"--bundle=") {
-            bundle = std::ffi::OsStr::from_bytes(v).into();
-        }
-    }
-    let Ok(bytes) = std::fs::read(bundle.join("config.json")) else {
-        return true;
-    };
-    let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return true;
-    };
-    let own_pid_ns = spec["linux"]["namespaces"].as_array().is_some_and(|ns| {
-        ns.iter()
-            .any(|n| n["type"] == "pid" && n["path"].as_str().is_none_or(|p| p.is_empty()))
-    });
-    let start_hooks = spec["hooks"]["startContainer"]
-        .as_array()
+/// docs): no new pid namespace of its own, or startContainer hooks.
+pub fn run_is_exposed(spec: &berth_oci::spec::runtime::Spec) -> bool {
+    use berth_oci::spec::runtime::LinuxNamespaceType;
+    let own_pid_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == LinuxNamespaceType::Pid
+                    && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+            })
+        });
+    let start_hooks = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
         .is_some_and(|h| !h.is_empty());
     !own_pid_ns || start_hooks
 }
@@ -89,9 +76,14 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
 
 /// Re-executes the current binary from a sealed memfd if this command enters a container.
 pub fn ensure_sealed_copy() {
-    if !command_enters_container() {
-        return;
+    if command_enters_container() {
+        reexec_sealed();
     }
+}
+
+/// Re-executes the current binary (same arguments) from a sealed memfd copy, unless it
+/// already runs from one. Only returns in the latter case.
+pub fn reexec_sealed() {
     let exe = match std::fs::File::open("/proc/self/exe") {
         Ok(f) => f,
         Err(e) => fail("open /proc/self/exe", e),

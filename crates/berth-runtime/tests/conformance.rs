@@ -1579,7 +1579,10 @@ conformance!(proc_symlink_in_the_image_is_refused, |rt| {
     std::os::unix::fs::symlink("/evil", b.rootfs().join("proc")).unwrap();
     let err = run_fails(rt, &b, "procsymlink");
     if matches!(rt, Runtime::Berth(_)) {
-        assert!(err.contains("mounts[0].destination") && err.contains("/proc"), "{err}");
+        assert!(
+            err.contains("mounts[0].destination") && err.contains("/proc"),
+            "{err}"
+        );
     }
     let evil = std::fs::read_dir(b.rootfs().join("evil")).unwrap().count();
     assert_eq!(evil, 0, "procfs was mounted through the symlink");
@@ -1589,8 +1592,10 @@ conformance!(mounts_over_proc_files_are_refused, |rt| {
     let src = temp_dir("procbind");
     std::fs::write(src.path().join("attr"), "x").unwrap();
     let mut b = Bundle::new();
-    b.mount(json!({"destination": "/proc/self/attr/exec", "type": "bind",
-        "source": src.path().join("attr"), "options": ["bind"]}));
+    b.mount(
+        json!({"destination": "/proc/self/attr/exec", "type": "bind",
+        "source": src.path().join("attr"), "options": ["bind"]}),
+    );
     run_fails(rt, &b, "procbind");
     // The lxcfs files are allowed.
     let mut b = Bundle::new();
@@ -1610,12 +1615,19 @@ conformance!(foreground_run_proxies_the_terminal, |rt| {
     let id = unique_id("fgtty");
     let _g = ContainerGuard::new(rt, &id);
     b.write_for(&id);
-    let master = rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY).unwrap();
+    let master =
+        rustix::pty::openpt(rustix::pty::OpenptFlags::RDWR | rustix::pty::OpenptFlags::NOCTTY)
+            .unwrap();
     rustix::pty::grantpt(&master).unwrap();
     rustix::pty::unlockpt(&master).unwrap();
     let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
-    let slave = std::fs::OpenOptions::new().read(true).write(true).open(name.to_str().unwrap()).unwrap();
-    let mut child = rt.cmd()
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let mut child = rt
+        .cmd()
         .args(["run", "--bundle", path_str(b.path()), &id])
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
@@ -1626,8 +1638,14 @@ conformance!(foreground_run_proxies_the_terminal, |rt| {
     let mut text = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
-        let mut fds = [rustix::event::PollFd::new(&master, rustix::event::PollFlags::IN)];
-        let ts = rustix::time::Timespec { tv_sec: 20, tv_nsec: 0 };
+        let mut fds = [rustix::event::PollFd::new(
+            &master,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::time::Timespec {
+            tv_sec: 20,
+            tv_nsec: 0,
+        };
         if rustix::event::poll(&mut fds, Some(&ts)).unwrap() == 0 {
             break;
         }
@@ -1643,7 +1661,30 @@ conformance!(foreground_run_proxies_the_terminal, |rt| {
     let text = String::from_utf8_lossy(&text);
     assert!(status.success(), "{}: {status:?}\n{text}", rt.name());
     assert!(text.contains("got:hello-tty"), "{text}");
-    let line = text.lines().find(|l| l.trim_start().starts_with('{')).unwrap_or_else(|| panic!("{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("{text}"));
     let r: Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(r["tty"]["stdin"], true);
+});
+
+// Regression: a hook that exits without reading the (large) state on its stdin must not kill
+// the container's process with SIGPIPE (its disposition is default there).
+conformance!(hooks_that_ignore_their_stdin_do_not_break_the_start, |rt| {
+    let mut b = Bundle::new();
+    b.set(
+        "/annotations",
+        json!({"berth.test/big": "x".repeat(300_000)}),
+    );
+    b.set(
+        "/hooks",
+        json!({
+            "createContainer": [{"path": "/bin/true"}],
+            "startContainer": [{"path": "/bin/true"}],
+            "prestart": [{"path": "/bin/true"}]
+        }),
+    );
+    let (_, r) = run_probe(rt, &b, "hookpipe");
+    assert_eq!(r["pid"], 1);
 });

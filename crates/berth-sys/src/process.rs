@@ -233,14 +233,21 @@ pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     }
 }
 
-/// Resets every signal to its default disposition and unblocks all signals.
+/// Resets signals to their default disposition and unblocks all signals.
 ///
 /// `execve` keeps ignored signals ignored and keeps the signal mask; a Rust parent ignores
 /// `SIGPIPE` and a runtime may block signals it forwards, none of which the container's
-/// process should inherit.
-pub fn reset_signals() -> io::Result<()> {
+/// process should inherit. Handlers need no reset (`execve` resets them), so when the
+/// caller knows which signals are ignored (`ignored`: bit n-1 for signal n, as in
+/// /proc/PID/status `SigIgn`), only those are touched; `None` resets all.
+pub fn reset_signals(ignored: Option<u64>) -> io::Result<()> {
     for sig in 1..libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        if let Some(mask) = ignored
+            && mask & (1u64 << (sig - 1)) == 0
+        {
             continue;
         }
         // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument; we pass no old-action

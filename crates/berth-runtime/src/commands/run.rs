@@ -51,14 +51,35 @@ pub const COMMAND: Command = Command {
 
 pub fn run(g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {
     let a = super::create::Args::from(m, "run")?;
+    let spec = berth_container::load_spec(&a.bundle)?;
+    if crate::memfd::run_is_exposed(&spec) {
+        crate::memfd::reexec_sealed();
+    }
+    let options = || {
+        let mut o = super::create::options(&a, StartMode::Now);
+        o.spec = Some(spec.clone());
+        o
+    };
     let rt = g.runtime();
     if m.flag("detach") {
-        super::create::check_detached_terminal(&a)?;
-        rt.create(super::create::options(&a, StartMode::Now))?;
+        if a.console_socket.is_none()
+            && spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false)
+        {
+            anyhow::bail!(
+                "cannot allocate a tty for a detached container without --console-socket \
+                 (process.terminal is true in {}/config.json)",
+                a.bundle.display()
+            );
+        }
+        rt.create(options())?;
         return Ok(0);
     }
     let mut sfd = crate::signals::block()?;
-    let created = rt.create(super::create::options(&a, StartMode::Now))?;
+    let created = rt.create(options())?;
     let code = crate::tty::wait_foreground(created.pid, &mut sfd, created.pty_master)?;
     if !m.flag("keep") {
         created.container.delete(true)?;

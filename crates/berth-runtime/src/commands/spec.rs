@@ -93,10 +93,16 @@ pub fn docker_seccomp(spec: &serde_json::Value) -> anyhow::Result<serde_json::Va
     use berth_oci::seccomp_profile::{DEFAULT_PROFILE, DockerProfile, ProfileTarget};
     let caps: Vec<String> = spec["process"]["capabilities"]["bounding"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let profile = DockerProfile::parse(DEFAULT_PROFILE.as_bytes())?;
-    Ok(serde_json::to_value(profile.to_oci(&ProfileTarget::host(&caps))?)?)
+    Ok(serde_json::to_value(
+        profile.to_oci(&ProfileTarget::host(&caps))?,
+    )?)
 }
 
 pub fn run(_g: &crate::Global, m: &Matches) -> anyhow::Result<i32> {

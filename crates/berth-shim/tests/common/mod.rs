@@ -135,6 +135,38 @@ impl Fixture {
         Fixture { id, top, cfg, spec }
     }
 
+    /// Moves the rootfs to `<top>/lower` and sets up an overlay with upper/work dirs, the
+    /// bundle's `rootfs` left as an empty mount point.
+    pub fn use_overlay(&mut self) -> (PathBuf, PathBuf) {
+        let lower = self.top.path().join("lower");
+        let upper = self.top.path().join("upper");
+        let work = self.top.path().join("work");
+        std::fs::rename(self.bundle().join("rootfs"), &lower).unwrap();
+        for d in [&upper, &work, &self.bundle().join("rootfs")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        self.cfg.rootfs = Some(berth_shim::Overlay {
+            lowerdirs: vec![lower.clone()],
+            upperdir: Some(upper.clone()),
+            workdir: Some(work),
+            options: vec![],
+        });
+        (lower, upper)
+    }
+
+    pub fn use_runc(&mut self) -> bool {
+        match runc() {
+            Some(r) => {
+                self.cfg.runtime = r.display().to_string();
+                true
+            }
+            None => {
+                eprintln!("skipped: runc is not installed");
+                false
+            }
+        }
+    }
+
     pub fn bundle(&self) -> PathBuf {
         self.top.path().join("bundle")
     }
@@ -160,6 +192,11 @@ impl Fixture {
     /// Starts the shim as berthd does (startup line on stdout) and reads its startup line.
     pub fn spawn(&self) -> Running {
         self.write();
+        self.spawn_written()
+    }
+
+    /// Like [`Fixture::spawn`] without (re)writing the config files.
+    pub fn spawn_written(&self) -> Running {
         let mut child = Command::new(shim_bin())
             .arg(self.state_dir())
             .stdin(Stdio::null())
@@ -248,7 +285,7 @@ pub struct Guard {
 }
 
 impl Guard {
-    fn new(f: &Fixture, shim_pid: i32) -> Guard {
+    pub fn new(f: &Fixture, shim_pid: i32) -> Guard {
         Guard {
             id: f.id.clone(),
             runtime_root: f.cfg.runtime_root.clone(),
@@ -262,13 +299,10 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         // The container first, so the shim sees it exit and cleans up itself.
-        for c in ["freezer"] {
-            let f = Path::new("/sys/fs/cgroup")
-                .join(c)
-                .join(&self.id)
-                .join("freezer.state");
-            let _ = std::fs::write(f, "THAWED");
-        }
+        let freezer = Path::new("/sys/fs/cgroup/freezer")
+            .join(&self.id)
+            .join("freezer.state");
+        let _ = std::fs::write(freezer, "THAWED");
         let procs = Path::new("/sys/fs/cgroup/pids")
             .join(&self.id)
             .join("cgroup.procs");
@@ -305,7 +339,7 @@ impl Drop for Guard {
             let _ = c.delete(true);
         }
         let _ = rustix::mount::unmount(
-            &self.bundle.join("rootfs"),
+            self.bundle.join("rootfs"),
             rustix::mount::UnmountFlags::DETACH,
         );
         for c in [

@@ -1,0 +1,310 @@
+//! Terminals, overlay root filesystems, runc as the external runtime, the fd-3 startup
+//! channel, and survival of the spawner's death (live restore).
+
+mod common;
+
+use berth_shim::Status;
+use berth_shim::stream::StreamType;
+use common::*;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Reads raw bytes until `needle` shows up (or the stream ends).
+fn read_until(r: &mut impl Read, seen: &mut Vec<u8>, needle: &str) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        if String::from_utf8_lossy(seen).contains(needle) {
+            return true;
+        }
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap()))
+}
+
+fn tty_fixture(name: &str, args: &[&str]) -> Fixture {
+    let mut f = Fixture::new(name, args);
+    f.cfg.tty = true;
+    f.cfg.open_stdin = true;
+    f.cfg.start_now = false;
+    f.cfg.console_size = Some(berth_shim::WindowSize {
+        height: 24,
+        width: 80,
+    });
+    f.spec["process"]["terminal"] = serde_json::json!(true);
+    f
+}
+
+fn check_tty_session(f: &Fixture) {
+    let mut a = f.client().attach(true, true, true).unwrap();
+    a.stream()
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    f.client().start().unwrap();
+    let mut seen = Vec::new();
+    a.write_all(b"x\n").unwrap();
+    assert!(
+        read_until(&mut a, &mut seen, "24 80"),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    f.client().resize(30, 100).unwrap();
+    a.write_all(b"y\n").unwrap();
+    assert!(
+        read_until(&mut a, &mut seen, "30 100"),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    // Raw bytes, not multiplexed frames; the terminal turned "\n" into "\r\n".
+    assert_ne!(&seen[..4.min(seen.len())], &[1, 0, 0, 0]);
+    assert!(String::from_utf8_lossy(&seen).contains("\r\n"));
+    let exit = wait(f);
+    assert_eq!(exit.exit_code, 2);
+    // Everything a tty prints is logged as stdout.
+    let entries = f.log_entries();
+    assert!(entries.iter().all(|e| e.stream == "stdout"));
+    let logged: String = entries.iter().map(|e| e.log.clone()).collect();
+    assert!(logged.contains("30 100"), "{logged}");
+}
+
+const TTY_SCRIPT: &[&str] = &["sh", "-c", "read a; stty size; read b; stty size; exit 2"];
+
+#[test]
+fn tty_output_is_raw_and_resize_reaches_the_terminal() {
+    if !require_root("tty_output_is_raw_and_resize_reaches_the_terminal") {
+        return;
+    }
+    let f = tty_fixture("tty", TTY_SCRIPT);
+    let mut r = f.spawn();
+    check_tty_session(&f);
+    assert!(r.wait_shim().success());
+}
+
+#[test]
+fn resize_without_a_terminal_is_invalid() {
+    if !require_root("resize_without_a_terminal_is_invalid") {
+        return;
+    }
+    let f = Fixture::new("notty", &["sleep", "100"]);
+    let mut r = f.spawn();
+    let e = f.client().resize(10, 10).unwrap_err();
+    assert!(e.to_string().contains("no terminal"), "{e}");
+    f.client().kill(9, false).unwrap();
+    wait(&f);
+    r.wait_shim();
+}
+
+#[test]
+fn runc_runs_the_container_through_its_cli() {
+    if !require_root("runc_runs_the_container_through_its_cli") {
+        return;
+    }
+    let mut f = Fixture::new("runc", &["sh", "-c", "echo out; echo err >&2; exit 4"]);
+    if !f.use_runc() {
+        return;
+    }
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    assert_eq!(f.client().state().unwrap().status, Status::Created);
+    assert!(f.cfg.runtime_root.join(&f.id).join("state.json").exists());
+    let a = f.client().attach(false, true, true).unwrap();
+    f.client().start().unwrap();
+    let mut frames = a.frames();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while let Some((s, p)) = frames.next_frame().unwrap() {
+        match s {
+            StreamType::Stderr => err.extend(p),
+            _ => out.extend(p),
+        }
+    }
+    assert_eq!(
+        (out.as_slice(), err.as_slice()),
+        (&b"out\n"[..], &b"err\n"[..])
+    );
+    assert_eq!(wait(&f).exit_code, 4);
+    assert!(r.wait_shim().success());
+    // runc delete ran: no state, no cgroup.
+    assert!(!f.cfg.runtime_root.join(&f.id).exists());
+    assert!(f.cgroup_dirs().is_empty(), "{:?}", f.cgroup_dirs());
+}
+
+#[test]
+fn runc_with_a_terminal_hands_the_pty_over_the_console_socket() {
+    if !require_root("runc_with_a_terminal_hands_the_pty_over_the_console_socket") {
+        return;
+    }
+    let mut f = tty_fixture("runc-tty", TTY_SCRIPT);
+    if !f.use_runc() {
+        return;
+    }
+    let mut r = f.spawn();
+    check_tty_session(&f);
+    assert!(r.wait_shim().success());
+    assert!(!f.state_dir().join("console.sock").exists());
+}
+
+#[test]
+fn runc_kill_and_pause_work_on_the_external_runtime() {
+    if !require_root("runc_kill_and_pause_work_on_the_external_runtime") {
+        return;
+    }
+    let mut f = Fixture::new("runc-kill", &["sleep", "1000"]);
+    if !f.use_runc() {
+        return;
+    }
+    let mut r = f.spawn();
+    f.client().pause().unwrap();
+    assert_eq!(f.client().state().unwrap().status, Status::Paused);
+    f.client().resume().unwrap();
+    let s = f.client().stats().unwrap();
+    assert!(s.pids.contains(&r.pid()), "{:?}", s.pids);
+    f.client().kill(9, false).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
+    assert!(r.wait_shim().success());
+    assert!(!f.cfg.runtime_root.join(&f.id).exists());
+}
+
+fn overlay_run(f: &mut Fixture) {
+    let (lower, upper) = f.use_overlay();
+    let mut r = f.spawn();
+    assert_eq!(wait(f).exit_code, 0);
+    assert!(r.wait_shim().success());
+    assert_eq!(
+        std::fs::read_to_string(upper.join("hello")).unwrap(),
+        "data\n"
+    );
+    assert!(!lower.join("hello").exists(), "the lower layer was written");
+    assert!(
+        !is_mounted(&f.bundle().join("rootfs")),
+        "overlay left mounted"
+    );
+    let logged: String = f.log_entries().iter().map(|e| e.log.clone()).collect();
+    assert!(logged.contains("overlay"), "{logged}");
+}
+
+const OVERLAY_SCRIPT: &[&str] = &[
+    "sh",
+    "-c",
+    "echo data > /hello && grep ' / ' /proc/mounts | cut -d' ' -f3",
+];
+
+#[test]
+fn overlay_rootfs_with_the_builtin_runtime() {
+    if !require_root("overlay_rootfs_with_the_builtin_runtime") {
+        return;
+    }
+    let mut f = Fixture::new("overlay", OVERLAY_SCRIPT);
+    overlay_run(&mut f);
+}
+
+#[test]
+fn overlay_rootfs_with_runc_is_mounted_on_the_host_and_unmounted_after() {
+    if !require_root("overlay_rootfs_with_runc_is_mounted_on_the_host_and_unmounted_after") {
+        return;
+    }
+    let mut f = Fixture::new("overlay-runc", OVERLAY_SCRIPT);
+    if !f.use_runc() {
+        return;
+    }
+    overlay_run(&mut f);
+}
+
+#[test]
+fn startup_line_goes_to_fd_3_when_given_a_pipe_there() {
+    if !require_root("startup_line_goes_to_fd_3_when_given_a_pipe_there") {
+        return;
+    }
+    let f = Fixture::new("fd3", &["true"]);
+    f.write();
+    // bash maps our pipe to fd 3 and stdout to /dev/null, then becomes the shim.
+    let mut child = Command::new("bash")
+        .args(["-c", "exec 3>&1 1>/dev/null; exec \"$0\" \"$1\""])
+        .arg(shim_bin())
+        .arg(f.state_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = Guard::new(&f, child.id() as i32);
+    let mut out = child.stdout.take().unwrap();
+    let line = read_line(&mut out);
+    let (pid, _) = berth_shim::Startup::parse(&line).unwrap();
+    assert!(pid > 0);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(wait(&f).exit_code, 0);
+}
+
+#[test]
+fn the_container_survives_its_spawners_death() {
+    if !require_root("the_container_survives_its_spawners_death") {
+        return;
+    }
+    let f = Fixture::new(
+        "orphan",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done",
+        ],
+    );
+    f.write();
+    // Like berthd: spawn the shim, read its line; then the spawner dies.
+    let mut spawner = Command::new("sh")
+        .args(["-c", "\"$0\" \"$1\" &"])
+        .arg(shim_bin())
+        .arg(f.state_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = spawner.stdout.take().unwrap();
+    let line = read_line(&mut out);
+    assert!(spawner.wait().unwrap().success());
+    let (pid, _) = berth_shim::Startup::parse(&line).unwrap();
+    let shim_pid: i32 = std::fs::read_to_string(f.state_dir().join("shim.pid"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _guard = Guard::new(&f, shim_pid);
+    drop(out);
+    // The shim's parent is gone; the container keeps running and logging.
+    let ppid = std::fs::read_to_string(format!("/proc/{shim_pid}/stat")).unwrap();
+    assert!(!ppid.contains(&format!(" {} ", spawner.id())));
+    let st = f.client().state().unwrap();
+    assert_eq!(st.status, Status::Running);
+    assert_eq!(st.pid, pid);
+    let n = f.log_entries().len();
+    eventually("the log to grow after the spawner died", || {
+        f.log_entries().len() > n + 3
+    });
+    // A new client attaches, sees output, stops it and learns the exit.
+    let mut frames = f.client().attach(false, true, true).unwrap().frames();
+    let (s, p) = frames.next_frame().unwrap().unwrap();
+    assert_eq!(s, StreamType::Stdout);
+    assert!(String::from_utf8_lossy(&p).contains("tick"));
+    let mut waiter = f.client();
+    waiter.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
+    f.client().kill(15, false).unwrap();
+    let exit: berth_shim::ExitInfo = berth_shim::parse_reply(&waiter.read_line().unwrap()).unwrap();
+    assert_eq!(exit.exit_code, 9);
+    eventually("the orphaned shim to exit", || {
+        !Path::new(&format!("/proc/{shim_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{shim_pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    });
+    assert_eq!(
+        berth_shim::ExitInfo::load(&f.state_dir()).unwrap(),
+        Some(exit)
+    );
+}

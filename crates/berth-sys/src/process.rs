@@ -463,3 +463,61 @@ mod tests {
         t.join().unwrap().unwrap();
     }
 }
+
+/// Takes ownership of a descriptor this process inherited from its parent (e.g. a pipe
+/// berthd passes as fd 3), so it can be used and closed like any `OwnedFd`.
+///
+/// Contract: call it only for descriptors inherited at `execve` that no other code of the
+/// process has wrapped (typically at the start of `main`). The function checks that the
+/// descriptor is open and above stdio, and hands each number out at most once per process.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    use std::sync::Mutex;
+    static TAKEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+    if fd < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd} is stdio; use std::io::stdin/stdout/stderr"),
+        ));
+    }
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    if taken.contains(&fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("inherited fd {fd} was already taken"),
+        ));
+    }
+    // SAFETY: F_GETFD only reads the descriptor's flags; an invalid fd gives EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    taken.push(fd);
+    // SAFETY: the descriptor is open (checked above), was inherited by this process and is
+    // not wrapped by any other object (the documented contract of this function, the same
+    // every socket-activation helper relies on), and this function returns each number at
+    // most once, so the returned OwnedFd is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Returns unused heap memory to the kernel (`malloc_trim(0)`); true if memory was released.
+pub fn malloc_trim() -> bool {
+    // SAFETY: malloc_trim takes an integer and only touches the allocator's own state, which
+    // glibc locks internally.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+#[cfg(test)]
+mod inherited_tests {
+    use super::*;
+
+    #[test]
+    fn takes_an_open_fd_once() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(w);
+        let owned = take_inherited_fd(raw).unwrap();
+        assert!(take_inherited_fd(raw).is_err(), "handed out twice");
+        drop(owned);
+        assert!(take_inherited_fd(1).is_err());
+        assert!(take_inherited_fd(9999).is_err());
+        drop(r);
+    }
+}

@@ -274,6 +274,19 @@ conformance!(default_devices_and_dev_links, |rt| {
         assert_eq!(s["mode"], 0o666, "{dev}");
     }
     assert_eq!(r["links"]["/dev/ptmx"], "pts/ptmx");
+    let pts = mount_at(&r, "/dev/pts").expect("devpts");
+    assert_eq!(pts["fstype"], "devpts");
+    assert!(
+        pts["super_options"]
+            .as_str()
+            .unwrap()
+            .contains("ptmxmode=666"),
+        "{pts}"
+    );
+    assert_eq!(
+        mount_at(&r, "/dev/mqueue").expect("mqueue")["fstype"],
+        "mqueue"
+    );
     assert_eq!(r["links"]["/dev/fd"], "/proc/self/fd");
     assert_eq!(r["links"]["/dev/stdin"], "/proc/self/fd/0");
     assert_eq!(r["links"]["/dev/stderr"], "/proc/self/fd/2");
@@ -518,6 +531,7 @@ conformance!(seccomp_rules_with_errno_and_args, |rt| {
         json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"],
         "syscalls": [
             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
             {"names": ["sethostname"], "action": "SCMP_ACT_ERRNO",

@@ -531,7 +531,6 @@ conformance!(seccomp_rules_with_errno_and_args, |rt| {
         json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
-        "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG"],
         "syscalls": [
             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
             {"names": ["sethostname"], "action": "SCMP_ACT_ERRNO",
@@ -1702,3 +1701,19 @@ conformance!(hooks_that_ignore_their_stdin_do_not_break_the_start, |rt| {
     let (_, r) = run_probe(rt, &b, "hookpipe");
     assert_eq!(r["pid"], 1);
 });
+
+berth_only!(
+    seccomp_filter_flags,
+    "runc 1.1 refuses seccomp flags (\"not yet supported\")",
+    |rt| {
+        let mut b = Bundle::new();
+        b.set("/linux/seccomp", json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}));
+        b.args(&["/probe", "--try-mkdir", "/tmp/d"]);
+        let (_, r) = run_probe(rt, &b, "seccompflags");
+        assert_eq!(r["seccomp"]["mode"], 2);
+        assert_eq!(errno(&r, "try-mkdir", "/tmp/d"), Some(13));
+    }
+);

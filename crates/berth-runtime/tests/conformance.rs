@@ -1717,3 +1717,36 @@ berth_only!(
         assert_eq!(errno(&r, "try-mkdir", "/tmp/d"), Some(13));
     }
 );
+
+conformance!(exec_into_a_user_namespace_container, |rt| {
+    let mut b = Bundle::new();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    b.set(
+        "/linux/uidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    b.set(
+        "/linux/gidMappings",
+        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
+    );
+    b.args(&["/probe", "--quiet", "--sleep", "30"]);
+    let id = unique_id("execuserns");
+    let _g = ContainerGuard::new(rt, &id);
+    let c = rt.create(&b, &id);
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert!(rt.exec(&["start", &id]).status.success());
+    wait_status(rt, &id, "running");
+    let o = rt.exec(&["exec", "--user", "1000:1000", &id, "/probe"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = report(&o);
+    assert_eq!(r["uid"], 1000);
+    let map = r["uid_map"].as_str().unwrap();
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
+    assert_ne!(r["namespaces"]["user"], host_ns("user"));
+});

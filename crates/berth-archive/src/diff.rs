@@ -31,8 +31,6 @@ pub(crate) enum TreeKind {
     Plain,
 }
 
-const COPY_BUF: usize = 1 << 20;
-
 pub(crate) fn write_tree(
     root: &Path,
     out: impl Write,
@@ -55,7 +53,6 @@ pub(crate) fn write_tree(
         epoch: opts.source_date_epoch,
         kind,
         links: HashMap::new(),
-        buf: vec![0; COPY_BUF],
     };
     let mut prefix = Vec::new();
     walk.dir(root_fd.as_fd(), &mut prefix)?;
@@ -74,7 +71,6 @@ struct Walk<'a, W: Write> {
     kind: TreeKind,
     /// (device, inode) of files with several links → the path written first.
     links: HashMap<(u64, u64), Vec<u8>>,
-    buf: Vec<u8>,
 }
 
 struct Item {
@@ -261,28 +257,45 @@ impl<W: Write> Walk<'_, W> {
     /// Copies exactly `size` bytes; a file that shrank meanwhile is an error (the header
     /// already promised its size), one that grew is cut at the promised size.
     fn copy(&mut self, mut f: File, size: u64, path: &[u8]) -> Result<()> {
-        let mut left = size;
-        while left > 0 {
-            let want = (self.buf.len() as u64).min(left) as usize;
-            let n = match f.read(&mut self.buf[..want]) {
-                Ok(0) => {
-                    return Err(self.fail(
-                        path,
-                        "reading the file",
-                        io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while being archived",
-                        ),
-                    ));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.fail(path, "reading the file", e)),
-            };
-            self.w.data(&self.buf[..n]).map_err(Error::Write)?;
-            left -= n as u64;
+        // Read and write errors come out of the same call; the wrapper tells them apart.
+        let mut src = Tracked {
+            file: &mut f,
+            failed: false,
+        };
+        let copied = match self.w.data_from(&mut src, size) {
+            Ok(n) => n,
+            Err(e) if src.failed => return Err(self.fail(path, "reading the file", e)),
+            Err(e) => return Err(Error::Write(e)),
+        };
+        if copied < size {
+            return Err(self.fail(
+                path,
+                "reading the file",
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being archived",
+                ),
+            ));
         }
         self.w.pad(size).map_err(Error::Write)
+    }
+}
+
+/// A file whose read errors are remembered.
+struct Tracked<'a> {
+    file: &'a mut File,
+    failed: bool,
+}
+
+impl Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.file.read(buf);
+        if r.as_ref()
+            .is_err_and(|e| e.kind() != io::ErrorKind::Interrupted)
+        {
+            self.failed = true;
+        }
+        r
     }
 }
 

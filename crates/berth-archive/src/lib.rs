@@ -29,6 +29,7 @@ mod compression;
 mod diff;
 mod error;
 mod fsops;
+mod hashpipe;
 mod path;
 mod tar_read;
 mod tar_write;

@@ -11,10 +11,10 @@
 //! The reader only parses; it never touches the filesystem.
 
 use std::io::{self, Read};
-use std::sync::mpsc;
 
 use crate::compression::CorruptStream;
 use crate::error::{EntryError, Error, Result, entry_err};
+use crate::hashpipe::HashPipe;
 
 pub(crate) const BLOCK: usize = 512;
 /// Cap for one PAX or GNU long-name extension header (as Go's archive/tar).
@@ -72,8 +72,7 @@ pub(crate) struct Entry {
 /// Hashing costs about as much CPU as writing the files, so it runs on a helper thread:
 /// once the parser has used up a buffer, the buffer goes to the hasher, which hands it
 /// back for reuse. The reader itself stays on the caller's thread (it need not be `Send`).
-/// At most [`PIPELINE_BUFFERS`] buffers exist, which bounds memory and lets the hasher
-/// lag behind by a few MiB at most.
+/// See [`HashPipe`] for the buffer budget.
 pub(crate) struct Source<R> {
     inner: R,
     cur: Vec<u8>,
@@ -86,94 +85,6 @@ pub(crate) struct Source<R> {
     read_total: u64,
     limit: u64,
     hash: HashPipe,
-}
-
-const PIPELINE_BUFFERS: usize = 4;
-
-enum HashPipe {
-    Inline(berth_oci::digest::Hasher),
-    Thread {
-        to_hasher: mpsc::SyncSender<(Vec<u8>, usize)>,
-        recycled: mpsc::Receiver<Vec<u8>>,
-        handle: std::thread::JoinHandle<berth_oci::digest::Hasher>,
-        buffers: usize,
-    },
-}
-
-impl HashPipe {
-    fn start() -> HashPipe {
-        let (to_hasher, inbox) = mpsc::sync_channel::<(Vec<u8>, usize)>(PIPELINE_BUFFERS);
-        let (give_back, recycled) = mpsc::sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
-        let spawned = std::thread::Builder::new()
-            .name("berth-layer-hash".into())
-            .spawn(move || {
-                let mut hasher = berth_oci::digest::Hasher::new();
-                for (buf, len) in inbox {
-                    hasher.update(&buf[..len]);
-                    // The reader may be gone (an error ended the apply): then just drop it.
-                    let _ = give_back.try_send(buf);
-                }
-                hasher
-            });
-        match spawned {
-            Ok(handle) => HashPipe::Thread {
-                to_hasher,
-                recycled,
-                handle,
-                buffers: 1,
-            },
-            // No thread to be had (resource limits): hash inline, just slower.
-            Err(_) => HashPipe::Inline(berth_oci::digest::Hasher::new()),
-        }
-    }
-
-    /// Hashes `buf[..len]` (in order with everything before) and returns a buffer of
-    /// `capacity` bytes to fill next.
-    fn swap(&mut self, buf: Vec<u8>, len: usize, capacity: usize) -> Vec<u8> {
-        match self {
-            HashPipe::Inline(h) => {
-                h.update(&buf[..len]);
-                buf
-            }
-            HashPipe::Thread {
-                to_hasher,
-                recycled,
-                buffers,
-                ..
-            } => {
-                // The hash thread lives until `finish`; should it have died, `finish` reports
-                // its panic.
-                let _ = to_hasher.send((buf, len));
-                if let Ok(b) = recycled.try_recv() {
-                    return b;
-                }
-                if *buffers < PIPELINE_BUFFERS {
-                    *buffers += 1;
-                    return vec![0; capacity];
-                }
-                recycled.recv().unwrap_or_else(|_| vec![0; capacity])
-            }
-        }
-    }
-
-    fn finish(self, last: Vec<u8>, len: usize) -> berth_oci::digest::Hasher {
-        match self {
-            HashPipe::Inline(mut h) => {
-                h.update(&last[..len]);
-                h
-            }
-            HashPipe::Thread {
-                to_hasher, handle, ..
-            } => {
-                let _ = to_hasher.send((last, len));
-                drop(to_hasher);
-                match handle.join() {
-                    Ok(h) => h,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        }
-    }
 }
 
 impl<R: Read> Source<R> {

@@ -6,12 +6,16 @@
 //! extended attributes). The PAX header's own fields are constant, so equal trees give equal
 //! bytes.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Read, Write};
 
 use berth_oci::Digest;
-use berth_oci::digest::HashingWriter;
 
+use crate::hashpipe::HashPipe;
 use crate::tar_read::{BLOCK, Kind};
+
+/// Output is collected in chunks of this size: written out whole, then hashed on the
+/// helper thread while the next one fills (file data is read straight into the chunk).
+const CHUNK: usize = 64 << 10;
 
 const OCTAL7_MAX: u64 = 0o7777777;
 const OCTAL11_MAX: u64 = 0o77777777777;
@@ -32,16 +36,67 @@ pub(crate) struct Header<'a> {
 }
 
 pub(crate) struct TarWriter<W: Write> {
-    out: HashingWriter<BufWriter<W>>,
+    out: W,
+    cur: Vec<u8>,
+    len: usize,
+    pipe: HashPipe,
+    total: u64,
     entries: u64,
 }
 
 impl<W: Write> TarWriter<W> {
     pub fn new(out: W) -> Self {
         TarWriter {
-            out: HashingWriter::new(BufWriter::with_capacity(256 << 10, out)),
+            out,
+            cur: vec![0; CHUNK],
+            len: 0,
+            pipe: HashPipe::start(),
+            total: 0,
             entries: 0,
         }
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.cur[..self.len])?;
+        self.total += self.len as u64;
+        let used = std::mem::take(&mut self.cur);
+        self.cur = self.pipe.swap(used, self.len, CHUNK);
+        self.len = 0;
+        Ok(())
+    }
+
+    fn put(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            if self.len == CHUNK {
+                self.flush_chunk()?;
+            }
+            let n = (CHUNK - self.len).min(data.len());
+            self.cur[self.len..self.len + n].copy_from_slice(&data[..n]);
+            self.len += n;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Copies up to `n` bytes of `r` into the archive, reading straight into the output
+    /// chunk; returns how many bytes there were (fewer at end of file).
+    pub fn data_from(&mut self, r: &mut impl Read, n: u64) -> io::Result<u64> {
+        let mut done = 0u64;
+        while done < n {
+            if self.len == CHUNK {
+                self.flush_chunk()?;
+            }
+            let want = ((CHUNK - self.len) as u64).min(n - done) as usize;
+            let got = match r.read(&mut self.cur[self.len..self.len + want]) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.len += got;
+            done += got as u64;
+        }
+        Ok(done)
     }
 
     /// Writes the header (and a PAX header before it if needed). The caller then writes
@@ -125,7 +180,7 @@ impl<W: Write> TarWriter<W> {
             self.pax_header(&name, &pax)?;
         }
         checksum(&mut block);
-        self.out.write_all(&block)?;
+        self.put(&block)?;
         self.entries += 1;
         Ok(())
     }
@@ -167,31 +222,29 @@ impl<W: Write> TarWriter<W> {
         block[257..263].copy_from_slice(b"ustar\0");
         block[263..265].copy_from_slice(b"00");
         checksum(&mut block);
-        self.out.write_all(&block)?;
-        self.out.write_all(&data)?;
+        self.put(&block)?;
+        self.put(&data)?;
         self.pad(data.len() as u64)
-    }
-
-    pub fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)
     }
 
     /// Zero padding after `size` bytes of data.
     pub fn pad(&mut self, size: u64) -> io::Result<()> {
         let rem = (size % BLOCK as u64) as usize;
         if rem != 0 {
-            self.out.write_all(&[0u8; BLOCK][..BLOCK - rem])?;
+            self.put(&[0u8; BLOCK][..BLOCK - rem])?;
         }
         Ok(())
     }
 
     /// Writes the end-of-archive marker (two zero blocks) and flushes.
     pub fn finish(mut self) -> io::Result<(Digest, u64, u64)> {
-        self.out.write_all(&[0u8; BLOCK * 2])?;
+        self.put(&[0u8; BLOCK * 2])?;
+        self.out.write_all(&self.cur[..self.len])?;
         self.out.flush()?;
-        let (digest, size, buffered) = self.out.finish();
-        buffered.into_inner().map_err(|e| e.into_error())?;
-        Ok((digest, size, self.entries))
+        let total = self.total + self.len as u64;
+        let hasher = self.pipe.finish(self.cur, self.len);
+        debug_assert_eq!(hasher.len(), total);
+        Ok((hasher.finish(), total, self.entries))
     }
 }
 

@@ -526,6 +526,20 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn cleaned_paths_stay_absolute_and_normal(parts in proptest::collection::vec(
+            proptest::prop_oneof!["\\.\\.", "\\.", "", "[a-z]{1,3}", "\\.\\.\\.", "a\\.b"], 0..12)) {
+            let raw = format!("/{}", parts.join("/"));
+            let p = clean_container_path(Path::new(&raw));
+            proptest::prop_assert!(p.is_absolute());
+            for c in p.components() {
+                proptest::prop_assert!(matches!(c, Component::RootDir | Component::Normal(_)), "{raw} -> {p:?}");
+            }
+            proptest::prop_assert_eq!(clean_container_path(&p), p.clone());
+        }
+    }
+
     #[test]
     fn known_options_are_all_understood() {
         for o in KNOWN_OPTIONS {

@@ -116,6 +116,9 @@ enum ShimState {
 
 pub struct Container {
     pub id: String,
+    /// A failure to create the container when a client attached before start; reported by
+    /// the start that follows (Docker fails `start`, not `attach`, for a missing command).
+    pending_start_error: Mutex<Option<EngineError>>,
     rec: Mutex<ContainerRecord>,
     life: watch::Sender<Life>,
     op: tokio::sync::Mutex<()>,
@@ -126,6 +129,7 @@ impl Container {
     fn new(rec: ContainerRecord) -> Arc<Container> {
         Arc::new(Container {
             id: rec.id.clone(),
+            pending_start_error: Mutex::new(None),
             rec: Mutex::new(rec),
             life: watch::channel(Life::default()).0,
             op: tokio::sync::Mutex::new(()),
@@ -159,6 +163,9 @@ impl Container {
     }
 }
 
+/// (profile JSON or "" for the default, capability set).
+type SeccompKey = (String, Vec<String>);
+
 pub struct Engine {
     pub(crate) cfg: EngineConfig,
     pub(crate) store: Arc<Store>,
@@ -168,7 +175,7 @@ pub struct Engine {
     pub events: Events,
     launcher: Launcher,
     pub(crate) info: HostInfo,
-    seccomp_cache: Mutex<HashMap<(String, Vec<String>), Option<Value>>>,
+    seccomp_cache: Mutex<HashMap<SeccompKey, Option<Value>>>,
     default_profile: Mutex<Option<Arc<berth_oci::seccomp_profile::DockerProfile>>>,
     image_cache: Mutex<HashMap<Digest, Arc<berth_image::ImageConfig>>>,
     pub(crate) started_at: std::time::Instant,
@@ -191,8 +198,17 @@ fn host_info() -> HostInfo {
         .nodename()
         .to_string_lossy()
         .into_owned();
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     HostInfo {
         cap_last_cap,
+        bounding,
         ncpu,
         hostname,
         devices: Vec::new(),
@@ -521,6 +537,12 @@ impl Engine {
             Some(n) => Some(names::validate_name(n)?),
             None => None,
         };
+        // Docker reports a taken name before anything else is checked.
+        if let Some(n) = &name
+            && let Some(owner) = self.names.lock().unwrap_or_else(|e| e.into_inner()).get(n)
+        {
+            return Err(names::name_in_use(n, owner));
+        }
         let image_name = body.config.image.clone().unwrap_or_default();
         if image_name.is_empty() {
             return Err(EngineError::invalid(
@@ -552,7 +574,12 @@ impl Engine {
             .image(&image_id)?
             .ok_or_else(|| EngineError::NoSuchImage(image_name.clone()))?;
         let files = berth_image::spec::ImageFiles::from_image(&self.store, &image_rec)?;
-        let process = berth_image::spec::process_for(&files, &merged)?;
+        let process = berth_image::spec::process_for(&files, &merged).map_err(|e| match e {
+            berth_image::ImageError::InvalidArgument(m) if m == "no command specified" => {
+                EngineError::invalid("No command specified")
+            }
+            other => other.into(),
+        })?;
         let group_add = resolve_groups(&files, host.group_add.as_deref().unwrap_or(&[]))?;
 
         // Name reservation.
@@ -1034,7 +1061,15 @@ impl Engine {
                 },
             )?;
         }
+        let pending = c
+            .pending_start_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let started = match c.shim_state() {
+            _ if pending.is_some() => {
+                Err(pending.unwrap_or_else(|| EngineError::Internal(String::new())))
+            }
             ShimState::Created => {
                 let dir = self.state_dir(&c.id);
                 match shim::call::<StartReply>(&dir, &Request::Start).await {
@@ -1087,6 +1122,17 @@ impl Engine {
                     },
                     true,
                 );
+                c.life.send_modify(|l| {
+                    l.exit_code = code;
+                });
+                if c.record().host_config.auto_remove.unwrap_or(false) {
+                    // Docker removes an auto-remove container whose start failed.
+                    let engine = self.clone();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let _ = engine.remove(&id, true, false).await;
+                    });
+                }
                 Err(e)
             }
         }
@@ -1227,7 +1273,7 @@ impl Engine {
         let _op = c.op.lock().await;
         match self.stop_locked(&c, signal, timeout).await {
             Ok(()) => {}
-            Err(e) if matches!(e, EngineError::NotModified(_)) => {}
+            Err(EngineError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
         self.start_locked(&c).await?;
@@ -1324,7 +1370,24 @@ impl Engine {
         let _op = c.op.lock().await;
         match (c.shim_state(), rec.state.status) {
             (ShimState::None, Status::Created | Status::Exited) => {
-                self.spawn_shim(&c, false).await?;
+                if let Err(e) = self.spawn_shim(&c, false).await {
+                    if matches!(e, EngineError::Shim { .. }) {
+                        // The container cannot be created (bad command, ...): let the client
+                        // attach to an empty stream; its start reports the error.
+                        *c.pending_start_error
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        let (ours, theirs) = tokio::net::UnixStream::pair()
+                            .map_err(EngineError::io("socketpair for attach"))?;
+                        drop(theirs);
+                        return Ok(Attached {
+                            buffered: Vec::new(),
+                            stream: ours,
+                            tty: rec.config.tty.unwrap_or(false),
+                        });
+                    }
+                    return Err(e);
+                }
             }
             (ShimState::None, _) | (_, Status::Removing | Status::Dead) => {
                 return Err(EngineError::conflict(
@@ -1467,9 +1530,9 @@ impl Engine {
         let new_name = names::validate_name(new_name)?;
         let old = c.record().name;
         if old == new_name {
-            return Err(EngineError::invalid(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(EngineError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         {
             let mut names_map = self.names.lock().unwrap_or_else(|e| e.into_inner());
@@ -1651,7 +1714,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n >= 0.0).then(|| (n * mult as f64) as u64)
+    (n >= 0.0).then_some((n * mult as f64) as u64)
 }
 
 /// `SIGTERM`, `TERM`, `term`, `15` → the signal number.

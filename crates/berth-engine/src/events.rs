@@ -159,7 +159,8 @@ impl EventFilter {
                     i == v
                         || i.strip_prefix("sha256:").is_some_and(|h| h.starts_with(v))
                         || i.strip_suffix(":latest") == Some(v)
-                }) || (ev.typ == "image" && attr("name") == Some(v))
+                }) || (ev.typ == "image"
+                    && attr("name").is_some_and(|n| n == v || n.strip_suffix(":latest") == Some(v)))
             })
             && f.get("label").iter().all(|l| match l.split_once('=') {
                 Some((k, val)) => attr(k) == Some(val),

@@ -266,9 +266,7 @@ impl Engine {
         let st = &rec.state;
         let net = network_name(&rec);
         let mut networks = Map::new();
-        if net != "none" || true {
-            networks.insert(net.clone(), endpoint());
-        }
+        networks.insert(net.clone(), endpoint());
         let mut v = json!({
             "Id": rec.id,
             "Created": rec.created,
@@ -442,14 +440,13 @@ impl Engine {
             if !statuses.is_empty() && !statuses.iter().any(|s| s == st.as_str()) {
                 continue;
             }
-            if !exited.is_empty()
-                && !(st == Status::Exited && exited.contains(&rec.state.exit_code))
+            if !(exited.is_empty() || st == Status::Exited && exited.contains(&rec.state.exit_code))
             {
                 continue;
             }
             if want_ancestor
                 && !(ancestors.contains(&rec.image_id)
-                    || filters.get("ancestor").iter().any(|a| *a == rec.image))
+                    || filters.get("ancestor").contains(&rec.image))
             {
                 continue;
             }

@@ -131,6 +131,9 @@ const CFS_PERIOD: i64 = 100_000;
 pub struct HostInfo {
     /// Highest capability number the kernel knows (`/proc/sys/kernel/cap_last_cap`).
     pub cap_last_cap: u32,
+    /// The daemon's own bounding set (`CapBnd`): a privileged container gets every
+    /// capability the kernel has *and* berthd may grant (in a restricted sandbox, fewer).
+    pub bounding: u64,
     /// Online CPUs (for `NanoCpus` validation).
     pub ncpu: u32,
     /// The host's hostname (for `NetworkMode: host`).
@@ -263,8 +266,10 @@ pub fn capabilities(host: &HostConfig, info: &HostInfo) -> Result<Vec<String>> {
         .collect::<Result<Vec<_>>>()?;
     let all: Vec<String> = ALL_CAPS
         .iter()
+        .enumerate()
         .take(info.cap_last_cap as usize + 1)
-        .map(|s| s.to_string())
+        .filter(|(i, _)| info.bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
         .collect();
     if host.privileged.unwrap_or(false) || adds.iter().any(|c| c == "ALL") {
         return Ok(all);
@@ -526,10 +531,14 @@ pub fn validate_host_config(host: &HostConfig, info: &HostInfo) -> Result<Vec<St
             "userns mode {u:?} is not supported"
         )));
     }
-    security_options(
+    let sec = security_options(
         host.security_opt.as_deref().unwrap_or(&[]),
         host.privileged.unwrap_or(false),
     )?;
+    if let SeccompSetting::Custom(json) = &sec.seccomp {
+        berth_oci::seccomp_profile::DockerProfile::parse(json.as_bytes())
+            .map_err(|e| EngineError::invalid(format!("Decoding seccomp profile failed: {e}")))?;
+    }
     capabilities(host, info)?;
     if network_mode(host) == NetworkMode::Bridge {
         warnings.push(BRIDGE_WARNING.to_string());
@@ -910,12 +919,12 @@ pub fn user_mounts(host: &HostConfig) -> Result<Vec<UserMount>> {
     Ok(out)
 }
 
+/// Converts a seccomp setting for a capability set into the spec's `linux.seccomp`.
+pub type SeccompResolver<'a> = dyn FnMut(&SeccompSetting, &[String]) -> Result<Option<Value>> + 'a;
+
 /// Builds the spec. `seccomp(setting, caps)` converts the profile for the container's
 /// capability set (the caller caches conversions); `None` means no filter.
-pub fn build(
-    input: &SpecInput<'_>,
-    seccomp: &mut dyn FnMut(&SeccompSetting, &[String]) -> Result<Option<Value>>,
-) -> Result<Value> {
+pub fn build(input: &SpecInput<'_>, seccomp: &mut SeccompResolver<'_>) -> Result<Value> {
     let host = input.host;
     let info = input.info;
     let privileged = host.privileged.unwrap_or(false);

@@ -66,7 +66,9 @@ fn precheck_create(v: &serde_json::Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Decodes a create request (query + body); shared with the fuzz target.
+/// Decodes a create request (query + body); shared with the fuzz target. Errors name the
+/// field (`HostConfig.Memory: invalid type ...`); `Cmd`/`Entrypoint` may be a string, as
+/// Docker's `StrSlice` allows.
 pub fn decode_create(
     raw_query: Option<&str>,
     body: &[u8],
@@ -79,8 +81,66 @@ pub fn decode_create(
     }
     let value: serde_json::Value = json_body(body)?;
     precheck_create(&value)?;
-    let parsed = json_body(body)?;
+    let serde_json::Value::Object(mut map) = value else {
+        unreachable!("precheck_create accepts objects only");
+    };
+    for key in ["Cmd", "Entrypoint"] {
+        if let Some(serde_json::Value::String(s)) = map.get(key) {
+            let one = serde_json::Value::Array(vec![serde_json::Value::String(s.clone())]);
+            map.insert(key.to_string(), one);
+        }
+    }
+    let part = |key: &str,
+                map: &mut serde_json::Map<String, serde_json::Value>|
+     -> ApiResult<Option<serde_json::Value>> {
+        Ok(map.remove(key).filter(|v| !v.is_null()))
+    };
+    let host = part("HostConfig", &mut map)?;
+    let net = part("NetworkingConfig", &mut map)?;
+    let decode = |prefix: &str, v: serde_json::Value| -> ApiResult<serde_json::Value> {
+        // Round-trip through the typed model with path tracking for precise errors.
+        let text = serde_json::to_vec(&v).unwrap_or_default();
+        let r: ApiResult<serde_json::Value> = match prefix {
+            "HostConfig" => typed::<berth_api::models::HostConfig>(prefix, &text),
+            "NetworkingConfig" => typed::<berth_api::models::NetworkingConfig>(prefix, &text),
+            _ => typed::<berth_api::models::ContainerConfig>(prefix, &text),
+        };
+        r
+    };
+    let config = decode("", serde_json::Value::Object(map))?;
+    let host_config = host.map(|h| decode("HostConfig", h)).transpose()?;
+    let networking_config = net.map(|n| decode("NetworkingConfig", n)).transpose()?;
+    let parsed = berth_api::body::ContainerCreateBody {
+        config: serde_json::from_value(config)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
+        host_config: host_config
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: HostConfig: {e}")))?,
+        networking_config: networking_config
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON: NetworkingConfig: {e}")))?,
+    };
     Ok((q, parsed))
+}
+
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(
+    prefix: &str,
+    text: &[u8],
+) -> ApiResult<serde_json::Value> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    let v: T = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (prefix.is_empty(), path == ".") {
+            (true, true) => String::new(),
+            (true, false) => format!("{path}: "),
+            (false, true) => format!("{prefix}: "),
+            (false, false) => format!("{prefix}.{path}: "),
+        };
+        ApiError::bad_request(format!("invalid JSON: {field}{}", e.into_inner()))
+    })?;
+    serde_json::to_value(v).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
 async fn create(

@@ -97,7 +97,7 @@ async fn version() -> Response {
 /// is v1, which is what the runtime manages there.
 fn cgroup_version() -> &'static str {
     match rustix::fs::statfs("/sys/fs/cgroup") {
-        Ok(s) if s.f_type as i64 == 0x6367_7270 => "2",
+        Ok(s) if s.f_type == 0x6367_7270 => "2",
         _ => "1",
     }
 }

@@ -1,0 +1,157 @@
+//! Live restore: containers survive berthd being SIGKILLed; the restarted daemon re-attaches
+//! (ps, logs -f, stop, wait work), learns exits that happened while it was down from
+//! exit.json, and notices shims that died.
+
+mod common;
+use common::{Daemon, require};
+
+#[test]
+fn containers_survive_a_daemon_crash() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run", "-d", "--name", "berth-test-live", "--network", "none", "busybox", "sh", "-c",
+        "trap 'echo bye; exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-short",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 4",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-doomed",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let pid = d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "berth-test-live"]);
+    let doomed_id = d.docker_ok(&["inspect", "-f", "{{.Id}}", "berth-test-doomed"]);
+
+    d.kill9();
+    // While berthd is down: one container exits on its own, one loses its shim.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let shim_pid: i32 = std::fs::read_to_string(
+        d.exec_root()
+            .join("containers")
+            .join(&doomed_id)
+            .join("shim.pid"),
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let doomed_init: i32 = {
+        let kids = std::fs::read_to_string(format!("/proc/{shim_pid}/task/{shim_pid}/children"))
+            .unwrap_or_default();
+        kids.split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    };
+    let kill = |p: i32| {
+        if let Some(p) = rustix::process::Pid::from_raw(p) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        }
+    };
+    kill(shim_pid);
+    kill(doomed_init);
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the container died with berthd"
+    );
+
+    d.spawn();
+    let ps = d.docker_ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps, "berth-test-live running", "{}", d.log());
+    assert_eq!(
+        d.docker_ok(&["inspect", "-f", "{{.State.Pid}}", "berth-test-live"]),
+        pid.trim()
+    );
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "berth-test-short"
+        ]),
+        "exited 4"
+    );
+    let doomed = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+        "berth-test-doomed",
+    ]);
+    assert!(doomed.starts_with("exited 255"), "{doomed}");
+    // logs -f on the restored container follows until it stops
+    let follow = std::process::Command::new(common::docker_cli())
+        .args(["logs", "-f", "--tail", "1", "berth-test-live"])
+        .env("DOCKER_HOST", d.host())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiter = std::process::Command::new(common::docker_cli())
+        .args(["wait", "berth-test-live"])
+        .env("DOCKER_HOST", d.host())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    d.docker_ok(&["stop", "berth-test-live"]);
+    let followed = String::from_utf8_lossy(&follow.wait_with_output().unwrap().stdout).to_string();
+    assert!(
+        followed.contains("tick") && followed.trim_end().ends_with("bye"),
+        "{followed}"
+    );
+    let code = String::from_utf8_lossy(&waiter.wait_with_output().unwrap().stdout)
+        .trim()
+        .to_string();
+    assert_eq!(code, "7");
+    d.docker_ok(&[
+        "rm",
+        "berth-test-live",
+        "berth-test-short",
+        "berth-test-doomed",
+    ]);
+}
+
+#[test]
+fn a_second_daemon_on_the_same_root_is_refused() {
+    require!();
+    let d = Daemon::start();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--data-root")
+        .arg(d.data_root())
+        .arg("--exec-root")
+        .arg(d.dir.path().join("other-run"))
+        .arg("-H")
+        .arg(format!(
+            "unix://{}",
+            d.dir.path().join("other.sock").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("another berthd") && err.contains(&d.pid().to_string()),
+        "{err}"
+    );
+    // and a second one on its own roots runs side by side
+    let d2 = Daemon::start();
+    assert_eq!(d2.request("GET", "/_ping", None).unwrap().status, 200);
+    assert_eq!(d.request("GET", "/_ping", None).unwrap().status, 200);
+}

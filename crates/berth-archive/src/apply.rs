@@ -157,6 +157,19 @@ impl<'o> Applier<'o> {
                 },
             ));
         }
+        // A sparse file's apparent size counts too: a 1 TiB hole costs no disk here, but
+        // everything that later reads the file (export, commit) would read 1 TiB of zeros.
+        if let Some(sparse) = &e.sparse
+            && sparse.real_size > self.opts.max_total_size
+        {
+            return Err(entry_err(
+                &e.name,
+                EntryError::TooLarge {
+                    size: sparse.real_size,
+                    remaining: self.opts.max_total_size,
+                },
+            ));
+        }
         let (parent, base) = split(&path);
         if base.starts_with(WHITEOUT_PREFIX) {
             if base == WHITEOUT_OPAQUE {

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -82,73 +82,91 @@ pub fn changes_with_lowers(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Chang
     let upper_root = open(upper)?;
     let mut lower_roots = lowers.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
-    let mut prefix = Vec::new();
-    walk(
-        upper,
-        upper_root.fd(),
-        &mut prefix,
-        &mut lower_roots,
-        &mut out,
-    )?;
+    walk(upper, upper_root.fd(), &mut lower_roots, &mut out)?;
     out.sort();
     Ok(out)
 }
 
+/// Depth-first over the upper dir, iteratively (a container can build trees deeper than
+/// any stack).
 fn walk(
     upper: &Path,
-    dir: BorrowedFd<'_>,
-    prefix: &mut Vec<u8>,
+    root: BorrowedFd<'_>,
     lowers: &mut [Root],
     out: &mut Vec<Change>,
 ) -> Result<()> {
+    struct Frame {
+        fd: Option<OwnedFd>,
+        names: std::vec::IntoIter<Vec<u8>>,
+        base: usize,
+    }
     let fail = |rel: &[u8], op: &'static str, e: Errno| Error::Path {
         path: upper.join(OsStr::from_bytes(rel)),
         op,
         source: e.into(),
     };
-    let mut names = fsops::list_dir(dir).map_err(|e| fail(prefix, "listing", e))?;
-    names.sort();
-    for name in names {
-        let base = prefix.len();
-        if !prefix.is_empty() {
-            prefix.push(b'/');
+    let list = |dir: BorrowedFd<'_>, rel: &[u8]| {
+        let mut names = fsops::list_dir(dir).map_err(|e| fail(rel, "listing", e))?;
+        names.sort();
+        Ok::<_, Error>(names.into_iter())
+    };
+    let mut path: Vec<u8> = Vec::new();
+    let mut stack = vec![Frame {
+        fd: None,
+        names: list(root, &path)?,
+        base: 0,
+    }];
+    while let Some(top) = stack.last_mut() {
+        let Some(name) = top.names.next() else {
+            stack.pop();
+            continue;
+        };
+        let dir = top.fd.as_ref().map_or(root, |f| f.as_fd());
+        path.truncate(top.base);
+        if !path.is_empty() {
+            path.push(b'/');
         }
-        prefix.extend_from_slice(&name);
+        path.extend_from_slice(&name);
         let st = match rustix::fs::statat(dir, OsStr::from_bytes(&name), AtFlags::SYMLINK_NOFOLLOW)
         {
             Ok(st) => st,
-            Err(Errno::NOENT) => {
-                prefix.truncate(base);
-                continue;
-            }
-            Err(e) => return Err(fail(prefix, "lstat", e)),
+            Err(Errno::NOENT) => continue,
+            Err(e) => return Err(fail(&path, "lstat", e)),
         };
         let ft = FileType::from_raw_mode(st.st_mode);
-        let shown = format!("/{}", String::from_utf8_lossy(prefix));
+        let shown = format!("/{}", String::from_utf8_lossy(&path));
         if ft == FileType::CharacterDevice && st.st_rdev == 0 {
             out.push(Change {
                 path: shown,
                 kind: ChangeKind::Deleted,
             });
-        } else {
-            let kind = if in_lowers(lowers, prefix) {
-                ChangeKind::Modified
-            } else {
-                ChangeKind::Added
-            };
-            out.push(Change { path: shown, kind });
-            if ft == FileType::Directory {
-                let child = rustix::fs::openat(
-                    dir,
-                    OsStr::from_bytes(&name),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| fail(prefix, "opening the directory", e))?;
-                walk(upper, child.as_fd(), prefix, lowers, out)?;
-            }
+            continue;
         }
-        prefix.truncate(base);
+        let kind = if in_lowers(lowers, &path) {
+            ChangeKind::Modified
+        } else {
+            ChangeKind::Added
+        };
+        out.push(Change { path: shown, kind });
+        if ft != FileType::Directory {
+            continue;
+        }
+        let child = rustix::fs::openat(
+            dir,
+            OsStr::from_bytes(&name),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(&path, "opening the directory", e))?;
+        if stack.len() >= fsops::MAX_DEPTH {
+            return Err(fail(&path, "walking (tree too deep)", Errno::LOOP));
+        }
+        let names = list(child.as_fd(), &path)?;
+        stack.push(Frame {
+            fd: Some(child),
+            names,
+            base: path.len(),
+        });
     }
     Ok(())
 }

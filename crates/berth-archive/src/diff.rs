@@ -54,8 +54,7 @@ pub(crate) fn write_tree(
         kind,
         links: HashMap::new(),
     };
-    let mut prefix = Vec::new();
-    walk.dir(root_fd.as_fd(), &mut prefix)?;
+    walk.walk(root_fd)?;
     let (diff_id, size, entries) = walk.w.finish().map_err(Error::Write)?;
     Ok(DiffStats {
         diff_id,
@@ -71,6 +70,14 @@ struct Walk<'a, W: Write> {
     kind: TreeKind,
     /// (device, inode) of files with several links → the path written first.
     links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+/// One directory being walked: its descriptor, the entries still to visit, and the length
+/// of its own path in the shared path buffer.
+struct Frame {
+    fd: OwnedFd,
+    items: std::vec::IntoIter<Item>,
+    base: usize,
 }
 
 struct Item {
@@ -101,7 +108,50 @@ impl<W: Write> Walk<'_, W> {
         }
     }
 
-    fn dir(&mut self, dir: BorrowedFd<'_>, prefix: &mut Vec<u8>) -> Result<()> {
+    /// Depth-first, iteratively (a container can build trees deeper than any stack).
+    fn walk(&mut self, root: OwnedFd) -> Result<()> {
+        let mut path = Vec::new();
+        let items = self.list(root.as_fd(), &path)?;
+        let mut stack = vec![Frame {
+            fd: root,
+            items: items.into_iter(),
+            base: 0,
+        }];
+        while let Some(top) = stack.last_mut() {
+            let Some(item) = top.items.next() else {
+                stack.pop();
+                continue;
+            };
+            path.truncate(top.base);
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&item.tar_name);
+            let Some(child) = self.item(top.fd.as_fd(), &item, &path)? else {
+                continue;
+            };
+            if stack.len() >= fsops::MAX_DEPTH {
+                return Err(self.fail(
+                    &path,
+                    "archiving",
+                    io::Error::other(format!(
+                        "directory tree deeper than {} levels",
+                        fsops::MAX_DEPTH
+                    )),
+                ));
+            }
+            let items = self.list(child.as_fd(), &path)?;
+            stack.push(Frame {
+                fd: child,
+                items: items.into_iter(),
+                base: path.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The entries of a directory, in archive order.
+    fn list(&self, dir: BorrowedFd<'_>, prefix: &[u8]) -> Result<Vec<Item>> {
         let names = fsops::list_dir(dir).map_err(|e| self.fail(prefix, "listing", e))?;
         let mut items = Vec::with_capacity(names.len());
         for name in names {
@@ -125,18 +175,7 @@ impl<W: Write> Walk<'_, W> {
             items.push(Item { tar_name, name, st });
         }
         items.sort_by(|a, b| a.tar_name.cmp(&b.tar_name));
-
-        for item in items {
-            let base = prefix.len();
-            if !prefix.is_empty() {
-                prefix.push(b'/');
-            }
-            prefix.extend_from_slice(&item.tar_name);
-            let res = self.item(dir, &item, prefix);
-            prefix.truncate(base);
-            res?;
-        }
-        Ok(())
+        Ok(items)
     }
 
     fn header(&self, path: &[u8], kind: Kind, st: &Stat) -> HeaderData {
@@ -172,7 +211,8 @@ impl<W: Write> Walk<'_, W> {
             .map_err(Error::Write)
     }
 
-    fn item(&mut self, dir: BorrowedFd<'_>, item: &Item, path: &mut Vec<u8>) -> Result<()> {
+    /// Writes one entry; for a directory, returns it opened so the walk can descend.
+    fn item(&mut self, dir: BorrowedFd<'_>, item: &Item, path: &[u8]) -> Result<Option<OwnedFd>> {
         let st = &item.st;
         let name = OsStr::from_bytes(&item.name);
         match FileType::from_raw_mode(st.st_mode) {
@@ -193,7 +233,7 @@ impl<W: Write> Walk<'_, W> {
                     marker.mode &= 0o777;
                     self.write(&marker)?;
                 }
-                self.dir(fd.as_fd(), path)
+                Ok(Some(fd))
             }
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
@@ -201,9 +241,9 @@ impl<W: Write> Walk<'_, W> {
                     if let Some(first) = self.links.get(&key) {
                         let mut h = self.header(path, Kind::Hardlink, st);
                         h.link = first.clone();
-                        return self.write(&h);
+                        return self.write(&h).map(|()| None);
                     }
-                    self.links.insert(key, path.clone());
+                    self.links.insert(key, path.to_vec());
                 }
                 let fd = open_nofollow(dir, name, OFlags::empty())
                     .map_err(|e| self.fail(path, "opening the file", e))?;
@@ -213,7 +253,8 @@ impl<W: Write> Walk<'_, W> {
                     read_xattrs_fd(fd.as_fd()).map_err(|e| self.fail(path, "listing xattrs", e))?,
                 );
                 self.write(&h)?;
-                self.copy(File::from(fd), h.size, path)
+                self.copy(File::from(fd), h.size, path)?;
+                Ok(None)
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())
@@ -224,14 +265,16 @@ impl<W: Write> Walk<'_, W> {
                     read_xattrs_path(dir, &item.name)
                         .map_err(|e| self.fail(path, "listing xattrs", e))?,
                 );
-                self.write(&h)
+                self.write(&h)?;
+                Ok(None)
             }
             FileType::CharacterDevice if self.kind == TreeKind::OverlayUpper && is_whiteout(st) => {
                 // Docker's form of a whiteout: an empty regular file, mode 0600, keeping
                 // the device's owner and time.
                 let mut h = self.header(path, Kind::File, st);
                 h.mode = 0o600;
-                self.write(&h)
+                self.write(&h)?;
+                Ok(None)
             }
             t @ (FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo) => {
                 let kind = match t {
@@ -247,10 +290,11 @@ impl<W: Write> Walk<'_, W> {
                     read_xattrs_path(dir, &item.name)
                         .map_err(|e| self.fail(path, "listing xattrs", e))?,
                 );
-                self.write(&h)
+                self.write(&h)?;
+                Ok(None)
             }
             // Sockets (and anything unknown) cannot be archived; Docker skips them too.
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 

@@ -188,29 +188,66 @@ impl Root {
     }
 }
 
+/// How deep the recursive walks (removal, archiving, changes) go before refusing: a path
+/// can only name 2048 levels (`PATH_MAX`), and a walk must not exhaust a 2 MiB thread stack
+/// on a tree a container made deeper than that.
+pub(crate) const MAX_DEPTH: usize = 2048;
+
 /// Removes `name` in `dir`, recursively if it is a directory, never following symlinks.
-/// A missing entry is not an error.
+/// A missing entry is not an error. Iterative: the tree may be deeper than any stack.
 pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => return Ok(()),
         Err(Errno::ISDIR) => {}
         Err(e) => return Err(e),
     }
-    let child = match rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let open = |parent: BorrowedFd<'_>, name: &OsStr| {
+        rustix::fs::openat(
+            parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let top = match open(dir, name) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(e),
     };
-    remove_children(child.as_fd(), |_| true)?;
-    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e),
+    // (directory, its children still to remove, its name in its parent)
+    let names = list_dir(top.as_fd())?.into_iter();
+    let mut stack = vec![(top, names, name.as_bytes().to_vec())];
+    loop {
+        let depth = stack.len();
+        let Some((fd, names, _)) = stack.last_mut() else {
+            break;
+        };
+        match names.next() {
+            Some(child) => {
+                match rustix::fs::unlinkat(&*fd, OsStr::from_bytes(&child), AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(Errno::ISDIR) => {
+                        if depth >= MAX_DEPTH {
+                            return Err(Errno::LOOP);
+                        }
+                        let sub = open(fd.as_fd(), OsStr::from_bytes(&child))?;
+                        let names = list_dir(sub.as_fd())?.into_iter();
+                        stack.push((sub, names, child));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                let (_, _, done) = stack.pop().expect("stack is not empty here");
+                let parent = stack.last().map_or(dir, |(fd, _, _)| fd.as_fd());
+                match rustix::fs::unlinkat(parent, OsStr::from_bytes(&done), AtFlags::REMOVEDIR) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
+    Ok(())
 }
 
 /// Removes every child of the open directory `dir` for which `keep` returns false.

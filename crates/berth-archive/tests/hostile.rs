@@ -368,14 +368,14 @@ fn absurd_sizes_are_refused_before_anything_is_written() {
 
 #[test]
 fn decompression_bombs_stop_at_the_limit() {
-    // 200 MiB of tar (one file of zeros) compresses to ~200 KiB.
+    // 48 MiB of tar (one file of zeros) compresses to ~50 KiB; the limit is 16 MiB.
     let mut tar = Vec::new();
     let mut t = Tar::new();
-    t.raw_header(b"bomb", b'0', 200 << 20);
+    t.raw_header(b"bomb", b'0', 48 << 20);
     tar.extend_from_slice(&t.buf);
-    tar.resize(tar.len() + (200 << 20) + 1024, 0);
+    tar.resize(tar.len() + (48 << 20) + 1024, 0);
     let gz = gzip(&tar);
-    assert!(gz.len() < 4 << 20, "{}", gz.len());
+    assert!(gz.len() < 1 << 20, "{}", gz.len());
     drop(tar);
     let sb = Sandbox::new();
     let opts = ApplyOptions {
@@ -395,10 +395,10 @@ fn decompression_bombs_stop_at_the_limit() {
         "{err}"
     );
     assert!(!sb.dest.join("bomb").exists());
-    // ... and a small layer followed by 200 MiB of zeros after its end marker (all of it is
+    // ... and a small layer followed by 48 MiB of zeros after its end marker (all of it is
     // read: it is part of the diff ID) hits the stream limit.
     let mut tar = Tar::new().file("a", b"small").finish();
-    tar.resize(tar.len() + (200 << 20), 0);
+    tar.resize(tar.len() + (48 << 20), 0);
     let gz = gzip(&tar);
     drop(tar);
     let sb = Sandbox::new();
@@ -566,4 +566,117 @@ fn device_nodes_are_refused_when_not_root() {
     assert!(text.contains("1 passed"), "{text}");
     assert!(!sb.dest.join("null").exists());
     assert!(sb.dest.join("pipe").exists());
+}
+
+#[test]
+fn sparse_files_with_absurd_apparent_sizes_are_refused() {
+    // PAX sparse 0.1: 10 bytes of data at offset 0 of a file claiming 4 GiB, against a
+    // 1 GiB limit.
+    let sb = Sandbox::new();
+    let mut t = Tar::new();
+    t.pax(&[
+        (b"GNU.sparse.size", b"4294967296"),
+        (b"GNU.sparse.numblocks", b"1"),
+        (b"GNU.sparse.map", b"0,10"),
+        (b"GNU.sparse.name", b"holes"),
+    ]);
+    let mut s = Spec::new(b"GNUSparseFile.1/holes", b'0');
+    s.data = b"0123456789";
+    t.spec(s);
+    let opts = ApplyOptions {
+        max_total_size: 1 << 30,
+        ..ApplyOptions::default()
+    };
+    let err = berth_archive::apply_layer(&t.finish()[..], &sb.dest, &opts).unwrap_err();
+    assert!(
+        matches!(&err, Error::Entry { entry, reason: EntryError::TooLarge { size, .. } }
+            if entry == "holes" && *size == 4 << 30),
+        "{err:?}"
+    );
+    assert!(!sb.dest.join("holes").exists());
+    // Within the limit it is a sparse file of that size.
+    let opts = ApplyOptions::default();
+    let stats = berth_archive::apply_layer(&t.finish()[..], &sb.dest, &opts).unwrap();
+    assert_eq!(stats.entries, 1);
+    let st = fs::metadata(sb.dest.join("holes")).unwrap();
+    assert_eq!(st.len(), 4 << 30);
+    assert!(std::os::unix::fs::MetadataExt::blocks(&st) < 64);
+}
+
+/// Trees deeper than any path can name (a container can build them with relative mkdirs)
+/// must give an error, not overflow a 2 MiB thread stack.
+#[test]
+fn walks_over_very_deep_trees_stop_with_an_error() {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    let make_chain = |root: &std::path::Path, depth: usize| {
+        let mut fd = openat(
+            rustix::fs::CWD,
+            root,
+            OFlags::DIRECTORY | OFlags::RDONLY,
+            Mode::empty(),
+        )
+        .unwrap();
+        for _ in 0..depth {
+            mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = openat(&fd, "d", OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
+        }
+        rustix::fs::openat(
+            &fd,
+            "leaf",
+            OFlags::CREATE | OFlags::WRONLY,
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+    };
+    let in_small_stack = |f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    let too_deep = Sandbox::new();
+    make_chain(&too_deep.dest, 2100);
+    let dest = too_deep.dest.clone();
+    in_small_stack(Box::new(move || {
+        let err =
+            berth_archive::write_dir_tar(&dest, std::io::sink(), &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("deeper than 2048 levels"), "{err}");
+        let err = berth_archive::changes(&dest).unwrap_err();
+        assert!(err.to_string().contains("too deep"), "{err}");
+        // Removing it (a whiteout in Delete mode) fails cleanly too.
+        let tar = Tar::new().file(".wh.d", b"").finish();
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Delete,
+            ..ApplyOptions::default()
+        };
+        let err = berth_archive::apply_layer(&tar[..], &dest, &opts).unwrap_err();
+        assert!(matches!(err, Error::EntryIo { .. }), "{err}");
+    }));
+
+    // Just within reach of a path (2000 levels, names of 4000 bytes): archived and applied.
+    let deep = Sandbox::new();
+    make_chain(&deep.dest, 2000);
+    let dest = deep.dest.clone();
+    let copy = deep.outside.join("copy");
+    fs::create_dir(&copy).unwrap();
+    in_small_stack(Box::new(move || {
+        let mut tar = Vec::new();
+        let stats = berth_archive::write_dir_tar(&dest, &mut tar, &Default::default()).unwrap();
+        assert_eq!(stats.entries, 2001);
+        berth_archive::apply_layer(&tar[..], &copy, &ApplyOptions::default()).unwrap();
+        let leaf = format!("{}leaf", "d/".repeat(2000));
+        assert!(copy.join(leaf).exists());
+        assert_eq!(berth_archive::changes(&copy).unwrap().len(), 2001);
+        // And a whiteout removes all of it.
+        let tar = Tar::new().file(".wh.d", b"").finish();
+        let opts = ApplyOptions {
+            whiteouts: WhiteoutMode::Delete,
+            ..ApplyOptions::default()
+        };
+        berth_archive::apply_layer(&tar[..], &copy, &opts).unwrap();
+        assert!(!copy.join("d").exists());
+    }));
+    fs::remove_dir(deep.outside.join("copy")).unwrap();
 }

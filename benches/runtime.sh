@@ -10,6 +10,7 @@
 #      and all three run there so they see the same cgroups)
 #   3. seccomp:                berth-runtime with Docker's default profile, compiled-filter
 #      cache warm vs disabled (the gain of the cache), and runc with the same profile
+#   4. create + start + delete (what containerd's shim does), berth-runtime vs runc
 # Then peak RSS (GNU time %M) of berth-runtime run over 20 runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ echo "== building berth-runtime (static release, as scripts/setup.sh does)"
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
   CARGO_TARGET_DIR=target/runtime-static cargo build --release --quiet -p berth-runtime \
   --target x86_64-unknown-linux-gnu \
-  --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static","-C","relocation-model=static"]'
+  --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static","-C","relocation-model=static","-C","strip=symbols"]'
 BERTH=$PWD/target/runtime-static/x86_64-unknown-linux-gnu/release/berth-runtime
 
 # The bundle of the team's harness (shared/bench/fixtures.py "bundle-true"): busybox rootfs,
@@ -137,6 +138,13 @@ hf --export-json "$WORK/seccomp.json" \
   "$BERTH --seccomp-cache= run --bundle $sbundle cebench-berth" \
   "runc run --bundle $sbundle cebench-runc"
 report "$WORK/seccomp.json" "berth-runtime (cache warm)" "berth-runtime (no cache)" "runc run"
+
+echo
+echo "== 4. the containerd path: create + start + delete --force (through a shell, both alike)"
+hyperfine --style basic -w "$WARMUP" -r "$RUNS" --export-json "$WORK/lifecycle.json" \
+  "$BERTH create --bundle $bundle cebench-berth && $BERTH start cebench-berth && $BERTH delete --force cebench-berth" \
+  "runc create --bundle $bundle cebench-runc && runc start cebench-runc && runc delete --force cebench-runc" >/dev/null
+report "$WORK/lifecycle.json" "berth-runtime create+start+delete" "runc create+start+delete"
 
 echo
 echo "== peak RSS of berth-runtime run (GNU time %M, 20 runs)"

@@ -19,7 +19,7 @@ runtime_target=target/runtime-static
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
   CARGO_TARGET_DIR="$runtime_target" cargo build --release --quiet -p berth-runtime \
   --target x86_64-unknown-linux-gnu \
-  --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static","-C","relocation-model=static"]'
+  --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static","-C","relocation-model=static","-C","strip=symbols"]'
 runtime="$runtime_target/x86_64-unknown-linux-gnu/release/berth-runtime"
 
 echo "== busybox bundle"

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# berthd + berth CLI benchmarks, side by side with docker and podman in one run (see
+# benches/README.md, "engine"):
+#   1. targets of issue 4, measured directly on a private berthd (hyperfine, medians):
+#      `run --rm --network none busybox true`, 50 × `run -d sleep` sequential, `rm -f` of
+#      50, engine memory per running container (shim PSS), berthd idle RSS, `version`
+#      round trip;
+#   2. the team harness (../shared/bench: daemon_idle run_latency density image_ops
+#      daemon_after) for berth, for a private dockerd started only for this run (own roots
+#      and socket, a private bridge; never --bridge=none), and for podman when installed;
+#      then the harness's report with every engine side by side.
+# Env: BENCH (harness dir, default ../shared/bench), SKIP_HARNESS=1 (only part 1),
+#      PEERS="docker podman" (which peers to run). Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BENCH=${BENCH:-$ROOT/../shared/bench}
+PEERS=${PEERS:-docker podman}
+command -v hyperfine >/dev/null || { echo "hyperfine is required (apt-get install hyperfine)"; exit 1; }
+for b in berth berthd berth-shim; do
+  [ -x "target/release/$b" ] || cargo build --release -q -p berthd -p berth -p berth-shim
+done
+BERTH=$ROOT/target/release/berth
+
+WORK=$(mktemp -d /tmp/berth-test-enginebench.XXXXXX)
+DPID=""
+DOCKERD_PID=""
+OWN_BRIDGE=""
+cleanup() {
+  if [ -n "$DPID" ]; then
+    BERTH_HOST=unix://$WORK/berth.sock "$BERTH" ps -aq 2>/dev/null | xargs -r env BERTH_HOST=unix://$WORK/berth.sock "$BERTH" rm -f >/dev/null 2>&1 || true
+    kill "$DPID" 2>/dev/null || true
+    wait "$DPID" 2>/dev/null || true
+  fi
+  if [ -n "$DOCKERD_PID" ]; then
+    docker -H "unix://$WORK/docker.sock" ps -aq 2>/dev/null | xargs -r docker -H "unix://$WORK/docker.sock" rm -f >/dev/null 2>&1 || true
+    kill "$DOCKERD_PID" 2>/dev/null || true
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    grep -o " $WORK[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null || true
+  fi
+  [ -n "$OWN_BRIDGE" ] && ip link del cebench0 2>/dev/null || true
+  for cg in /sys/fs/cgroup/*/berth-test-enginebench; do
+    [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== private berthd ($WORK)"
+"$ROOT/target/release/berthd" --data-root "$WORK/data" --exec-root "$WORK/run" \
+  -H "unix://$WORK/berth.sock" --cgroup-parent /berth-test-enginebench \
+  --config-file <(echo '{}') >"$WORK/berthd.log" 2>&1 &
+DPID=$!
+export BERTH_HOST=unix://$WORK/berth.sock
+for _ in $(seq 100); do "$BERTH" version >/dev/null 2>&1 && break; sleep 0.05; done
+
+# busybox, offline
+mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/etc" "$WORK/rootfs/tmp"
+cp /bin/busybox "$WORK/rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$WORK/rootfs/bin/$a"; done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$WORK/rootfs/etc/passwd"
+tar -C "$WORK/rootfs" -cf "$WORK/busybox.tar" .
+"$BERTH" import "$WORK/busybox.tar" busybox:latest >/dev/null
+
+median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"{r['median']*1000:.2f}\")" "$1"; }
+
+echo "== 1. issue 4 targets (berth)"
+hyperfine -N -w 5 -r 50 --export-json "$WORK/run.json" "$BERTH run --rm --network none busybox true" >/dev/null
+RUN_MS=$(median_ms "$WORK/run.json")
+hyperfine -N -w 5 -r 100 --export-json "$WORK/version.json" "$BERTH version" >/dev/null
+VER_MS=$(median_ms "$WORK/version.json")
+sleep 2
+IDLE_RSS=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$DPID/status)
+t0=$(date +%s.%N)
+for i in $(seq 50); do "$BERTH" run -d --network none --name "bench-$i" busybox sleep 3600 >/dev/null; done
+t1=$(date +%s.%N)
+sleep 1
+SHIM_PSS=$(for f in "$WORK"/run/containers/*/shim.pid; do awk '/^Pss:/ {print $2}' /proc/$(cat "$f")/smaps_rollup; done | awk '{s+=$1; n++} END {printf "%.3f", s/n/1024}')
+BUSY_RSS=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$DPID/status)
+t2=$(date +%s.%N)
+"$BERTH" rm -f $("$BERTH" ps -aq) >/dev/null
+t3=$(date +%s.%N)
+RUN50=$(python3 -c "print(f'{$t1-$t0:.3f}')")
+RM50=$(python3 -c "print(f'{$t3-$t2:.3f}')")
+printf '%-52s %10s %10s\n' "what" "berth" "target"
+printf '%-52s %10s %10s\n' "run --rm --network none busybox true (median ms)" "$RUN_MS" "10"
+printf '%-52s %10s %10s\n' "50 x run -d sleep, sequential (s)" "$RUN50" "1"
+printf '%-52s %10s %10s\n' "rm -f of 50 running (s)" "$RM50" "0.3"
+printf '%-52s %10s %10s\n' "memory per running container: shim PSS (MB)" "$SHIM_PSS" "0.25"
+printf '%-52s %10s %10s\n' "berthd idle RSS (MB)" "$IDLE_RSS" "10"
+printf '%-52s %10s %10s\n' "berthd RSS with 50 containers (MB)" "$BUSY_RSS" "-"
+printf '%-52s %10s %10s\n' "berth version round trip (median ms)" "$VER_MS" "3"
+cat >"$WORK/targets.json" <<EOF
+{"run_rm_ms": $RUN_MS, "run_d_50_s": $RUN50, "rm_f_50_s": $RM50, "shim_pss_mb": $SHIM_PSS,
+ "berthd_idle_rss_mb": $IDLE_RSS, "version_ms": $VER_MS}
+EOF
+mkdir -p target/bench && cp "$WORK/targets.json" target/bench/engine-targets.json
+[ "${SKIP_HARNESS:-}" = 1 ] && exit 0
+
+echo "== 2. team harness, side by side"
+[ -x "$BENCH/run_all.sh" ] || { echo "harness not found at $BENCH"; exit 1; }
+RESULTS=$ROOT/target/bench/engine-results
+rm -rf "$RESULTS"; mkdir -p "$RESULTS"
+export RESULTS_DIR=$RESULTS
+BENCHES="daemon_idle run_latency density image_ops daemon_after"
+(cd "$BENCH" && ENGINE="$BERTH" ENGINE_LABEL=berth DAEMON_COMMS=berthd ./run_all.sh $BENCHES)
+
+if [[ " $PEERS " == *" docker "* ]] && command -v dockerd >/dev/null; then
+  echo "== private dockerd for the comparison"
+  if ! ip link show cebench0 >/dev/null 2>&1; then
+    ip link add name cebench0 type bridge && ip addr add 198.18.254.1/24 dev cebench0 && OWN_BRIDGE=1
+  fi
+  echo '{}' >"$WORK/daemon.json"
+  setsid dockerd --data-root "$WORK/docker-data" --exec-root "$WORK/docker-exec" --pidfile "$WORK/docker.pid" \
+    -H "unix://$WORK/docker.sock" --config-file "$WORK/daemon.json" --bridge=cebench0 \
+    --iptables=false --ip-masq=false >"$WORK/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 200); do docker -H "unix://$WORK/docker.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+  (cd "$BENCH" && ENGINE="docker -H unix://$WORK/docker.sock" ENGINE_LABEL=docker ./run_all.sh $BENCHES)
+else
+  echo "docker: skipped (no dockerd)"
+fi
+if [[ " $PEERS " == *" podman "* ]] && command -v podman >/dev/null; then
+  (cd "$BENCH" && ENGINE="podman --runtime crun" ENGINE_LABEL=podman-crun DAEMON_COMMS="" \
+    TLS_OPTS=--tls-verify=false RM_OPTS="-t 0" ./run_all.sh run_latency density image_ops)
+else
+  echo "podman: skipped (not installed; scripts/install-deps.sh --bench installs it)"
+fi
+python3 "$BENCH/benchlib.py" report "$RESULTS/RESULTS.md" >/dev/null 2>&1 || true
+[ -f "$RESULTS/RESULTS.md" ] && cat "$RESULTS/RESULTS.md"
+echo "results: $RESULTS"

@@ -29,6 +29,8 @@ pub struct ChildStdio<'a> {
 
 pub struct Backend {
     kind: Flavor,
+    /// The spec's `linux.cgroupsPath` (kept to resolve the cgroup again after a handoff).
+    cgroups_path: Option<String>,
     /// The container's cgroup, resolved once (stats, OOM count, kill --all, freezer).
     cgroup: Option<Box<dyn CgroupManager>>,
     /// The init. It is our child (or, for external runtimes, re-parented to us as the
@@ -38,8 +40,32 @@ pub struct Backend {
 }
 
 enum Flavor {
-    Builtin { runtime: Runtime, id: String },
+    Builtin {
+        runtime: Runtime,
+        id: String,
+        seccomp_cache: Option<PathBuf>,
+    },
     External(External),
+}
+
+/// Everything a [`Backend`] needs, as plain data (see `handoff`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct BackendState {
+    pub id: String,
+    pub pid: i32,
+    pub cgroups_path: Option<String>,
+    /// `None`: the built-in runtime.
+    pub external: Option<ExternalState>,
+    pub runtime_root: PathBuf,
+    pub seccomp_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ExternalState {
+    pub binary: PathBuf,
+    pub global_args: Vec<String>,
+    pub host_mount: Option<PathBuf>,
+    pub state_dir: PathBuf,
 }
 
 pub struct External {
@@ -90,14 +116,14 @@ impl Backend {
         stdio: ChildStdio<'_>,
     ) -> Result<(Backend, Created), ShimError> {
         let spec = load_spec(cfg)?;
-        let cgroup_path = CgroupPath::from_oci(
-            spec.linux()
-                .as_ref()
-                .and_then(|l| l.cgroups_path().as_ref())
-                .and_then(|p| p.to_str()),
-            &cfg.id,
-        )
-        .map_err(classified)?;
+        let cgroups_path = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.to_str())
+            .map(str::to_string);
+        let cgroup_path =
+            CgroupPath::from_oci(cgroups_path.as_deref(), &cfg.id).map_err(classified)?;
         let (kind, created) = if cfg.builtin_runtime() {
             let mut runtime = Runtime::new(&cfg.runtime_root);
             if let Some(c) = &cfg.seccomp_cache {
@@ -127,6 +153,7 @@ impl Backend {
             let kind = Flavor::Builtin {
                 runtime,
                 id: cfg.id.clone(),
+                seccomp_cache: cfg.seccomp_cache.clone(),
             };
             (kind, out)
         } else {
@@ -156,7 +183,80 @@ impl Backend {
             .and_then(|h| h.manager(&cgroup_path))
             .ok();
         let pid = created.pid;
-        Ok((Backend { kind, cgroup, pid }, created))
+        Ok((
+            Backend {
+                kind,
+                cgroups_path,
+                cgroup,
+                pid,
+            },
+            created,
+        ))
+    }
+
+    /// The backend as plain data, for a handoff to a fresh image of the shim.
+    pub fn to_state(&self) -> BackendState {
+        match &self.kind {
+            Flavor::Builtin {
+                runtime,
+                id,
+                seccomp_cache,
+            } => BackendState {
+                id: id.clone(),
+                pid: self.pid,
+                cgroups_path: self.cgroups_path.clone(),
+                external: None,
+                runtime_root: runtime.root().to_path_buf(),
+                seccomp_cache: seccomp_cache.clone(),
+            },
+            Flavor::External(e) => BackendState {
+                id: e.id.clone(),
+                pid: self.pid,
+                cgroups_path: self.cgroups_path.clone(),
+                external: Some(ExternalState {
+                    binary: e.binary.clone(),
+                    global_args: e.global_args.clone(),
+                    host_mount: e.host_mount.clone(),
+                    state_dir: e.state_dir.clone(),
+                }),
+                runtime_root: e.root.clone(),
+                seccomp_cache: None,
+            },
+        }
+    }
+
+    /// The backend again, from [`Backend::to_state`].
+    pub fn from_state(s: BackendState) -> Backend {
+        let cgroup = CgroupPath::from_oci(s.cgroups_path.as_deref(), &s.id)
+            .and_then(|p| Hierarchy::detect().and_then(|h| h.manager(&p)))
+            .ok();
+        let kind = match s.external {
+            None => {
+                let mut runtime = Runtime::new(&s.runtime_root);
+                if let Some(c) = &s.seccomp_cache {
+                    runtime = runtime.with_seccomp_cache(c);
+                }
+                Flavor::Builtin {
+                    runtime,
+                    id: s.id,
+                    seccomp_cache: s.seccomp_cache,
+                }
+            }
+            Some(e) => Flavor::External(External {
+                binary: e.binary,
+                global_args: e.global_args,
+                root: s.runtime_root,
+                id: s.id,
+                host_mount: e.host_mount,
+                state_dir: e.state_dir,
+            }),
+        };
+        Backend {
+            kind,
+            cgroups_path: s.cgroups_path,
+            cgroup,
+            pid: s.pid,
+        }
     }
 
     fn builtin(runtime: &Runtime, id: &str) -> Result<berth_container::Container, ShimError> {
@@ -165,7 +265,7 @@ impl Backend {
 
     pub fn start(&self) -> Result<(), ShimError> {
         match &self.kind {
-            Flavor::Builtin { runtime, id } => {
+            Flavor::Builtin { runtime, id, .. } => {
                 Self::builtin(runtime, id)?.start().map_err(classified)
             }
             Flavor::External(e) => e.run(&["start", &e.id], None).map(drop),
@@ -203,7 +303,7 @@ impl Backend {
 
     pub fn update(&self, res: &LinuxResources) -> Result<(), ShimError> {
         match &self.kind {
-            Flavor::Builtin { runtime, id } => {
+            Flavor::Builtin { runtime, id, .. } => {
                 Self::builtin(runtime, id)?.update(res).map_err(classified)
             }
             Flavor::External(e) => {
@@ -256,7 +356,7 @@ impl Backend {
     /// that never started. Errors are reported, the rest still cleaned.
     pub fn delete(&mut self) -> Result<(), ShimError> {
         match &mut self.kind {
-            Flavor::Builtin { runtime, id } => match runtime.load(id) {
+            Flavor::Builtin { runtime, id, .. } => match runtime.load(id) {
                 Ok(c) => c.delete(true).map_err(classified),
                 Err(berth_container::Error::NotFound(_)) => Ok(()),
                 Err(e) => Err(classified(e)),

@@ -15,10 +15,10 @@ pub const MAX_LINE: usize = 16 * 1024;
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     /// Bytes of an unfinished line.
-    pending: Vec<u8>,
+    pub(crate) pending: Vec<u8>,
     /// The time of the first piece of a line that was logged in partial pieces; the later
     /// pieces reuse it (Docker does, so `logs --since` keeps them together).
-    partial_time: Option<String>,
+    pub(crate) partial_time: Option<String>,
 }
 
 impl LineSplitter {
@@ -127,6 +127,15 @@ impl LogFile {
             max_file: max_file.max(1),
             buf: Vec::new(),
         })
+    }
+
+    /// The settings it was opened with.
+    pub fn config(&self) -> berth_shim::LogConfig {
+        berth_shim::LogConfig {
+            path: self.path.clone(),
+            max_size: self.max_size,
+            max_file: self.max_file,
+        }
     }
 
     /// Appends one entry (rotating first if the file is full).

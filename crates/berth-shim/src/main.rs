@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod handoff;
 mod log;
 mod server;
 
@@ -66,6 +67,22 @@ impl Channel {
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == handoff::MONITOR_FLAG)
+    {
+        // The second image of a running shim (see handoff.rs).
+        return match server::Shim::resume() {
+            Ok(shim) => {
+                shim.run();
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("berth-shim: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let dir = match (args.next(), args.next()) {
         (Some(d), None) if d != "--help" && d != "-h" => PathBuf::from(d),
         _ => {

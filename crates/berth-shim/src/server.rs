@@ -18,7 +18,7 @@ use berth_shim::{
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use rustix::event::epoll;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -39,10 +39,13 @@ const STDIN_BUFFER_LIMIT: usize = 64 * 1024;
 /// may hold its stdout), and how long clients get to take their last bytes.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// One read from the container's output.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 8 * 1024;
+/// How long after setup the shim hands over to a fresh image of itself (see `handoff`);
+/// containers that live shorter never pay for it.
+const HANDOFF_DELAY: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Created,
     Running,
     /// The init was reaped; its output is being drained.
@@ -53,66 +56,68 @@ enum Phase {
     Removed,
 }
 
-struct Output {
-    fd: OwnedFd,
-    stream: StreamType,
-    lines: LineSplitter,
+pub(crate) struct Output {
+    pub(crate) fd: OwnedFd,
+    pub(crate) stream: StreamType,
+    pub(crate) lines: LineSplitter,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct AttachMode {
-    stdin: bool,
-    stdout: bool,
-    stderr: bool,
+pub(crate) struct AttachMode {
+    pub(crate) stdin: bool,
+    pub(crate) stdout: bool,
+    pub(crate) stderr: bool,
 }
 
-struct Conn {
-    stream: UnixStream,
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
-    wpos: usize,
-    attach: Option<AttachMode>,
+pub(crate) struct Conn {
+    pub(crate) stream: UnixStream,
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) wbuf: Vec<u8>,
+    pub(crate) wpos: usize,
+    pub(crate) attach: Option<AttachMode>,
     /// A `wait` is pending: no further request is read until it is answered.
-    waiting: bool,
+    pub(crate) waiting: bool,
     /// The client half-closed (or we stopped reading for good).
-    read_closed: bool,
+    pub(crate) read_closed: bool,
     /// Close once the write buffer is flushed.
-    close_after_flush: bool,
-    interest: epoll::EventFlags,
+    pub(crate) close_after_flush: bool,
+    pub(crate) interest: epoll::EventFlags,
 }
 
 impl Conn {
-    fn pending(&self) -> usize {
+    pub(crate) fn pending(&self) -> usize {
         self.wbuf.len() - self.wpos
     }
 }
 
 pub struct Shim {
-    id: String,
-    tty: bool,
-    stdin_once: bool,
-    state_dir: PathBuf,
-    backend: Backend,
-    epoll: OwnedFd,
-    signals: SignalFd,
-    listener: UnixListener,
-    outputs: [Option<Output>; 2],
+    pub(crate) id: String,
+    pub(crate) tty: bool,
+    pub(crate) stdin_once: bool,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) backend: Backend,
+    pub(crate) epoll: OwnedFd,
+    pub(crate) signals: SignalFd,
+    pub(crate) listener: UnixListener,
+    pub(crate) outputs: [Option<Output>; 2],
     /// The container's stdin: a pipe's write end, or a dup of the pty master.
-    stdin: Option<OwnedFd>,
-    stdin_buf: Vec<u8>,
-    stdin_close_pending: bool,
-    stdin_interest: bool,
+    pub(crate) stdin: Option<OwnedFd>,
+    pub(crate) stdin_buf: Vec<u8>,
+    pub(crate) stdin_close_pending: bool,
+    pub(crate) stdin_interest: bool,
     /// A dup of the pty master for resizes.
-    pty: Option<OwnedFd>,
-    log: Option<LogFile>,
-    conns: Vec<Option<Conn>>,
-    phase: Phase,
-    paused: bool,
-    pid: i32,
-    shim_pid: i32,
-    started_at: Option<String>,
-    exit: Option<ExitInfo>,
-    deadline: Option<Instant>,
+    pub(crate) pty: Option<OwnedFd>,
+    pub(crate) log: Option<LogFile>,
+    pub(crate) conns: Vec<Option<Conn>>,
+    pub(crate) phase: Phase,
+    pub(crate) paused: bool,
+    pub(crate) pid: i32,
+    pub(crate) shim_pid: i32,
+    pub(crate) started_at: Option<String>,
+    pub(crate) exit: Option<ExitInfo>,
+    pub(crate) deadline: Option<Instant>,
+    /// When to try the handoff to a lean image; `None` once done or given up.
+    pub(crate) handoff_at: Option<Instant>,
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ShimError {
@@ -141,6 +146,14 @@ fn signal_set() -> (SigSet, SigSet) {
     (handled, blocked)
 }
 
+/// A signalfd for the handled signals (blocked since the start, so none was lost; the mask
+/// survives a handoff's exec).
+pub(crate) fn new_signalfd() -> Result<SignalFd, ShimError> {
+    let (handled, _) = signal_set();
+    SignalFd::with_flags(&handled, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| internal("create a signalfd", e))
+}
+
 impl Shim {
     /// Everything up to the startup line. On error, nothing is left behind but the files
     /// berthd wrote (the runtime cleans up a failed create itself).
@@ -154,13 +167,10 @@ impl Shim {
         if let Ok(null) = std::fs::File::open("/dev/null") {
             let _ = rustix::stdio::dup2_stdin(&null);
         }
-        let (handled, blocked) = signal_set();
+        let (_, blocked) = signal_set();
         blocked
             .thread_block()
             .map_err(|e| internal("block signals", e))?;
-        let signals =
-            SignalFd::with_flags(&handled, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-                .map_err(|e| internal("create a signalfd", e))?;
 
         let state_dir = std::fs::canonicalize(state_dir).map_err(|e| {
             ShimError::new(
@@ -175,7 +185,7 @@ impl Shim {
         let guard = SocketGuard(Some(sock));
         let _ = std::fs::remove_file(state_dir.join(EXIT_FILE));
         let shim_pid = rustix::process::getpid().as_raw_nonzero().get();
-        berth_sys::fs::atomic_write(
+        replace_file(
             &state_dir.join(PID_FILE),
             shim_pid.to_string().as_bytes(),
             0o644,
@@ -222,14 +232,6 @@ impl Shim {
         let (backend, created) = Backend::create(&cfg, &state_dir, stdio)?;
         drop((in_r, out_w, err_w, null));
 
-        let epoll =
-            epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| internal("create epoll", e))?;
-        let add = |fd: &dyn AsFd, token: u64, flags: epoll::EventFlags| {
-            epoll::add(&epoll, fd.as_fd(), epoll::EventData::new_u64(token), flags)
-                .map_err(|e| internal("epoll add", e))
-        };
-        add(&signals, TOKEN_SIGNALS, epoll::EventFlags::IN)?;
-        add(&listener, TOKEN_LISTENER, epoll::EventFlags::IN)?;
         let mut outputs: [Option<Output>; 2] = [None, None];
         let mut pty = None;
         let mut stdin = None;
@@ -273,24 +275,20 @@ impl Shim {
                 stdin = Some(w);
             }
         }
-        for (i, o) in outputs.iter().enumerate() {
-            if let Some(o) = o {
-                add(&o.fd, TOKEN_OUTPUT + i as u64, epoll::EventFlags::IN)?;
-            }
-        }
         let phase = if cfg.start_now {
             Phase::Running
         } else {
             Phase::Created
         };
-        let shim = Shim {
+        let mut shim = Shim {
             id: cfg.id.clone(),
             tty: cfg.tty,
             stdin_once: cfg.stdin_once,
             state_dir,
             backend,
-            epoll,
-            signals,
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)
+                .map_err(|e| internal("create epoll", e))?,
+            signals: new_signalfd()?,
             listener,
             outputs,
             stdin,
@@ -307,9 +305,32 @@ impl Shim {
             started_at: cfg.start_now.then(now_rfc3339),
             exit: None,
             deadline: None,
+            handoff_at: Some(Instant::now() + HANDOFF_DELAY),
         };
+        shim.register()?;
         guard.disarm();
         Ok((shim, created.pid, created.warnings))
+    }
+
+    /// Puts every descriptor into the epoll set (after setup or a handoff).
+    pub(crate) fn register(&mut self) -> Result<(), ShimError> {
+        let add = |fd: BorrowedFd<'_>, token: u64, flags: epoll::EventFlags| {
+            epoll::add(&self.epoll, fd, epoll::EventData::new_u64(token), flags)
+                .map_err(|e| internal("epoll add", e))
+        };
+        add(self.signals.as_fd(), TOKEN_SIGNALS, epoll::EventFlags::IN)?;
+        add(self.listener.as_fd(), TOKEN_LISTENER, epoll::EventFlags::IN)?;
+        for (i, o) in self.outputs.iter().enumerate() {
+            if let Some(o) = o {
+                add(o.fd.as_fd(), TOKEN_OUTPUT + i as u64, epoll::EventFlags::IN)?;
+            }
+        }
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c {
+                add(c.stream.as_fd(), TOKEN_CONN + i as u64, c.interest)?;
+            }
+        }
+        Ok(())
     }
 
     /// Serves until the container is gone and every client got its last bytes.
@@ -319,7 +340,11 @@ impl Shim {
             if self.finished() {
                 break;
             }
-            let timeout = self.deadline.map(|d| {
+            let wake = match (self.deadline, self.handoff_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = wake.map(|d| {
                 let left = d.saturating_duration_since(Instant::now());
                 rustix::time::Timespec {
                     tv_sec: left.as_secs() as i64,
@@ -353,6 +378,18 @@ impl Shim {
                 }
             }
             self.progress();
+            if self.handoff_at.is_some_and(|t| Instant::now() >= t) {
+                if !matches!(self.phase, Phase::Created | Phase::Running) {
+                    self.handoff_at = None;
+                } else if self.handoff_ready() {
+                    // Returns only on failure: keep serving in this image.
+                    let e = self.handoff();
+                    eprintln!("berth-shim: {e}; continuing without it");
+                    self.handoff_at = None;
+                } else {
+                    self.handoff_at = Some(Instant::now() + HANDOFF_DELAY);
+                }
+            }
         }
     }
 
@@ -398,7 +435,7 @@ impl Shim {
         }
     }
 
-    fn reap(&mut self) {
+    pub(crate) fn reap(&mut self) {
         use rustix::process::{WaitOptions, wait};
         // wait(), not waitpid(None): the latter is "same process group", and the
         // container's init has a session of its own.
@@ -444,7 +481,7 @@ impl Shim {
         });
         self.exit = Some(exit.clone());
         let json = serde_json::to_vec(&exit).unwrap_or_default();
-        if let Err(e) = berth_sys::fs::atomic_write(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
+        if let Err(e) = replace_file(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
             eprintln!("berth-shim: write {EXIT_FILE}: {e}");
         }
         if let Err(e) = self.backend.delete() {
@@ -988,7 +1025,7 @@ impl Shim {
         self.update_interest(idx);
     }
 
-    fn update_interest(&mut self, idx: usize) {
+    pub(crate) fn update_interest(&mut self, idx: usize) {
         let stdin_full = self.stdin_buf.len() >= STDIN_BUFFER_LIMIT;
         let Some(c) = self.conns.get_mut(idx).and_then(Option::as_mut) else {
             return;
@@ -1053,6 +1090,33 @@ fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
     l.set_nonblocking(true)
         .map_err(|e| internal("set the socket non-blocking", e))?;
     Ok(l)
+}
+
+/// Replaces a file atomically (temp file, rename) without fsync.
+///
+/// The state directory lives in berthd's exec root: its files must outlive a crashing shim
+/// or berthd (the page cache does) and readers must never see them half-written (the rename
+/// does), but not a power failure, which takes the containers with it. `fsync` here cost
+/// 3-6 ms per container start and exit on this machine's disk, on `docker run`'s path.
+fn replace_file(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let r = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(data))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 struct SocketGuard(Option<PathBuf>);

@@ -308,3 +308,77 @@ fn the_container_survives_its_spawners_death() {
         Some(exit)
     );
 }
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ")
+}
+
+#[test]
+fn the_lean_handoff_keeps_the_container_its_clients_and_its_log() {
+    if !require_root("the_lean_handoff_keeps_the_container_its_clients_and_its_log") {
+        return;
+    }
+    let mut f = Fixture::new(
+        "handoff",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.02; done",
+        ],
+    );
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    let shim_pid = r.child.as_ref().unwrap().id() as i32;
+    // Connected before the handoff: an attached client and a waiter.
+    let attached = f.client().attach(false, true, true).unwrap();
+    let mut waiter = f.client();
+    waiter.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
+    f.client().start().unwrap();
+    eventually("the shim to hand over to its lean image", || {
+        cmdline(shim_pid).contains("--monitor")
+    });
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{shim_pid}/comm"))
+            .unwrap()
+            .trim(),
+        "berth-shim"
+    );
+    // Same process, same container, still running and logging.
+    let st = f.client().state().unwrap();
+    assert_eq!(st.status, Status::Running);
+    assert_eq!(st.shim_pid, shim_pid);
+    assert_eq!(st.pid, r.pid());
+    let n = f.log_entries().len();
+    eventually("the log to grow after the handoff", || {
+        f.log_entries().len() > n + 3
+    });
+    // The attached client keeps receiving; the waiter gets its answer.
+    f.client().kill(15, false).unwrap();
+    let exit: berth_shim::ExitInfo = berth_shim::parse_reply(&waiter.read_line().unwrap()).unwrap();
+    assert_eq!(exit.exit_code, 9);
+    let (out, _) = attached.frames().read_to_end().unwrap();
+    let text = String::from_utf8_lossy(&out);
+    // Every tick exactly once, in order, across the handoff.
+    let ticks: Vec<u32> = text
+        .lines()
+        .map(|l| l.trim_start_matches("tick ").parse().unwrap())
+        .collect();
+    assert!(ticks.len() > 10, "{text}");
+    assert!(
+        ticks.iter().enumerate().all(|(i, t)| *t == i as u32),
+        "{ticks:?}"
+    );
+    let logged: Vec<u32> = f
+        .log_entries()
+        .iter()
+        .map(|e| e.log.trim().trim_start_matches("tick ").parse().unwrap())
+        .collect();
+    assert!(
+        logged.iter().enumerate().all(|(i, t)| *t == i as u32),
+        "{logged:?}"
+    );
+    assert!(r.wait_shim().success());
+    assert!(f.cgroup_dirs().is_empty());
+}

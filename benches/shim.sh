@@ -6,13 +6,17 @@
 #      vs berth-shim driving runc vs `runc run`, with hyperfine;
 #   3. the shim's own startup: spawn → startup line for a `sleep` container (run -d path).
 # Env: BERTH_SHIM (default target/release/berth-shim, built if missing), SHIM_BENCH_N (50),
-#      SHIM_BENCH_RUNS (hyperfine runs, 30). Run as root.
+#      SHIM_BENCH_RUNS (hyperfine runs, 30), BERTH_RUNTIME (default
+#      target/release/berth-runtime if built: `berth-runtime run`, the same library without
+#      a shim, joins the lifecycle comparison). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${SHIM_BENCH_N:-50}
 RUNS=${SHIM_BENCH_RUNS:-30}
 SHIM=${BERTH_SHIM:-target/release/berth-shim}
 RUNC=$(command -v runc || true)
+BRT=${BERTH_RUNTIME:-target/release/berth-runtime}
+[ -x "$BRT" ] && BRT=$(readlink -f "$BRT") || BRT=""
 CONMON=$(command -v conmon || true)
 if [ ! -x "$SHIM" ]; then cargo build --release -q -p berth-shim; fi
 SHIM=$(readlink -f "$SHIM")
@@ -137,6 +141,11 @@ if [ -n "$RUNC" ]; then
   bundle "$d2" "$id2" '["true"]'; shimcfg "$d2" "$id2" "$RUNC" true
   cmds+=("$SHIM $d2/state" "$RUNC --root $WORK/runc-root run -b $WORK/life-runc/bundle $PREFIX-runcrun")
   names+=("berth-shim --runtime runc" "runc run")
+fi
+if [ -n "$BRT" ]; then
+  d3=$WORK/life-brt; bundle "$d3" "$PREFIX-lifebrt" '["true"]'
+  cmds+=("$BRT --root $WORK/brt-root run -b $d3/bundle $PREFIX-brtrun")
+  names+=("berth-runtime run")
 fi
 args=()
 for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done

@@ -382,3 +382,40 @@ fn the_lean_handoff_keeps_the_container_its_clients_and_its_log() {
     assert!(r.wait_shim().success());
     assert!(f.cgroup_dirs().is_empty());
 }
+
+#[test]
+fn a_shim_spawned_from_a_sealed_memfd_hands_over_from_it() {
+    if !require_root("a_shim_spawned_from_a_sealed_memfd_hands_over_from_it") {
+        return;
+    }
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let f = Fixture::new("memfd", &["sleep", "1000"]);
+    f.write();
+    // As berthd does: one sealed memfd copy of the binary, executed by path.
+    let memfd = rustix::fs::memfd_create("berth-shim", MemfdFlags::ALLOW_SEALING).unwrap();
+    let mut file = std::fs::File::from(memfd);
+    file.write_all(&std::fs::read(shim_bin()).unwrap()).unwrap();
+    rustix::fs::fcntl_add_seals(
+        &file,
+        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
+    )
+    .unwrap();
+    use std::os::fd::AsRawFd;
+    let mut child = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .arg(f.state_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shim_pid = child.id() as i32;
+    let _guard = Guard::new(&f, shim_pid);
+    drop(file);
+    let line = read_line(child.stdout.as_mut().unwrap());
+    berth_shim::Startup::parse(&line).unwrap();
+    eventually("the handoff", || cmdline(shim_pid).contains("--monitor"));
+    let exe = std::fs::read_link(format!("/proc/{shim_pid}/exe")).unwrap();
+    assert!(exe.to_string_lossy().starts_with("/memfd:berth-shim"), "{exe:?}");
+    f.client().kill(9, false).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
+    assert!(child.wait().unwrap().success());
+}

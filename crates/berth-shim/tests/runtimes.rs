@@ -414,7 +414,10 @@ fn a_shim_spawned_from_a_sealed_memfd_hands_over_from_it() {
     berth_shim::Startup::parse(&line).unwrap();
     eventually("the handoff", || cmdline(shim_pid).contains("--monitor"));
     let exe = std::fs::read_link(format!("/proc/{shim_pid}/exe")).unwrap();
-    assert!(exe.to_string_lossy().starts_with("/memfd:berth-shim"), "{exe:?}");
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:berth-shim"),
+        "{exe:?}"
+    );
     f.client().kill(9, false).unwrap();
     assert_eq!(wait(&f).exit_code, 137);
     assert!(child.wait().unwrap().success());

@@ -516,7 +516,7 @@ impl External {
         if let Some(t) = self.host_mount.take()
             && let Err(e) = rustix::mount::unmount(&t, rustix::mount::UnmountFlags::DETACH)
         {
-            eprintln!("berth-shim: unmount {}: {e}", t.display());
+            warn!("unmount {}: {e}", t.display());
         }
         let _ = std::fs::remove_file(self.state_dir.join("runtime.log"));
     }

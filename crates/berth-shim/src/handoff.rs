@@ -87,6 +87,7 @@ impl Shim {
     /// Whether the state allows a handoff right now (nothing half-done in a buffer).
     pub(crate) fn handoff_ready(&self) -> bool {
         matches!(self.phase, Phase::Created | Phase::Running)
+            && self.listener_paused_until.is_none()
             && self.stdin_buf.is_empty()
             && self
                 .conns
@@ -116,6 +117,9 @@ impl Shim {
         }
         if let Some(f) = &self.pty {
             fds.push(f.as_fd());
+        }
+        if let Some(l) = &self.log {
+            fds.push(l.file().as_fd());
         }
         let mut conns = Vec::new();
         for c in self.conns.iter().flatten() {
@@ -246,6 +250,17 @@ impl Shim {
         } else {
             None
         };
+        // The same open file, even if the path was renamed or removed meanwhile.
+        let log = match &state.log {
+            Some(cfg) => {
+                let file = std::fs::File::from(next("the log file")?);
+                Some(
+                    LogFile::from_file(cfg, file)
+                        .map_err(|e| internal(&format!("log {}", cfg.path.display()), e))?,
+                )
+            }
+            None => None,
+        };
         let mut conns = Vec::new();
         for c in state.conns {
             let stream = std::os::unix::net::UnixStream::from(next("a connection")?);
@@ -266,13 +281,6 @@ impl Shim {
                     | rustix::event::epoll::EventFlags::RDHUP,
             }));
         }
-        let log = match &state.log {
-            Some(l) => Some(
-                LogFile::open(&l.path, l.max_size, l.max_file)
-                    .map_err(|e| internal(&format!("open {}", l.path.display()), e))?,
-            ),
-            None => None,
-        };
         let mut shim = Shim {
             id: state.id,
             tty: state.tty,
@@ -303,6 +311,8 @@ impl Shim {
             exit: None,
             deadline: None,
             handoff_at: None,
+            listener_paused_until: None,
+            log_failing: false,
         };
         shim.register()?;
         for i in 0..shim.conns.len() {

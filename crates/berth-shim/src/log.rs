@@ -129,6 +129,24 @@ impl LogFile {
         })
     }
 
+    /// Continues with an already open log file (after a handoff).
+    pub fn from_file(cfg: &berth_shim::LogConfig, file: File) -> io::Result<LogFile> {
+        let size = file.metadata()?.len();
+        Ok(LogFile {
+            path: cfg.path.clone(),
+            file,
+            size,
+            max_size: cfg.max_size,
+            max_file: cfg.max_file.max(1),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The open file (handed over with the other descriptors).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The settings it was opened with.
     pub fn config(&self) -> berth_shim::LogConfig {
         berth_shim::LogConfig {

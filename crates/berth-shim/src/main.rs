@@ -5,6 +5,15 @@
 //! idle container's supervisor needs (memory per container is the product's density).
 #![forbid(unsafe_code)]
 
+/// Writes a diagnostic to stderr, ignoring failures: `eprintln!` panics when stderr is a
+/// pipe whose reader went away (berthd died), and a shim must outlive berthd.
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "berth-shim: {}", format_args!($($arg)*));
+    }};
+}
+
 mod backend;
 mod handoff;
 mod log;
@@ -78,7 +87,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("berth-shim: {e}");
+                warn!("{e}");
                 ExitCode::FAILURE
             }
         };
@@ -86,7 +95,8 @@ fn main() -> ExitCode {
     let dir = match (args.next(), args.next()) {
         (Some(d), None) if d != "--help" && d != "-h" => PathBuf::from(d),
         _ => {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "usage: berth-shim <state_dir>\n\n\
                  Supervises one container described by <state_dir>/shim.json; spawned by berthd \
                  (see docs/shim.md)."

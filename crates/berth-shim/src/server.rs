@@ -43,6 +43,8 @@ const READ_CHUNK: usize = 8 * 1024;
 /// How long after setup the shim hands over to a fresh image of itself (see `handoff`);
 /// containers that live shorter never pay for it.
 const HANDOFF_DELAY: Duration = Duration::from_millis(300);
+/// How long the listener rests after accept failed for lack of descriptors.
+const LISTENER_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -118,6 +120,10 @@ pub struct Shim {
     pub(crate) deadline: Option<Instant>,
     /// When to try the handoff to a lean image; `None` once done or given up.
     pub(crate) handoff_at: Option<Instant>,
+    /// The listener is out of the epoll set until then (accept failed with EMFILE).
+    pub(crate) listener_paused_until: Option<Instant>,
+    /// Writing the log failed last time (warn once per streak).
+    pub(crate) log_failing: bool,
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> ShimError {
@@ -306,6 +312,8 @@ impl Shim {
             exit: None,
             deadline: None,
             handoff_at: Some(Instant::now() + HANDOFF_DELAY),
+            listener_paused_until: None,
+            log_failing: false,
         };
         shim.register()?;
         guard.disarm();
@@ -340,10 +348,10 @@ impl Shim {
             if self.finished() {
                 break;
             }
-            let wake = match (self.deadline, self.handoff_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [self.deadline, self.handoff_at, self.listener_paused_until]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = wake.map(|d| {
                 let left = d.saturating_duration_since(Instant::now());
                 rustix::time::Timespec {
@@ -359,7 +367,7 @@ impl Shim {
             ) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => {
-                    eprintln!("berth-shim: epoll_wait: {e}");
+                    warn!("epoll_wait: {e}");
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
@@ -378,13 +386,26 @@ impl Shim {
                 }
             }
             self.progress();
+            if self
+                .listener_paused_until
+                .is_some_and(|t| Instant::now() >= t)
+                && epoll::add(
+                    &self.epoll,
+                    &self.listener,
+                    epoll::EventData::new_u64(TOKEN_LISTENER),
+                    epoll::EventFlags::IN,
+                )
+                .is_ok()
+            {
+                self.listener_paused_until = None;
+            }
             if self.handoff_at.is_some_and(|t| Instant::now() >= t) {
                 if !matches!(self.phase, Phase::Created | Phase::Running) {
                     self.handoff_at = None;
                 } else if self.handoff_ready() {
                     // Returns only on failure: keep serving in this image.
                     let e = self.handoff();
-                    eprintln!("berth-shim: {e}; continuing without it");
+                    warn!("{e}; continuing without it");
                     self.handoff_at = None;
                 } else {
                     self.handoff_at = Some(Instant::now() + HANDOFF_DELAY);
@@ -482,10 +503,10 @@ impl Shim {
         self.exit = Some(exit.clone());
         let json = serde_json::to_vec(&exit).unwrap_or_default();
         if let Err(e) = replace_file(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
-            eprintln!("berth-shim: write {EXIT_FILE}: {e}");
+            warn!("write {EXIT_FILE}: {e}");
         }
         if let Err(e) = self.backend.delete() {
-            eprintln!("berth-shim: clean up container {}: {e}", self.id);
+            warn!("clean up container {}: {e}", self.id);
         }
         self.phase = Phase::Done;
         self.stdin = None;
@@ -539,8 +560,14 @@ impl Shim {
                     failed = Some(e);
                 }
             });
-            if let Some(e) = failed {
-                eprintln!("berth-shim: write the log of {}: {e}", self.id);
+            // Say it once per failure streak, not once per chunk of output.
+            match failed {
+                Some(e) if !self.log_failing => {
+                    warn!("write the log of {}: {e}", self.id);
+                    self.log_failing = true;
+                }
+                Some(_) => {}
+                None => self.log_failing = false,
             }
         }
         let mut header = None;
@@ -656,7 +683,16 @@ impl Shim {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Out of descriptors or memory: the listener stays readable, so stop
+                    // watching it for a moment instead of spinning.
+                    warn!("accept on {SOCKET_FILE}: {e}");
+                    if epoll::delete(&self.epoll, &self.listener).is_ok() {
+                        self.listener_paused_until = Some(Instant::now() + LISTENER_PAUSE);
+                    }
+                    return;
+                }
             };
             if stream.set_nonblocking(true).is_err() {
                 continue;

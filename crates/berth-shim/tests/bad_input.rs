@@ -182,3 +182,49 @@ fn a_second_shim_for_the_same_directory_is_refused() {
     wait(&f);
     first.wait_shim();
 }
+
+#[test]
+fn a_failing_log_and_a_dead_stderr_do_not_stop_the_shim() {
+    if !require_root("a_failing_log_and_a_dead_stderr_do_not_stop_the_shim") {
+        return;
+    }
+    let mut f = Fixture::new(
+        "deadlog",
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.01; done",
+        ],
+    );
+    let logs = f.top.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    f.cfg.log = Some(berth_shim::LogConfig {
+        path: logs.join("c-json.log"),
+        max_size: 200,
+        max_file: 2,
+    });
+    f.write();
+    // stderr is a pipe whose reader is gone, as when berthd died.
+    let mut child = Command::new(shim_bin())
+        .arg(f.state_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = Guard::new(&f, child.id() as i32);
+    drop(child.stderr.take());
+    berth_shim::Startup::parse(&read_line(child.stdout.as_mut().unwrap())).unwrap();
+    // The log directory disappears: every rotation now fails (and warns into the pipe).
+    std::fs::remove_dir_all(&logs).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(f.client().state().unwrap().status, Status::Running);
+    let mut a = f.client().attach(false, true, false).unwrap().frames();
+    assert!(
+        a.next_frame().unwrap().is_some(),
+        "output still flows to clients"
+    );
+    f.client().kill(9, false).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
+    assert!(child.wait().unwrap().success());
+}

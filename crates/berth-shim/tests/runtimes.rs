@@ -339,12 +339,10 @@ fn the_lean_handoff_keeps_the_container_its_clients_and_its_log() {
     eventually("the shim to hand over to its lean image", || {
         cmdline(shim_pid).contains("--monitor")
     });
-    assert_eq!(
+    eventually("the new image to name itself", || {
         std::fs::read_to_string(format!("/proc/{shim_pid}/comm"))
-            .unwrap()
-            .trim(),
-        "berth-shim"
-    );
+            .is_ok_and(|c| c.trim() == "berth-shim")
+    });
     // Same process, same container, still running and logging.
     let st = f.client().state().unwrap();
     assert_eq!(st.status, Status::Running);

@@ -320,6 +320,8 @@ impl Shim {
         }
         // An exit during the handoff is still pending (or its zombie waits): look now.
         shim.reap();
+        // The state message's decoding is garbage now.
+        berth_sys::process::malloc_trim();
         Ok(shim)
     }
 }

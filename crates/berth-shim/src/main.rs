@@ -39,16 +39,12 @@ impl Channel {
         let is_pipe = std::fs::metadata(fd3)
             .map(|m| m.file_type().is_fifo())
             .unwrap_or(false);
-        let ch = if is_pipe {
-            // A new description of the same pipe; the inherited fd 3 itself becomes
-            // close-on-exec below, so neither reaches the container or the runtime.
-            match std::fs::OpenOptions::new().write(true).open(fd3) {
-                Ok(f) => Channel::Fd3(f),
-                Err(_) => Channel::Stdout,
-            }
-        } else {
-            Channel::Stdout
+        let ch = match is_pipe.then(|| berth_sys::process::take_inherited_fd(3)) {
+            // Ours now: closed right after the line, so berthd also sees EOF.
+            Some(Ok(fd)) => Channel::Fd3(File::from(fd)),
+            _ => Channel::Stdout,
         };
+        // Anything else inherited must not reach the container or the runtime.
         let _ = berth_sys::process::cloexec_from(3);
         ch
     }

@@ -225,7 +225,7 @@ fn startup_line_goes_to_fd_3_when_given_a_pipe_there() {
     if !require_root("startup_line_goes_to_fd_3_when_given_a_pipe_there") {
         return;
     }
-    let f = Fixture::new("fd3", &["true"]);
+    let f = Fixture::new("fd3", &["sleep", "1000"]);
     f.write();
     // bash maps our pipe to fd 3 and stdout to /dev/null, then becomes the shim.
     let mut child = Command::new("bash")
@@ -241,8 +241,19 @@ fn startup_line_goes_to_fd_3_when_given_a_pipe_there() {
     let line = read_line(&mut out);
     let (pid, _) = berth_shim::Startup::parse(&line).unwrap();
     assert!(pid > 0);
+    // The shim closed fd 3 after its line (and the container never had it): EOF while
+    // the container still runs.
+    rustix::io::ioctl_fionbio(&out, true).unwrap();
+    eventually("EOF on the startup pipe", || {
+        matches!(out.read(&mut [0u8; 16]), Ok(0))
+    });
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    assert_eq!(fds, 3, "the container has only stdio");
+    f.client().kill(9, false).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
     assert!(child.wait().unwrap().success());
-    assert_eq!(wait(&f).exit_code, 0);
 }
 
 #[test]

@@ -455,10 +455,25 @@ impl External {
         }
         let pid_file = self.state_dir.join("init.pid");
         let console = self.state_dir.join("console.sock");
+        // A socket path must fit in 108 bytes; a longer one is reached through the state
+        // directory's descriptor (ours under /proc/self, runc's view under /proc/<our pid>).
+        let dir = std::fs::File::open(&self.state_dir)
+            .map_err(|e| ShimError::internal(format!("open {}: {e}", self.state_dir.display())))?;
+        let (bind_at, console_arg) = if console.as_os_str().len() < 100 {
+            (console.clone(), console.clone())
+        } else {
+            use std::os::fd::AsRawFd;
+            let fd = dir.as_raw_fd();
+            let pid = rustix::process::getpid().as_raw_nonzero();
+            (
+                PathBuf::from(format!("/proc/self/fd/{fd}/console.sock")),
+                PathBuf::from(format!("/proc/{pid}/fd/{fd}/console.sock")),
+            )
+        };
         let listener = if cfg.tty {
             let _ = std::fs::remove_file(&console);
             Some(
-                std::os::unix::net::UnixListener::bind(&console)
+                std::os::unix::net::UnixListener::bind(&bind_at)
                     .map_err(|e| ShimError::internal(format!("bind {}: {e}", console.display())))?,
             )
         } else {
@@ -471,7 +486,7 @@ impl External {
             .arg("--pid-file")
             .arg(&pid_file);
         if listener.is_some() {
-            c.arg("--console-socket").arg(&console);
+            c.arg("--console-socket").arg(&console_arg);
             c.stdin(ProcStdio::null())
                 .stdout(ProcStdio::null())
                 .stderr(ProcStdio::null());
@@ -483,6 +498,7 @@ impl External {
         c.arg(&self.id);
         let status = c.status().map_err(|e| self.spawn_error(e))?;
         let _ = std::fs::remove_file(&console);
+        drop(dir);
         if !status.success() {
             return Err(self.failure("create", b""));
         }

@@ -431,3 +431,27 @@ fn a_shim_spawned_from_a_sealed_memfd_hands_over_from_it() {
     assert_eq!(wait(&f).exit_code, 137);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn state_directories_longer_than_a_socket_address_work() {
+    if !require_root("state_directories_longer_than_a_socket_address_work") {
+        return;
+    }
+    let mut f = Fixture::new("longdir", &["sleep", "1000"]);
+    f.use_long_state_dir();
+    let mut r = f.spawn();
+    assert_eq!(f.client().state().unwrap().status, Status::Running);
+    f.client().kill(9, false).unwrap();
+    assert_eq!(wait(&f).exit_code, 137);
+    assert!(r.wait_shim().success());
+
+    // runc with a terminal: its console socket lives there too.
+    let mut f = tty_fixture("longdir-runc", TTY_SCRIPT);
+    if !f.use_runc() {
+        return;
+    }
+    f.use_long_state_dir();
+    let mut r = f.spawn();
+    check_tty_session(&f);
+    assert!(r.wait_shim().success());
+}

@@ -109,6 +109,8 @@ pub fn spec(id: &str, args: &[&str]) -> Value {
 pub struct Fixture {
     pub id: String,
     pub top: tempfile::TempDir,
+    /// The shim's state directory (`<top>/state` unless moved).
+    pub state: PathBuf,
     pub cfg: ShimConfig,
     pub spec: Value,
 }
@@ -132,7 +134,14 @@ impl Fixture {
         });
         cfg.start_now = true;
         let spec = spec(&id, args);
-        Fixture { id, top, cfg, spec }
+        let state = top.path().join("state");
+        Fixture {
+            id,
+            top,
+            state,
+            cfg,
+            spec,
+        }
     }
 
     /// Moves the rootfs to `<top>/lower` and sets up an overlay with upper/work dirs, the
@@ -172,7 +181,20 @@ impl Fixture {
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.top.path().join("state")
+        self.state.clone()
+    }
+
+    /// Moves the state directory to a path longer than a unix socket address can hold.
+    pub fn use_long_state_dir(&mut self) {
+        let long = self
+            .top
+            .path()
+            .join("x".repeat(60))
+            .join("y".repeat(60))
+            .join("state");
+        std::fs::create_dir_all(&long).unwrap();
+        assert!(long.join("shim.sock").as_os_str().len() > 108);
+        self.state = long;
     }
 
     pub fn log_path(&self) -> PathBuf {

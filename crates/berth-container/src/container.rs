@@ -1,7 +1,7 @@
 //! The public API: a [`Runtime`] (a state root) creates and loads [`Container`]s.
 
 use berth_cgroups::{CgroupManager, CgroupPath, Hierarchy};
-use berth_oci::spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
+use berth_oci::spec::runtime::{LinuxResources, Process, Spec};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -657,7 +657,6 @@ impl Container {
         {
             ns_flags |= n.typ() as u32;
         }
-        let _ = LinuxNamespaceType::Mount;
         let cg_path = self.cgroup_path()?;
         let hierarchy = Hierarchy::host()?;
         let cg = hierarchy.manager(&cg_path)?;

@@ -927,7 +927,7 @@ pub(crate) fn kernel_settings(plan: &Plan, procfd: BorrowedFd<'_>) -> CResult<()
     Ok(())
 }
 
-/// Convenience for the exec path (no rootfs work), kept here to share [`err`].
+/// A C string from text that is known to contain no NUL (an empty string otherwise).
 pub(crate) fn cstr(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
 }

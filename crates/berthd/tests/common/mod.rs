@@ -355,20 +355,25 @@ impl Drop for Daemon {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
-        // Test cgroups, deepest first.
+        // Test cgroups, deepest first; shims that were just killed may still hold theirs
+        // for a moment, so retry for up to two seconds.
         let name = self.cgroup_parent.trim_start_matches('/').to_string();
-        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
-            for c in controllers.flatten() {
-                let base = c.path().join(&name);
+        for _ in 0..40 {
+            let mut left = false;
+            let mut bases = vec![Path::new("/sys/fs/cgroup").join(&name)];
+            if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+                bases.extend(controllers.flatten().map(|c| c.path().join(&name)));
+            }
+            for base in bases {
                 if base.is_dir() {
                     remove_cgroup_tree(&base);
+                    left |= base.is_dir();
                 }
             }
-        }
-        let base = Path::new("/sys/fs/cgroup").join(&name);
-        if base.is_dir() {
-            remove_cgroup_tree(&base);
+            if !left {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -12,8 +12,10 @@
 //!   exec'd, so there is nobody to attack the binary, and the copy (milliseconds for a
 //!   binary of several MB) is skipped on this hot path.
 //!
-//! In addition the container's processes are non-dumpable until they exec (see
-//! `berth-container`), so even then only holders of CAP_SYS_PTRACE could open their files.
+//! A binary installed on a read-only mount needs no copy: writes through `/proc/PID/exe`
+//! fail with EROFS (a reopen goes through the same mount, which the container cannot
+//! remount). In addition the container's processes are non-dumpable until they exec (see
+//! `berth-container`), so only holders of CAP_SYS_PTRACE could open their files at all.
 
 use rustix::fs::{MemfdFlags, SealFlags};
 use std::ffi::CString;
@@ -89,6 +91,13 @@ pub fn reexec_sealed() {
         Err(e) => fail("open /proc/self/exe", e),
     };
     if rustix::fs::fcntl_get_seals(&exe).is_ok_and(|s| s.contains(SealFlags::WRITE)) {
+        return;
+    }
+    // Installed on a read-only mount, the binary cannot be written through /proc/PID/exe
+    // either (any reopen goes through the same mount): no copy needed.
+    if rustix::fs::fstatvfs(&exe)
+        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    {
         return;
     }
     let mem = match rustix::fs::memfd_create(

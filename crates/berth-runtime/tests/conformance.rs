@@ -1750,3 +1750,50 @@ conformance!(exec_into_a_user_namespace_container, |rt| {
     );
     assert_ne!(r["namespaces"]["user"], host_ns("user"));
 });
+
+berth_only!(
+    a_runtime_on_a_read_only_mount_needs_no_copy,
+    "runc always copies itself",
+    |rt| {
+        // Bind the binary read-only into a private directory and create from there.
+        let dir = temp_dir("ro-runtime");
+        let ro = dir.path().join("berth-runtime");
+        std::fs::write(&ro, b"").unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["--bind", path_str(&rt.bin()), path_str(&ro)])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _u = Unmount(ro.clone());
+        let st = std::process::Command::new("mount")
+            .args(["-o", "remount,bind,ro", path_str(&ro)])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let ro_rt = Runtime::Berth(ro.clone());
+        let mut b = Bundle::new();
+        b.args(&["/probe", "--quiet"]);
+        let id = unique_id("ro-runtime");
+        let _g = ContainerGuard::new(&ro_rt, &id);
+        let o = ro_rt.create(&b, &id);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pid = ro_rt.state(&id).unwrap()["pid"].as_i64().unwrap();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        assert_eq!(exe, ro, "no memfd copy expected");
+        // Busy while running (ETXTBSY) and, through that mount, read-only for good.
+        let w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/{pid}/exe"));
+        assert!(w.is_err());
+        let f = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+        let vfs = rustix::fs::fstatvfs(&f).unwrap();
+        assert!(vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+        let _ = rt;
+    }
+);

@@ -152,6 +152,7 @@ fn created_container_waits_for_start_and_attach_sees_all_output() {
     assert!(st.started_at.is_none());
     // docker run's order: attach, wait, start.
     let attached = f.client().attach(false, true, true).unwrap();
+    let stdout_only = f.client().attach(false, true, false).unwrap();
     let mut waiters: Vec<Client> = (0..3)
         .map(|_| {
             let mut c = f.client();
@@ -189,6 +190,12 @@ fn created_container_waits_for_start_and_attach_sees_all_output() {
         .collect();
     assert_eq!(out, b"one\n");
     assert_eq!(err, b"two\n");
+    // A second client gets the same output, only the stream it asked for.
+    let (out2, err2) = stdout_only.frames().read_to_end().unwrap();
+    assert_eq!(
+        (out2.as_slice(), err2.as_slice()),
+        (&b"one\n"[..], &b""[..])
+    );
     let exits: Vec<ExitInfo> = waiters
         .iter_mut()
         .map(|c| berth_shim::parse_reply(&c.read_line().unwrap()).unwrap())

@@ -169,6 +169,16 @@ fn runc_kill_and_pause_work_on_the_external_runtime() {
     f.client().resume().unwrap();
     let s = f.client().stats().unwrap();
     assert!(s.pids.contains(&r.pid()), "{:?}", s.pids);
+    // `runc update --resources -` with the JSON on stdin.
+    let res: berth_oci::spec::runtime::LinuxResources =
+        serde_json::from_value(serde_json::json!({"pids": {"limit": 42}})).unwrap();
+    f.client().update(res).unwrap();
+    let max = Path::new("/sys/fs/cgroup/pids")
+        .join(&f.id)
+        .join("pids.max");
+    if max.exists() {
+        assert_eq!(std::fs::read_to_string(max).unwrap().trim(), "42");
+    }
     f.client().kill(9, false).unwrap();
     assert_eq!(wait(&f).exit_code, 137);
     assert!(r.wait_shim().success());

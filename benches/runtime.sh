@@ -25,7 +25,9 @@ echo "== building berth-runtime (static release, as scripts/setup.sh does)"
 LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=/usr/lib/x86_64-linux-gnu \
   CARGO_TARGET_DIR=target/runtime-static cargo build --release --quiet -p berth-runtime \
   --target x86_64-unknown-linux-gnu \
-  --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static","-C","relocation-model=static","-C","strip=symbols"]'
+  --config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static","-C","relocation-model=static","-C","strip=symbols"]' \
+  --config 'profile.release.opt-level="s"' --config 'profile.release.lto="fat"' \
+  --config 'profile.release.codegen-units=1' --config 'profile.release.panic="abort"'
 BERTH=$PWD/target/runtime-static/x86_64-unknown-linux-gnu/release/berth-runtime
 
 # The bundle of the team's harness (shared/bench/fixtures.py "bundle-true"): busybox rootfs,

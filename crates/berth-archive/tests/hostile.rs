@@ -680,3 +680,37 @@ fn walks_over_very_deep_trees_stop_with_an_error() {
     }));
     fs::remove_dir(deep.outside.join("copy")).unwrap();
 }
+
+#[test]
+fn errors_are_classified_for_the_api_boundary() {
+    use berth_oci::errdefs::{Classify, ErrorKind};
+    let sb = Sandbox::new();
+    let err = sb
+        .apply(
+            &Tar::new().file("../x", b"").finish(),
+            WhiteoutMode::Overlay,
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        err.to_string(),
+        "layer entry \"../x\": path escapes the layer root through \"..\""
+    );
+    let err = Error::Entry {
+        entry: "dev/sda".into(),
+        reason: EntryError::DeviceNotPermitted,
+    };
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    let err = sb.apply(b"short", WhiteoutMode::Overlay).unwrap_err();
+    assert!(err.is_truncated(), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let err =
+        berth_archive::write_dir_tar(&sb.dest.join("nope"), std::io::sink(), &Default::default())
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        err.to_string()
+            .contains("nope: opening the directory to archive"),
+        "{err}"
+    );
+}

@@ -809,6 +809,13 @@ conformance!(update_changes_limits, |rt| {
     let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{id}/memory.limit_in_bytes"))
         .unwrap();
     assert_eq!(mem.trim(), "67108864");
+    let u = rt.exec(&["update", "--pids-limit", "50", "--memory", "128m", &id]);
+    assert!(u.status.success(), "{}", stderr(&u));
+    let pids_max = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/pids.max")).unwrap();
+    assert_eq!(pids_max.trim(), "50");
+    let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{id}/memory.limit_in_bytes"))
+        .unwrap();
+    assert_eq!(mem.trim(), (128u64 << 20).to_string());
 });
 
 conformance!(hooks_run_with_state_on_stdin, |rt| {

@@ -337,9 +337,7 @@ impl Staging<'_> {
                     })
                 }
                 Err(err) => {
-                    if let berth_archive::Error::Read(ioe) = &err
-                        && ioe.kind() == io::ErrorKind::UnexpectedEof
-                    {
+                    if err.is_truncated() {
                         return Err(trunc(io::ErrorKind::UnexpectedEof.into()));
                     }
                     unpack_error = Some(ImageError::Layer {

@@ -246,10 +246,7 @@ fn resolve_program(p: &ProcessPlan) -> CResult<CString> {
     if name.contains('/') {
         return match check(name) {
             Ok(()) => Ok(rootfs::cstr(name)),
-            Err(e) => Err(format!(
-                "exec: \"{name}\": stat {name}: {}",
-                std::io::Error::from(e).to_string().to_lowercase()
-            )),
+            Err(e) => Err(format!("exec: \"{name}\": stat {name}: {}", errno_text(e))),
         };
     }
     let path = p.path_env.as_deref().unwrap_or(DEFAULT_PATH);
@@ -269,6 +266,15 @@ fn resolve_program(p: &ProcessPlan) -> CResult<CString> {
         Err(format!(
             "exec: \"{name}\": executable file not found in $PATH"
         ))
+    }
+}
+
+/// An errno's text the way runc (Go) prints it: lowercase, no "(os error N)".
+fn errno_text(e: rustix::io::Errno) -> String {
+    let s = std::io::Error::from(e).to_string().to_lowercase();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 

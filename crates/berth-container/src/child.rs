@@ -246,6 +246,7 @@ fn resolve_program(p: &ProcessPlan) -> CResult<CString> {
     if name.contains('/') {
         return match check(name) {
             Ok(()) => Ok(rootfs::cstr(name)),
+            Err(rustix::io::Errno::ACCESS) => Err(format!("exec: \"{name}\": permission denied")),
             Err(e) => Err(format!("exec: \"{name}\": stat {name}: {}", errno_text(e))),
         };
     }

@@ -1804,3 +1804,28 @@ berth_only!(
         let _ = rt;
     }
 );
+
+// docker turns these messages into exit codes 127 ("not found", "no such file") and 126
+// ("permission denied"), so they must read like runc's.
+conformance!(program_errors_read_like_runc, |rt| {
+    let mut b = Bundle::new();
+    b.args(&["/etc/hostname"]);
+    let err = run_fails(rt, &b, "noexec");
+    assert!(err.contains("permission denied"), "{}: {err}", rt.name());
+    let mut b = Bundle::new();
+    b.args(&["/no/such/file"]);
+    let err = run_fails(rt, &b, "nofile");
+    assert!(
+        err.contains("no such file or directory"),
+        "{}: {err}",
+        rt.name()
+    );
+    let mut b = Bundle::new();
+    b.args(&["no-such-command"]);
+    let err = run_fails(rt, &b, "nocmd");
+    assert!(
+        err.contains("executable file not found in $PATH"),
+        "{}: {err}",
+        rt.name()
+    );
+});

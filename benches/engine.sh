@@ -17,10 +17,11 @@ ROOT=$(pwd)
 BENCH=${BENCH:-$ROOT/../shared/bench}
 PEERS=${PEERS:-docker podman}
 command -v hyperfine >/dev/null || { echo "hyperfine is required (apt-get install hyperfine)"; exit 1; }
+REL=$(readlink -f "${CARGO_TARGET_DIR:-target}")/release
 for b in berth berthd berth-shim; do
-  [ -x "target/release/$b" ] || cargo build --release -q -p berthd -p berth -p berth-shim
+  [ -x "$REL/$b" ] || cargo build --release -q -p berthd -p berth -p berth-shim
 done
-BERTH=$ROOT/target/release/berth
+BERTH=$REL/berth
 
 WORK=$(mktemp -d /tmp/berth-test-enginebench.XXXXXX)
 DPID=""
@@ -47,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== private berthd ($WORK)"
-"$ROOT/target/release/berthd" --data-root "$WORK/data" --exec-root "$WORK/run" \
+"$REL/berthd" --data-root "$WORK/data" --exec-root "$WORK/run" \
   -H "unix://$WORK/berth.sock" --cgroup-parent /berth-test-enginebench \
   --config-file <(echo '{}') >"$WORK/berthd.log" 2>&1 &
 DPID=$!

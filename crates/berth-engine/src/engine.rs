@@ -955,12 +955,50 @@ impl Engine {
                     tracing::warn!(id, "auto-remove failed: {e}");
                 }
             });
+        } else if wants_restart(&rec, code, false) {
+            self.schedule_restart(c.clone(), rec.restart_count);
         }
+    }
+
+    /// Restarts a container by its restart policy after Docker's backoff (100 ms, doubling
+    /// with each restart, at most a minute), unless it was stopped or removed meanwhile.
+    fn schedule_restart(self: &Arc<Self>, c: Arc<Container>, count: i64) {
+        let engine = self.clone();
+        let delay =
+            Duration::from_millis(100u64 << count.clamp(0, 9) as u64).min(Duration::from_secs(60));
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _op = c.op.lock().await;
+            let rec = c.record();
+            if rec.state.status != Status::Exited || rec.manually_stopped || c.life.borrow().removed
+            {
+                return;
+            }
+            if engine.update_record(&c, |r| r.restart_count += 1).is_err() {
+                return;
+            }
+            if let Err(e) = engine.start_locked(&c).await {
+                tracing::warn!(id = %c.id, "restart by policy failed: {e}");
+            }
+        });
     }
 
     // ------------------------------------------------------------------ live restore
 
     async fn restore(self: &Arc<Self>) {
+        self.restore_shims().await;
+        // Restart policies at daemon start: `always` even after a manual stop,
+        // `unless-stopped` and `on-failure` unless stopped by the user.
+        for c in self.all() {
+            let rec = c.record();
+            if rec.state.status == Status::Exited && wants_restart(&rec, rec.state.exit_code, true)
+            {
+                self.schedule_restart(c.clone(), 0);
+            }
+        }
+    }
+
+    async fn restore_shims(self: &Arc<Self>) {
         for c in self.all() {
             let rec = c.record();
             let dir = self.state_dir(&c.id);
@@ -1166,7 +1204,8 @@ impl Engine {
         signal: Option<&str>,
         timeout: Option<i64>,
     ) -> Result<()> {
-        let rec = c.record();
+        // Even a stop that finds the container between two policy restarts ends them.
+        let rec = self.update_record(c, |r| r.manually_stopped = true)?;
         if c.shim_state() == ShimState::Created && rec.state.status == Status::Created {
             // Attached but never started: tear the prepared container down.
             let _ =
@@ -1176,7 +1215,6 @@ impl Engine {
         if !rec.state.status.is_alive() {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
-        self.update_record(c, |r| r.manually_stopped = true)?;
         let sig = match signal {
             Some(s) if !s.is_empty() => parse_signal(s)?,
             _ => match rec.config.stop_signal.as_deref() {
@@ -1239,6 +1277,8 @@ impl Engine {
             )));
         }
         let exits = c.life.borrow().exits;
+        // Docker's restart policies do not apply to a container the user killed.
+        self.update_record(&c, |r| r.manually_stopped = true)?;
         shim::call::<berth_shim::Empty>(
             &self.state_dir(&c.id),
             &Request::Kill {
@@ -1435,6 +1475,7 @@ impl Engine {
                 }
                 let exits = c.life.borrow().exits;
                 let dir = self.state_dir(&c.id);
+                self.update_record(&c, |r| r.manually_stopped = true)?;
                 let _ = shim::call::<berth_shim::Empty>(
                     &dir,
                     &Request::Kill {
@@ -1579,6 +1620,23 @@ impl Engine {
             }
         }
         r
+    }
+}
+
+/// Whether a container's restart policy asks for a restart after it exited with `code`.
+fn wants_restart(rec: &ContainerRecord, code: i64, daemon_start: bool) -> bool {
+    use berth_api::models::RestartPolicyNameEnum as P;
+    let Some(policy) = &rec.host_config.restart_policy else {
+        return false;
+    };
+    match policy.name.unwrap_or(P::EMPTY) {
+        P::ALWAYS => daemon_start || !rec.manually_stopped,
+        P::UNLESS_STOPPED => !rec.manually_stopped,
+        P::ON_FAILURE => {
+            let max = policy.maximum_retry_count.unwrap_or(0);
+            !rec.manually_stopped && code != 0 && (max == 0 || rec.restart_count < max)
+        }
+        _ => false,
     }
 }
 

@@ -515,3 +515,81 @@ fn save_rmi_load_and_events() {
     let df = d.docker_ok(&["system", "df", "--format", "{{.Type}}"]);
     assert!(df.contains("Images"), "{df}");
 }
+
+#[test]
+fn restart_policies_are_applied() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-of",
+        "--restart",
+        "on-failure:2",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    let mut last = String::new();
+    for _ in 0..200 {
+        last = d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "berth-test-of",
+        ]);
+        if last == "2 exited" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(last, "2 exited", "{}", d.log());
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-al",
+        "--restart",
+        "always",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    for _ in 0..200 {
+        let n: i64 = d
+            .docker_ok(&["inspect", "-f", "{{.RestartCount}}", "berth-test-al"])
+            .parse()
+            .unwrap();
+        if n >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        d.docker_ok(&["inspect", "-f", "{{.RestartCount}}", "berth-test-al"])
+            .parse::<i64>()
+            .unwrap()
+            >= 2
+    );
+    // a manual stop ends it
+    d.docker_ok(&["stop", "-t", "1", "berth-test-al"]);
+    let n = d.docker_ok(&["inspect", "-f", "{{.RestartCount}}", "berth-test-al"]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        d.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "berth-test-al"
+        ]),
+        format!("{n} exited")
+    );
+}

@@ -245,7 +245,10 @@ mod tests {
         let err = format!("sha512:{}", "a".repeat(128))
             .parse::<Digest>()
             .unwrap_err();
-        assert!(err.to_string().contains("unsupported digest algorithm \"sha512\""));
+        assert!(
+            err.to_string()
+                .contains("unsupported digest algorithm \"sha512\"")
+        );
         assert!(matches!(
             "../etc/passwd".parse::<Digest>(),
             Err(DigestError::Malformed(_))

@@ -51,6 +51,8 @@ pub struct Flags {
     /// The berth-shim binary (default: next to berthd, then $PATH).
     #[arg(long)]
     pub shim_binary: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 /// The effective settings.
@@ -69,6 +71,8 @@ pub struct Settings {
     pub runtimes: BTreeMap<String, PathBuf>,
     pub log_max_size: Option<String>,
     pub log_max_file: Option<String>,
+    /// TLS for `tcp://` hosts.
+    pub tls: crate::tls::TlsSettings,
 }
 
 const KNOWN_KEYS: [&str; 13] = [
@@ -126,7 +130,9 @@ impl Settings {
         };
         let unknown: Vec<&String> = file
             .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .filter(|k| {
+                !KNOWN_KEYS.contains(&k.as_str()) && !crate::tls::CONFIG_KEYS.contains(&k.as_str())
+            })
             .collect();
         if !unknown.is_empty() {
             bail!(
@@ -196,6 +202,7 @@ impl Settings {
                 })?,
             },
         };
+        let tls = crate::tls::TlsSettings::resolve(&flags.tls, &file, &path)?;
         let group = flags.group.or(str_key(&file, "group", &path)?);
         let cgroup_parent = flags
             .cgroup_parent
@@ -251,11 +258,12 @@ impl Settings {
             runtimes,
             log_max_size,
             log_max_file,
+            tls,
         })
     }
 }
 
-/// The socket path of a `unix://` host.
+/// The socket path of a `unix://` host (`tcp://` hosts: [`crate::tls`]).
 pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = host.strip_prefix("unix://") {
         if p.is_empty() {
@@ -263,12 +271,9 @@ pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
         }
         return Ok(PathBuf::from(p));
     }
-    if host.starts_with("tcp://") {
-        bail!(
-            "{host}: TCP listeners are not supported yet (they will require TLS client authentication); use unix://PATH"
-        );
-    }
-    bail!("invalid host {host:?}: use unix:///path/to/berth.sock")
+    bail!(
+        "invalid host {host:?}: use unix:///path/to/berth.sock or tcp://ADDR:PORT (with --tlsverify)"
+    )
 }
 
 #[cfg(test)]

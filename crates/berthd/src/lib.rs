@@ -5,13 +5,15 @@
 //!   prefixes stripped before routing, versions outside 1.24–1.47 rejected with Docker's
 //!   messages;
 //! - [`error`]: the one mapping from error kinds to HTTP statuses and Docker's error body;
-//! - [`config`]: flags and the `daemon.json`-style config file.
+//! - [`config`]: flags and the `daemon.json`-style config file;
+//! - [`tls`]: `tcp://` listeners, TLS with client certificates only.
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
 pub mod config;
 pub mod error;
 pub mod routes;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -24,6 +26,16 @@ pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     engine: Arc<Engine>,
 ) -> std::io::Result<()> {
+    serve(listener, engine).await
+}
+
+/// Serves the API on any axum listener (unix sockets, [`tls::TlsListener`]) until the future
+/// is dropped.
+pub async fn serve<L>(listener: L, engine: Arc<Engine>) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app =
         tower::util::MapRequestLayer::new(routes::strip_version).layer(routes::router(engine));
     axum::serve(

@@ -113,8 +113,10 @@ fn run(flags: Flags) -> anyhow::Result<()> {
     let sockets: Vec<PathBuf> = s
         .hosts
         .iter()
+        .filter(|h| !berthd::tls::is_tcp(h))
         .map(|h| unix_path(h))
         .collect::<anyhow::Result<_>>()?;
+    let tcp = berthd::tls::TcpListeners::bind(&s.hosts, &s.tls)?;
     let gid = s.group.as_deref().map(group_id).transpose()?;
     let shim = find_shim(s.shim_binary.clone())?;
 
@@ -167,6 +169,7 @@ fn run(flags: Flags) -> anyhow::Result<()> {
             }
             servers.push(tokio::spawn(berthd::serve_unix(listener, engine.clone())));
         }
+        servers.extend(tcp.serve(engine.clone())?);
         berth_sys::fs::atomic_write(
             &s.pidfile,
             format!("{}\n", std::process::id()).as_bytes(),

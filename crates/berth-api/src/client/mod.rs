@@ -1,4 +1,5 @@
-//! A small synchronous HTTP/1.1 client for the Engine API over a unix socket.
+//! A small synchronous HTTP/1.1 client for the Engine API over a unix socket, or over TLS to
+//! a `tcp://` daemon ([`tls`]: client certificates, docker's `--tlsverify` rules).
 //!
 //! One [`Client`] per process; it keeps at most one idle connection for reuse (the CLI issues
 //! a handful of sequential requests; `run` needs three connections at once: the hijacked
@@ -22,28 +23,43 @@
 
 pub mod api;
 pub mod http;
+pub mod tls;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use berth_oci::errdefs::{Classify, ErrorKind};
 
 use self::http::{ChunkedReader, ChunkedWriter, ResponseHead};
+use self::tls::{TlsFlags, TlsOptions, TlsStream};
 use crate::body::ErrorMessage;
+
+/// The port of `tcp://HOST` without one (docker's TLS port).
+pub const DEFAULT_TLS_PORT: u16 = 2376;
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// `unix:///path/to/socket`.
     Unix(PathBuf),
+    /// `tcp://HOST:PORT`, spoken over TLS only (berthd serves nothing else on TCP).
+    Tcp {
+        /// A DNS name or an IP address (without brackets); the daemon's certificate must
+        /// name it when verified.
+        host: String,
+        /// The port (default [`DEFAULT_TLS_PORT`]).
+        port: u16,
+        /// The TLS settings; `None` is refused on connect with the flags to add.
+        tls: Option<TlsOptions>,
+    },
 }
 
 impl Host {
-    /// Parses a host URL: `unix:///run/berth/berth.sock` (or a bare absolute socket path).
-    /// `tcp://` hosts need TLS client authentication, which is not implemented yet.
+    /// Parses a host URL: `unix:///run/berth/berth.sock` (or a bare absolute socket path), or
+    /// `tcp://HOST[:PORT]` (TLS settings are added by [`Host::resolve_with_tls`]).
     pub fn parse(url: &str) -> Result<Host, ClientError> {
         let url = url.trim();
         if let Some(path) = url.strip_prefix("unix://") {
@@ -58,13 +74,22 @@ impl Host {
         if url.starts_with('/') {
             return Ok(Host::Unix(PathBuf::from(url)));
         }
+        if let Some(rest) = url.strip_prefix("tcp://") {
+            let (host, port) = parse_tcp(rest).map_err(|reason| ClientError::InvalidHost {
+                host: url.to_owned(),
+                reason,
+            })?;
+            return Ok(Host::Tcp {
+                host,
+                port,
+                tls: None,
+            });
+        }
         let reason = match url.split_once("://") {
-            Some(("tcp", _)) | Some(("https", _)) | Some(("http", _)) => {
-                "tcp hosts (with TLS client authentication) are not supported yet; use unix://PATH"
-                    .to_owned()
+            Some((scheme, _)) => {
+                format!("unsupported scheme {scheme:?}; use unix://PATH or tcp://HOST:PORT")
             }
-            Some((scheme, _)) => format!("unsupported scheme {scheme:?}; use unix://PATH"),
-            None => "expected unix:///absolute/path/to/socket".to_owned(),
+            None => "expected unix:///absolute/path/to/socket or tcp://HOST:PORT".to_owned(),
         };
         Err(ClientError::InvalidHost {
             host: url.to_owned(),
@@ -74,8 +99,21 @@ impl Host {
 
     /// Chooses the host like the CLI does: the `-H/--host` flag, else `BERTH_HOST`, else
     /// `DOCKER_HOST`, else [`crate::DEFAULT_HOST`]. Empty values count as unset.
+    /// TLS comes from the environment only (`DOCKER_TLS_VERIFY`, ...): see
+    /// [`Host::resolve_with_tls`].
     pub fn resolve(
         flag: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Host, ClientError> {
+        Host::resolve_with_tls(flag, &TlsFlags::default(), env)
+    }
+
+    /// [`Host::resolve`] with the CLI's TLS flags, applied with docker's rules
+    /// ([`TlsFlags::resolve`]) when the chosen host is `tcp://`; unix sockets ignore them
+    /// (nothing is read or checked).
+    pub fn resolve_with_tls(
+        flag: Option<&str>,
+        tls: &TlsFlags,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Host, ClientError> {
         let from_env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
@@ -85,21 +123,83 @@ impl Host {
             .or_else(|| from_env("BERTH_HOST"))
             .or_else(|| from_env("DOCKER_HOST"))
             .unwrap_or_else(|| crate::DEFAULT_HOST.to_owned());
-        Host::parse(&chosen)
+        let mut host = Host::parse(&chosen)?;
+        if let Host::Tcp { tls: slot, .. } = &mut host {
+            *slot = tls
+                .resolve(&env)
+                .map_err(|reason| ClientError::InvalidHost {
+                    host: chosen.trim().to_owned(),
+                    reason,
+                })?;
+            if slot.is_none() {
+                return Err(ClientError::InvalidHost {
+                    host: chosen.trim().to_owned(),
+                    reason: tls::TCP_NEEDS_TLS.to_owned(),
+                });
+            }
+        }
+        Ok(host)
     }
 
-    /// The socket path.
-    pub fn socket_path(&self) -> &Path {
+    /// The socket path of a `unix://` host.
+    pub fn socket_path(&self) -> Option<&Path> {
         match self {
-            Host::Unix(p) => p,
+            Host::Unix(p) => Some(p),
+            Host::Tcp { .. } => None,
         }
     }
+}
+
+/// `HOST[:PORT][/]` of a `tcp://` URL; IPv6 addresses in brackets; an empty host is
+/// 127.0.0.1, a missing port [`DEFAULT_TLS_PORT`].
+fn parse_tcp(rest: &str) -> Result<(String, u16), String> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err("expected tcp://HOST:PORT without a path".into());
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or("unclosed '[' in an IPv6 address")?;
+        match after {
+            "" => (h, None),
+            p => (
+                h,
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or("expected :PORT after the IPv6 address")?,
+                ),
+            ),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err("put IPv6 addresses in brackets: tcp://[::1]:2376".into());
+            }
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    let port = match port {
+        None => DEFAULT_TLS_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("invalid port {p:?}: use a number from 1 to 65535"))?,
+    };
+    let host = if host.is_empty() { "127.0.0.1" } else { host };
+    Ok((host.to_owned(), port))
 }
 
 impl std::fmt::Display for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Host::Unix(p) => write!(f, "unix://{}", p.display()),
+            Host::Tcp { host, port, .. } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            Host::Tcp { host, port, .. } => write!(f, "tcp://{host}:{port}"),
         }
     }
 }
@@ -122,6 +222,12 @@ pub enum ClientError {
     /// The daemon's answer was not valid HTTP or not the JSON we expected.
     #[error("unexpected response from berthd: {0}")]
     Protocol(String),
+    /// The TLS files (`--tlscacert`, `--tlscert`, `--tlskey`) cannot be used.
+    #[error("tls configuration for {host}: {reason}")]
+    TlsConfig { host: String, reason: String },
+    /// The TLS handshake or session failed (a certificate was rejected by either side).
+    #[error("tls with berthd at {host} failed: {error}{}", tls::hint(.error))]
+    Tls { host: String, error: rustls::Error },
 }
 
 fn connect_hint(e: &io::Error) -> String {
@@ -158,6 +264,8 @@ impl Classify for ClientError {
             ClientError::Connect { .. } => ErrorKind::Unavailable,
             ClientError::Io { .. } => ErrorKind::Unavailable,
             ClientError::Protocol(_) => ErrorKind::Internal,
+            ClientError::TlsConfig { .. } => ErrorKind::InvalidArgument,
+            ClientError::Tls { .. } => ErrorKind::Unavailable,
             ClientError::Daemon { status, .. } => match status {
                 304 => ErrorKind::NotModified,
                 400 => ErrorKind::InvalidArgument,
@@ -259,13 +367,81 @@ impl Request {
     }
 }
 
-type Conn = BufReader<UnixStream>;
+/// A connection to the daemon: a unix socket, or a TLS session over TCP. Like
+/// [`UnixStream`], `&Stream` reads and writes, and clones share the connection (one thread
+/// reads while another writes).
+pub struct Stream(StreamKind);
+
+enum StreamKind {
+    Unix(UnixStream),
+    Tls(Arc<TlsStream>),
+}
+
+impl Stream {
+    /// Another handle to the same connection.
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        Ok(Stream(match &self.0 {
+            StreamKind::Unix(s) => StreamKind::Unix(s.try_clone()?),
+            StreamKind::Tls(t) => StreamKind::Tls(Arc::clone(t)),
+        }))
+    }
+
+    /// Closes one or both directions (TLS: `close_notify` before the write side ends).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match &self.0 {
+            StreamKind::Unix(s) => s.shutdown(how),
+            StreamKind::Tls(t) => t.shutdown(how),
+        }
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.0 {
+            StreamKind::Unix(s) => (&*s).read(buf),
+            StreamKind::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &self.0 {
+            StreamKind::Unix(s) => (&*s).write(buf),
+            StreamKind::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+type Conn = BufReader<Stream>;
 
 /// The client. Cheap to share by reference; requests may run from several threads.
 pub struct Client {
     host: Host,
     prefix: String,
     idle: Arc<Mutex<Option<Conn>>>,
+    /// The rustls configuration of a `tcp://` host, built on its first connection.
+    tls_config: OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl Client {
@@ -275,6 +451,7 @@ impl Client {
             host,
             prefix: format!("/v{}", crate::API_VERSION),
             idle: Arc::new(Mutex::new(None)),
+            tls_config: OnceLock::new(),
         }
     }
 
@@ -283,17 +460,61 @@ impl Client {
         &self.host
     }
 
-    fn connect(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(self.host.socket_path()).map_err(|error| ClientError::Connect {
-            host: self.host.to_string(),
-            error,
-        })
+    fn connect(&self) -> Result<Stream, ClientError> {
+        let connect_err = |error: io::Error| match tls_cause(&error) {
+            Some(e) => ClientError::Tls {
+                host: self.host.to_string(),
+                error: e,
+            },
+            None => ClientError::Connect {
+                host: self.host.to_string(),
+                error,
+            },
+        };
+        match &self.host {
+            Host::Unix(path) => UnixStream::connect(path)
+                .map(|s| Stream(StreamKind::Unix(s)))
+                .map_err(connect_err),
+            Host::Tcp { host, port, tls } => {
+                let Some(opts) = tls else {
+                    return Err(ClientError::InvalidHost {
+                        host: self.host.to_string(),
+                        reason: tls::TCP_NEEDS_TLS.to_owned(),
+                    });
+                };
+                let config = match self.tls_config.get() {
+                    Some(c) => Arc::clone(c),
+                    None => {
+                        let c =
+                            tls::client_config(opts).map_err(|reason| ClientError::TlsConfig {
+                                host: self.host.to_string(),
+                                reason,
+                            })?;
+                        Arc::clone(self.tls_config.get_or_init(|| c))
+                    }
+                };
+                let addr = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                TlsStream::connect(&addr, host, config)
+                    .map(|t| Stream(StreamKind::Tls(Arc::new(t))))
+                    .map_err(connect_err)
+            }
+        }
     }
 
     fn io_err(&self, error: io::Error) -> ClientError {
-        ClientError::Io {
-            host: self.host.to_string(),
-            error,
+        match tls_cause(&error) {
+            Some(e) => ClientError::Tls {
+                host: self.host.to_string(),
+                error: e,
+            },
+            None => ClientError::Io {
+                host: self.host.to_string(),
+                error,
+            },
         }
     }
 
@@ -353,8 +574,8 @@ impl Client {
             }
         };
         {
-            let stream = conn.get_mut();
-            let mut w = io::BufWriter::with_capacity(8192, &*stream);
+            let stream = conn.get_ref();
+            let mut w = io::BufWriter::with_capacity(8192, stream);
             let written = (|| -> io::Result<()> {
                 http::write_request_head(&mut w, req.method, &target, &headers, body_len)?;
                 match &mut req.body {
@@ -486,6 +707,11 @@ impl Client {
             multiplexed,
         })
     }
+}
+
+/// The TLS error inside an I/O error from a [`TlsStream`].
+fn tls_cause(e: &io::Error) -> Option<rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>().cloned()
 }
 
 enum BodyKind {
@@ -638,9 +864,9 @@ impl Read for Response {
 /// to `writer`.
 pub struct Hijacked {
     /// The output stream (with any bytes that arrived together with the response head).
-    pub reader: BufReader<UnixStream>,
+    pub reader: BufReader<Stream>,
     /// The input stream.
-    pub writer: UnixStream,
+    pub writer: Stream,
     /// From the response's content type: `Some(true)` multiplexed, `Some(false)` raw,
     /// `None` when the daemon did not say (decide from the container's `Tty`).
     pub multiplexed: Option<bool>,
@@ -680,7 +906,8 @@ mod tests {
         for bad in [
             "unix://",
             "unix://relative",
-            "tcp://1.2.3.4:2376",
+            "tcp://host/path",
+            "tcp://[::1",
             "ssh://x",
             "nonsense",
         ] {
@@ -688,8 +915,10 @@ mod tests {
             assert!(matches!(e, ClientError::InvalidHost { .. }), "{bad}");
             assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         }
-        let e = Host::parse("tcp://1.2.3.4:2376").unwrap_err().to_string();
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(matches!(
+            Host::parse("tcp://1.2.3.4:2376").unwrap(),
+            Host::Tcp { ref host, port: 2376, tls: None } if host == "1.2.3.4"
+        ));
     }
 
     #[test]

@@ -1,0 +1,406 @@
+//! TLS to a `tcp://` daemon: docker's client TLS options turned into a rustls configuration
+//! (ring provider), and a blocking TLS stream that two threads can use at once.
+//!
+//! Nothing here runs for `unix://` hosts: options are resolved only when the chosen host is
+//! `tcp://`, and the rustls configuration is built on the first connection.
+//!
+//! Docker's rules, as its CLI applies them (`cli/flags/options.go`):
+//! - TLS is on with `--tls`, `--tlsverify` (given at all, even `=false`), a non-empty
+//!   `DOCKER_TLS_VERIFY` or a non-empty `DOCKER_TLS` (`BERTH_*` first);
+//! - `--tlsverify` (or `DOCKER_TLS_VERIFY`) verifies the daemon's certificate against the CA
+//!   file only; plain `--tls` encrypts without verifying the daemon (insecure, as docker's);
+//! - files default to `ca.pem`, `cert.pem` and `key.pem` in `$BERTH_CERT_PATH`, else
+//!   `$DOCKER_CERT_PATH`, else `~/.docker`; a default client certificate or key that does not
+//!   exist is left out, a file named by a flag must exist.
+//!
+//! berthd never serves plain TCP, so a `tcp://` host without TLS is refused here with the
+//! flags to add.
+//!
+//! [`TlsStream`] is used by a reader and a writer thread at the same time (attach: output
+//! flows while stdin is copied). rustls connections are not split into halves, so the
+//! connection state sits behind a mutex that is never held across a blocking socket call:
+//! the reader waits for ciphertext on the socket without the lock, then feeds it in; a writer
+//! encrypts under the lock and writes the records after releasing it (one writer at a time,
+//! so records stay in order).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
+
+/// The CLI's TLS flags before docker's defaults are applied (`--tls`, `--tlsverify`,
+/// `--tlscacert`, `--tlscert`, `--tlskey`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFlags {
+    /// `--tls`: use TLS (implied by `--tlsverify`).
+    pub tls: bool,
+    /// `--tlsverify[=BOOL]`: `Some` when given at all (which turns TLS on, as docker's).
+    pub tlsverify: Option<bool>,
+    /// `--tlscacert`: trust only daemons whose certificate this CA signed.
+    pub tlscacert: Option<PathBuf>,
+    /// `--tlscert`: the client certificate (PEM).
+    pub tlscert: Option<PathBuf>,
+    /// `--tlskey`: the client certificate's private key (PEM, unencrypted).
+    pub tlskey: Option<PathBuf>,
+}
+
+/// TLS settings for one `tcp://` host, after docker's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Verify the daemon's certificate against `ca` (`--tlsverify`); false encrypts without
+    /// verifying the daemon (`--tls` alone, insecure).
+    pub verify: bool,
+    /// The CA that signed the daemon's certificate (required when `verify`).
+    pub ca: Option<PathBuf>,
+    /// The client certificate and its key (berthd requires them).
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsFlags {
+    /// Applies docker's rules and defaults (see the module docs); `Ok(None)` when TLS is
+    /// off. `env` looks up environment variables. Touches the file system only to see
+    /// whether the default client certificate and key exist.
+    pub fn resolve(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<TlsOptions>, String> {
+        let set = |name: &str| {
+            env(&format!("BERTH_{name}"))
+                .filter(|v| !v.is_empty())
+                .or_else(|| env(&format!("DOCKER_{name}")).filter(|v| !v.is_empty()))
+        };
+        let verify = self
+            .tlsverify
+            .unwrap_or_else(|| set("TLS_VERIFY").is_some());
+        let tls = self.tls || self.tlsverify.is_some() || verify || set("TLS").is_some();
+        if !tls {
+            return Ok(None);
+        }
+        let dir = set("CERT_PATH").map(PathBuf::from).unwrap_or_else(|| {
+            env("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/"))
+                .join(".docker")
+        });
+        let ca = Some(self.tlscacert.clone().unwrap_or_else(|| dir.join("ca.pem")));
+        let pick = |flag: &Option<PathBuf>, default: &str| match flag {
+            Some(p) => Some(p.clone()),
+            None => Some(dir.join(default)).filter(|p| p.exists()),
+        };
+        let cert = match (
+            pick(&self.tlscert, "cert.pem"),
+            pick(&self.tlskey, "key.pem"),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(c), None) => {
+                return Err(format!(
+                    "client certificate {} has no key: pass --tlskey (or put key.pem next to it in DOCKER_CERT_PATH)",
+                    c.display()
+                ));
+            }
+            (None, Some(k)) => {
+                return Err(format!(
+                    "client key {} has no certificate: pass --tlscert (or put cert.pem next to it in DOCKER_CERT_PATH)",
+                    k.display()
+                ));
+            }
+        };
+        Ok(Some(TlsOptions {
+            verify,
+            ca: if verify { ca } else { None },
+            cert,
+        }))
+    }
+}
+
+/// The message for a `tcp://` host without TLS.
+pub(crate) const TCP_NEEDS_TLS: &str = "berthd serves tcp:// only over TLS with client certificates: add --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem (or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to a directory holding ca.pem, cert.pem and key.pem)";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    // Read first so that a missing file says so (the PEM iterator's error is vaguer).
+    let pem =
+        std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what} {}: invalid PEM: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{what} {}: no CERTIFICATE block found (a PEM certificate is expected)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read client key {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        format!(
+            "client key {}: no usable private key ({e}); an unencrypted PEM key (PKCS#8, RSA or EC) is expected",
+            path.display()
+        )
+    })
+}
+
+/// Builds the rustls client configuration for `opts` (reads the PEM files).
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls setup: {e}"))?;
+    let builder = if opts.verify {
+        let ca = opts
+            .ca
+            .as_deref()
+            .ok_or("--tlsverify needs a CA certificate: pass --tlscacert")?;
+        let mut roots = RootCertStore::empty();
+        for cert in read_certs(ca, "CA certificate")? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA certificate {}: {e}", ca.display()))?;
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(UnverifiedServer(provider)))
+    };
+    let config = match &opts.cert {
+        Some((cert, key)) => {
+            let chain = read_certs(cert, "client certificate")?;
+            let key_der = read_key(key)?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                format!(
+                    "client certificate {} with key {}: {e}",
+                    cert.display(),
+                    key.display()
+                )
+            })?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `--tls` without `--tlsverify`: any daemon certificate is accepted (docker's
+/// `InsecureSkipVerify`); the handshake signatures are still checked.
+#[derive(Debug)]
+struct UnverifiedServer(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for UnverifiedServer {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A hint for a TLS failure, said in terms of the CLI's flags.
+pub(crate) fn hint(e: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::AlertReceived(A::CertificateRequired) | E::NoCertificatesPresented => {
+            " (the daemon requires a client certificate signed by its CA: pass --tlscert and --tlskey)"
+        }
+        E::AlertReceived(A::UnknownCA | A::BadCertificate | A::DecryptError | A::AccessDenied)
+        | E::AlertReceived(A::CertificateUnknown | A::UnsupportedCertificate) => {
+            " (the daemon rejected the client certificate: it must be signed by the CA the daemon trusts)"
+        }
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            " (the daemon's certificate is not signed by the CA given with --tlscacert)"
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            " (the daemon's certificate does not name this host: connect with a name or IP address in its subjectAltName)"
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            " (the daemon's certificate has expired)"
+        }
+        E::InvalidMessage(_) => " (is this a TLS port of berthd?)",
+        _ => "",
+    }
+}
+
+/// A TLS connection over blocking TCP that a reader and a writer thread may share
+/// (see the module docs for the locking).
+pub struct TlsStream {
+    sock: TcpStream,
+    conn: Mutex<ClientConnection>,
+    /// Held by whoever writes ciphertext to the socket, so records stay in order.
+    write_turn: Mutex<()>,
+    /// Held by the reader while it moves ciphertext from the socket into `conn`.
+    read_turn: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl TlsStream {
+    /// Connects to `addr` (`host:port`) and completes the handshake, verifying the daemon as
+    /// `server_name` (a DNS name or IP address).
+    pub fn connect(
+        addr: &str,
+        server_name: &str,
+        config: Arc<ClientConfig>,
+    ) -> io::Result<TlsStream> {
+        let name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{server_name:?} is not a valid DNS name or IP address for TLS"),
+            )
+        })?;
+        let mut sock = TcpStream::connect(addr)?;
+        sock.set_nodelay(true)?;
+        let mut conn = ClientConnection::new(config, name).map_err(tls_error)?;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock)?;
+        }
+        while conn.wants_write() {
+            conn.write_tls(&mut sock)?;
+        }
+        Ok(TlsStream {
+            sock,
+            conn: Mutex::new(conn),
+            write_turn: Mutex::new(()),
+            read_turn: Mutex::new(()),
+        })
+    }
+
+    /// Encrypts `plain` (may be empty: just flush what rustls queued, alerts included) and
+    /// writes the records; returns how much of `plain` was taken.
+    fn send(&self, plain: &[u8]) -> io::Result<usize> {
+        let _turn = lock(&self.write_turn);
+        let mut records = Vec::new();
+        let n = {
+            let mut conn = lock(&self.conn);
+            let n = if plain.is_empty() {
+                0
+            } else {
+                conn.writer().write(plain)?
+            };
+            while conn.wants_write() {
+                conn.write_tls(&mut records)?;
+            }
+            n
+        };
+        (&self.sock).write_all(&records)?;
+        Ok(n)
+    }
+
+    /// Reads plaintext; `Ok(0)` once the daemon closed the session cleanly.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let _turn = lock(&self.read_turn);
+        let mut cipher = [0u8; 8192];
+        loop {
+            match lock(&self.conn).reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                done => return done,
+            }
+            // Wait for ciphertext without holding the connection: a writer may go on.
+            let got = loop {
+                match (&self.sock).read(&mut cipher) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            let mut conn = lock(&self.conn);
+            let mut data = &cipher[..got];
+            let processed = if got == 0 {
+                // Tells rustls about the end of the stream (it decides clean or not).
+                conn.read_tls(&mut data)
+                    .and_then(|_| conn.process_new_packets().map_err(tls_error))
+                    .map(|_| ())
+            } else {
+                (|| {
+                    while !data.is_empty() {
+                        conn.read_tls(&mut data)?;
+                        conn.process_new_packets().map_err(tls_error)?;
+                    }
+                    Ok(())
+                })()
+            };
+            let reply = conn.wants_write();
+            drop(conn);
+            if reply {
+                // Key updates, or the alert for the error below.
+                let _ = self.send(&[]);
+            }
+            processed?;
+        }
+    }
+
+    /// Encrypts and sends `buf`.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.send(buf)
+    }
+
+    /// Half- or fully closes: the write side ends the TLS session with `close_notify` first,
+    /// so the daemon reads a clean end of input.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if how != Shutdown::Read {
+            lock(&self.conn).send_close_notify();
+            self.send(&[])?;
+        }
+        self.sock.shutdown(how)
+    }
+}

@@ -246,7 +246,7 @@ pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<Bo
             }
         }
         Forked::Parent { pid: helper, .. } => {
-            let r = parent_end.recv();
+            let r = parent_end.recv_pid();
             reap(helper);
             match r.map_err(|e| Error::io("sync with the namespace helper", e))? {
                 Some(Msg::Pid(p)) => Ok(decode_pid(p)),
@@ -323,7 +323,7 @@ pub(crate) fn fork_exec(
         }
         Forked::Parent { pid: helper, .. } => {
             drop(common);
-            let r = parent_end.recv();
+            let r = parent_end.recv_pid();
             reap(helper);
             match r.map_err(|e| Error::io("sync with the namespace helper", e))? {
                 Some(Msg::Pid(p)) => Ok(decode_pid(p)),

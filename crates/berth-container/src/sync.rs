@@ -15,12 +15,19 @@
 //!                                      ◀── Ready            (all set; next is the exec fifo / execve)
 //!                                      ◀── Error(text)      (at any point; the child exits)
 //! ```
+//!
+//! With an intermediate (namespace helper), the helper and the process it cloned share the
+//! channel, and nothing orders the helper's `Pid` before the new process's first messages:
+//! a helper preempted right after `clone` lets the process send its `Pty` (or `NeedHooks`,
+//! `Listener`) first. [`Channel::recv_pid`] keeps such early messages for the next `recv`.
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::net::{
     AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 
@@ -50,6 +57,8 @@ const LISTENER: u8 = 8;
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
+    /// Messages received ahead of the one a caller waited for (see `recv_pid`).
+    early: RefCell<VecDeque<Msg>>,
 }
 
 /// A connected pair (parent end, child end).
@@ -60,10 +69,17 @@ pub fn pair() -> io::Result<(Channel, Channel)> {
         SocketFlags::CLOEXEC,
         None,
     )?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel::new(a), Channel::new(b)))
 }
 
 impl Channel {
+    fn new(fd: OwnedFd) -> Channel {
+        Channel {
+            fd,
+            early: RefCell::default(),
+        }
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -120,8 +136,29 @@ impl Channel {
         }
     }
 
+    /// Waits for the namespace helper's report: `Pid`, or `Error`, or `None` at end-of-file.
+    /// Messages the cloned process sent before it (it shares the channel and may run ahead
+    /// of the helper) are kept, in order, for the following `recv` calls.
+    pub fn recv_pid(&self) -> io::Result<Option<Msg>> {
+        loop {
+            match self.recv_wire()? {
+                Some(m @ (Msg::Pty(_) | Msg::Listener(_) | Msg::NeedHooks | Msg::Ready)) => {
+                    self.early.borrow_mut().push_back(m)
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// Receives one message; `Ok(None)` at end-of-file (the peer exec'd or exited).
     pub fn recv(&self) -> io::Result<Option<Msg>> {
+        if let Some(m) = self.early.borrow_mut().pop_front() {
+            return Ok(Some(m));
+        }
+        self.recv_wire()
+    }
+
+    fn recv_wire(&self) -> io::Result<Option<Msg>> {
         let mut buf = vec![0u8; 65536];
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
@@ -183,5 +220,33 @@ mod tests {
         assert!(matches!(b.recv().unwrap(), Some(Msg::Pty(_))));
         drop(a);
         assert!(b.recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn messages_sent_before_the_pid_are_kept_in_order() {
+        // The cloned process (pty, hooks request) ran ahead of the helper's pid report.
+        let (parent, child) = pair().unwrap();
+        let (r, _w) = rustix::pipe::pipe().unwrap();
+        child.send(&Msg::Pty(r)).unwrap();
+        child.send(&Msg::NeedHooks).unwrap();
+        child.send(&Msg::Pid(-77)).unwrap();
+        child.send(&Msg::Ready).unwrap();
+        assert!(matches!(parent.recv_pid().unwrap(), Some(Msg::Pid(-77))));
+        assert!(matches!(parent.recv().unwrap(), Some(Msg::Pty(_))));
+        assert!(matches!(parent.recv().unwrap(), Some(Msg::NeedHooks)));
+        assert!(matches!(parent.recv().unwrap(), Some(Msg::Ready)));
+        drop(child);
+        assert!(parent.recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn an_error_before_the_pid_is_reported() {
+        let (parent, child) = pair().unwrap();
+        child
+            .send(&Msg::Error("join the container's namespaces: EPERM".into()))
+            .unwrap();
+        assert!(matches!(parent.recv_pid().unwrap(), Some(Msg::Error(s)) if s.contains("EPERM")));
+        drop(child);
+        assert!(parent.recv_pid().unwrap().is_none());
     }
 }

@@ -1829,3 +1829,66 @@ conformance!(program_errors_read_like_runc, |rt| {
         rt.name()
     );
 });
+
+berth_only!(
+    exec_with_tty_under_load_always_reports_the_pid,
+    "regression test for a race in berth's namespace helper (the exec'd process's pty could \
+     reach the runtime before the helper's pid message)",
+    |rt| {
+        use std::os::unix::net::UnixListener;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut b = Bundle::new();
+        b.args(&["/probe", "--quiet", "--sleep", "60"]);
+        let id = unique_id("exectty-load");
+        let _g = ContainerGuard::new(rt, &id);
+        assert!(rt.create(&b, &id).status.success());
+        assert!(rt.exec(&["start", &id]).status.success());
+        // Busy threads keep both cores loaded so the helper is often preempted between
+        // cloning the process and reporting its pid, which is when the race shows.
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners: Vec<_> = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let dir = temp_dir("exec-load");
+        let mut failures = Vec::new();
+        for i in 0..60 {
+            let sock = dir.path().join(format!("c{i}.sock"));
+            let listener = UnixListener::bind(&sock).unwrap();
+            let receiver = std::thread::spawn(move || {
+                let (conn, _) = listener.accept().unwrap();
+                recv_fd(&conn)
+            });
+            let o = rt.exec(&[
+                "exec",
+                "--tty",
+                "--detach",
+                "--console-socket",
+                path_str(&sock),
+                &id,
+                "/probe",
+                "--quiet",
+            ]);
+            if o.status.success() {
+                drop(receiver.join().unwrap());
+            } else {
+                failures.push(format!("exec {i}: {}", stderr(&o)));
+                // Unblock the receiver thread.
+                drop(std::os::unix::net::UnixStream::connect(&sock));
+                drop(receiver.join());
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for s in spinners {
+            s.join().unwrap();
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
+);

@@ -15,10 +15,12 @@ use crate::commands::{
     arg_required_else_help = true
 )]
 pub struct Cli {
-    /// Daemon socket to connect to (unix:///path); default $BERTH_HOST, $DOCKER_HOST or
-    /// unix:///run/berth/berth.sock
+    /// Daemon socket to connect to (unix:///path, or tcp://HOST:PORT with --tlsverify);
+    /// default $BERTH_HOST, $DOCKER_HOST or unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true, value_name = "HOST")]
     pub host: Option<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Enable debug mode
     #[arg(short = 'D', long = "debug", global = true)]
     pub debug: bool,
@@ -27,6 +29,46 @@ pub struct Cli {
     pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// docker's TLS options for `tcp://` hosts (used only when the host is `tcp://`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Use TLS; implied by --tlsverify (default $BERTH_TLS or $DOCKER_TLS)
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// Use TLS and verify the remote (default $BERTH_TLS_VERIFY or $DOCKER_TLS_VERIFY)
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem, ~/.docker/ca.pem)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file (default $DOCKER_CERT_PATH/cert.pem, ~/.docker/cert.pem)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file (default $DOCKER_CERT_PATH/key.pem, ~/.docker/key.pem)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub tlskey: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The client library's form of these flags.
+    pub fn to_flags(&self) -> berth_api::client::tls::TlsFlags {
+        berth_api::client::tls::TlsFlags {
+            tls: self.tls,
+            tlsverify: self.tlsverify,
+            tlscacert: self.tlscacert.clone(),
+            tlscert: self.tlscert.clone(),
+            tlskey: self.tlskey.clone(),
+        }
+    }
 }
 
 /// The verbs.

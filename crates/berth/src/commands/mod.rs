@@ -61,8 +61,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             StatusError::new(125, "berth: a command is required; see 'berth --help'").into(),
         );
     };
-    let host = Host::resolve(cli.host.as_deref(), |k| std::env::var(k).ok())
-        .map_err(|e| StatusError::new(125, e.to_string()))?;
+    let host = Host::resolve_with_tls(cli.host.as_deref(), &cli.tls.to_flags(), |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| StatusError::new(125, e.to_string()))?;
     let ctx = Ctx {
         client: Client::new(host),
         debug: cli.debug,

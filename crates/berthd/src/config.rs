@@ -24,7 +24,8 @@ pub struct Flags {
     /// Root of runtime state (socket, pid file, shim state).
     #[arg(long)]
     pub exec_root: Option<PathBuf>,
-    /// Where to listen: unix:///path/to/socket (repeatable).
+    /// Where to listen: unix:///path/to/socket, or tcp://ADDR:PORT with --tlsverify
+    /// (repeatable).
     #[arg(short = 'H', long = "host")]
     pub hosts: Vec<String>,
     /// The pid file (default: <exec-root>/berthd.pid).

@@ -40,6 +40,9 @@ pub const DEFAULT_PORT: u16 = 2376;
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a refused client may take to close its side (see [`close_gently`]).
+const LINGER: Duration = Duration::from_secs(2);
+
 /// dockerd's TLS flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsFlags {
@@ -329,11 +332,15 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let handshake = acceptor.accept(tcp).into_fallible();
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(tls)) => {
                     let _ = ready.send((tls, peer)).await;
                 }
-                Ok(Err(e)) => tracing::warn!("tls handshake with {peer} failed: {e}"),
+                Ok(Err((e, tcp))) => {
+                    tracing::warn!("tls handshake with {peer} failed: {e}");
+                    close_gently(tcp).await;
+                }
                 Err(_) => tracing::warn!(
                     "tls handshake with {peer} took longer than {}s: closed",
                     HANDSHAKE_TIMEOUT.as_secs()
@@ -341,6 +348,19 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Closes a refused connection so that the client reads the TLS alert rustls sent. A TLS 1.3
+/// client learns that its certificate was refused only after it sent its request; if that
+/// request were still unread when the socket closes, the kernel would answer with a reset and
+/// the client would see "connection reset" instead of the alert. So: end our side, then read
+/// and drop what the client sends until it closes too (at most [`LINGER`]).
+async fn close_gently(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Connections whose handshake (client certificate included) succeeded, as axum's listener.

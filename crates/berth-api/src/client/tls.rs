@@ -10,8 +10,9 @@
 //! - `--tlsverify` (or `DOCKER_TLS_VERIFY`) verifies the daemon's certificate against the CA
 //!   file only; plain `--tls` encrypts without verifying the daemon (insecure, as docker's);
 //! - files default to `ca.pem`, `cert.pem` and `key.pem` in `$BERTH_CERT_PATH`, else
-//!   `$DOCKER_CERT_PATH`, else `~/.docker`; a default client certificate or key that does not
-//!   exist is left out, a file named by a flag must exist.
+//!   `$DOCKER_CERT_PATH`, else docker's config directory (`$DOCKER_CONFIG`, else
+//!   `~/.docker`); a default client certificate or key that does not exist is left out, a
+//!   file named by a flag must exist.
 //!
 //! berthd never serves plain TCP, so a `tcp://` host without TLS is refused here with the
 //! flags to add.
@@ -82,13 +83,16 @@ impl TlsFlags {
         if !tls {
             return Ok(None);
         }
-        let dir = set("CERT_PATH").map(PathBuf::from).unwrap_or_else(|| {
-            env("HOME")
-                .filter(|h| !h.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/"))
-                .join(".docker")
-        });
+        let dir = set("CERT_PATH")
+            .or_else(|| env("DOCKER_CONFIG").filter(|v| !v.is_empty()))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                env("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/"))
+                    .join(".docker")
+            });
         let ca = Some(self.tlscacert.clone().unwrap_or_else(|| dir.join("ca.pem")));
         let pick = |flag: &Option<PathBuf>, default: &str| match flag {
             Some(p) => Some(p.clone()),
@@ -402,5 +406,187 @@ impl TlsStream {
             self.send(&[])?;
         }
         self.sock.shutdown(how)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientError, Host};
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn tls_is_off_unless_asked_for() {
+        let off = TlsFlags::default().resolve(env(&[("HOME", "/h")])).unwrap();
+        assert_eq!(off, None);
+        // Empty variables count as unset, as docker's.
+        let off = TlsFlags::default()
+            .resolve(env(&[("DOCKER_TLS_VERIFY", ""), ("DOCKER_TLS", "")]))
+            .unwrap();
+        assert_eq!(off, None);
+    }
+
+    #[test]
+    fn docker_rules_for_verify_and_default_files() {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-tls")
+            .tempdir()
+            .unwrap();
+        let d = dir.path().to_str().unwrap().to_owned();
+        // DOCKER_TLS_VERIFY with DOCKER_CERT_PATH: CA from there; no client files there yet.
+        let o = TlsFlags::default()
+            .resolve(env(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &d)]))
+            .unwrap()
+            .unwrap();
+        assert!(o.verify);
+        assert_eq!(o.ca, Some(dir.path().join("ca.pem")));
+        assert_eq!(o.cert, None);
+        // Once cert.pem and key.pem exist they are used; BERTH_CERT_PATH wins.
+        std::fs::write(dir.path().join("cert.pem"), "").unwrap();
+        std::fs::write(dir.path().join("key.pem"), "").unwrap();
+        let o = TlsFlags::default()
+            .resolve(env(&[
+                ("BERTH_TLS_VERIFY", "1"),
+                ("BERTH_CERT_PATH", &d),
+                ("DOCKER_CERT_PATH", "/nonexistent"),
+            ]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            o.cert,
+            Some((dir.path().join("cert.pem"), dir.path().join("key.pem")))
+        );
+        // DOCKER_CONFIG, then ~/.docker, when no cert path is set.
+        let o = TlsFlags::default()
+            .resolve(env(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CONFIG", &d)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.ca, Some(dir.path().join("ca.pem")));
+        let o = TlsFlags::default()
+            .resolve(env(&[("DOCKER_TLS_VERIFY", "1"), ("HOME", "/h")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.ca, Some(PathBuf::from("/h/.docker/ca.pem")));
+        // --tlsverify=false still means TLS (docker's flags.Changed rule), unverified.
+        let flags = TlsFlags {
+            tlsverify: Some(false),
+            ..Default::default()
+        };
+        let o = flags
+            .resolve(env(&[("DOCKER_TLS_VERIFY", "1"), ("HOME", "/h")]))
+            .unwrap()
+            .unwrap();
+        assert!(!o.verify);
+        assert_eq!(o.ca, None);
+        // --tls alone: encrypted, daemon unverified.
+        let flags = TlsFlags {
+            tls: true,
+            ..Default::default()
+        };
+        assert!(
+            !flags
+                .resolve(env(&[("HOME", "/h")]))
+                .unwrap()
+                .unwrap()
+                .verify
+        );
+        // A certificate without its key is an error naming the flag to add.
+        let flags = TlsFlags {
+            tlsverify: Some(true),
+            tlscert: Some("/c/cert.pem".into()),
+            ..Default::default()
+        };
+        let e = flags.resolve(env(&[("HOME", "/h")])).unwrap_err();
+        assert!(
+            e.starts_with("client certificate /c/cert.pem has no key: pass --tlskey"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tcp_hosts_need_tls_and_parse_like_docker() {
+        let tcp = |s: &str| match Host::parse(s) {
+            Ok(Host::Tcp { host, port, .. }) => Ok((host, port)),
+            Ok(other) => panic!("{s}: {other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(tcp("tcp://10.0.0.1:2375"), Ok(("10.0.0.1".into(), 2375)));
+        assert_eq!(tcp("tcp://example.org"), Ok(("example.org".into(), 2376)));
+        assert_eq!(tcp("tcp://:9/"), Ok(("127.0.0.1".into(), 9)));
+        assert_eq!(tcp("tcp://[::1]:7"), Ok(("::1".into(), 7)));
+        assert_eq!(tcp("tcp://[::1]"), Ok(("::1".into(), 2376)));
+        for (bad, why) in [
+            ("tcp://h:0", "invalid port \"0\""),
+            ("tcp://h:x", "invalid port \"x\""),
+            ("tcp://::1:5", "put IPv6 addresses in brackets"),
+            ("tcp://[::1]5", "expected :PORT after the IPv6 address"),
+        ] {
+            let e = tcp(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert_eq!(
+            Host::Tcp {
+                host: "::1".into(),
+                port: 7,
+                tls: None
+            }
+            .to_string(),
+            "tcp://[::1]:7"
+        );
+        // Without TLS a tcp:// host is refused before any connection, saying what to add.
+        let e = Host::resolve_with_tls(
+            Some("tcp://127.0.0.1:1"),
+            &TlsFlags::default(),
+            env(&[("HOME", "/h")]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ClientError::InvalidHost { .. }));
+        assert!(e.to_string().contains(TCP_NEEDS_TLS), "{e}");
+        // TLS settings are not even looked at for unix sockets.
+        let broken = TlsFlags {
+            tlsverify: Some(true),
+            tlscert: Some("/only/a/cert.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Host::resolve_with_tls(Some("unix:///x.sock"), &broken, env(&[])).unwrap(),
+            Host::Unix("/x.sock".into())
+        );
+        let e = Host::resolve_with_tls(Some("tcp://h"), &broken, env(&[])).unwrap_err();
+        assert!(e.to_string().contains("has no key"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_files_are_named() {
+        let opts = TlsOptions {
+            verify: true,
+            ca: Some("/nonexistent/berth-test/ca.pem".into()),
+            cert: None,
+        };
+        let e = client_config(&opts).unwrap_err();
+        assert!(
+            e.starts_with("cannot read CA certificate /nonexistent/berth-test/ca.pem:"),
+            "{e}"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-tls")
+            .tempdir()
+            .unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not a certificate\n").unwrap();
+        let opts = TlsOptions {
+            verify: true,
+            ca: Some(junk.clone()),
+            cert: None,
+        };
+        let e = client_config(&opts).unwrap_err();
+        assert!(e.contains("no CERTIFICATE block found"), "{e}");
     }
 }

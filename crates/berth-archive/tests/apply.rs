@@ -496,3 +496,89 @@ fn archives_written_by_gnu_tar_apply_like_gnu_tar_extracts_them() {
         }
     }
 }
+
+/// The applier skips `chown` for new entries that already have the header's owner; entries
+/// whose group would come from a setgid directory, existing directories, and destinations
+/// that are not empty must still get exactly the header's owner.
+#[test]
+fn owners_are_exact_when_chown_is_skipped() {
+    use std::os::unix::fs::chown;
+    if !common::is_root() {
+        eprintln!("skipped: needs root for ownership");
+        return;
+    }
+    let owner = |p: &Path| {
+        let st = fs::symlink_metadata(p).unwrap();
+        (st.uid(), st.gid())
+    };
+    // A setgid directory of the layer: entries created below it take its group unless
+    // chowned, so root-owned (0:0) children must be chowned back to group 0.
+    let sb = Sandbox::new();
+    let mut t = Tar::new();
+    t.file("first", b"before any setgid directory");
+    let mut s = Spec::new(b"sg/", b'5');
+    s.mode = 0o2775;
+    s.uid = 1234;
+    s.gid = 5678;
+    t.spec(s);
+    t.file("sg/file", b"x");
+    t.symlink("sg/link", "file");
+    t.fifo("sg/fifo");
+    t.dir("sg/sub");
+    t.file("sg/sub/deep", b"y");
+    t.file("later", b"after the setgid directory");
+    // A directory met twice: the second header's owner wins.
+    let mut s = Spec::new(b"twice/", b'5');
+    s.uid = 1000;
+    s.gid = 1000;
+    t.spec(s);
+    t.dir("twice");
+    apply_layer(&t.finish()[..], &sb.dest, &opts(WhiteoutMode::Overlay)).unwrap();
+    let d = &sb.dest;
+    assert_eq!(owner(&d.join("sg")), (1234, 5678));
+    for p in [
+        "first",
+        "sg/file",
+        "sg/link",
+        "sg/fifo",
+        "sg/sub",
+        "sg/sub/deep",
+        "later",
+        "twice",
+    ] {
+        assert_eq!(owner(&d.join(p)), (0, 0), "{p}");
+    }
+    assert_eq!(
+        fs::metadata(d.join("sg/sub")).unwrap().mode() & 0o7777,
+        0o755,
+        "the header's mode, not the inherited setgid bit"
+    );
+
+    // A destination that is setgid itself, or already holds a setgid directory (applying
+    // onto an existing root filesystem): every entry is chowned.
+    for pre_existing in [false, true] {
+        let sb = Sandbox::new();
+        let dir = if pre_existing {
+            let p = sb.dest.join("pre");
+            fs::create_dir(&p).unwrap();
+            p
+        } else {
+            sb.dest.clone()
+        };
+        chown(&dir, Some(0), Some(4321)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o2775)).unwrap();
+        let tar = Tar::new()
+            .file("pre/a", b"a")
+            .symlink("pre/l", "a")
+            .dir("pre/d")
+            .finish();
+        apply_layer(&tar[..], &sb.dest, &opts(WhiteoutMode::Delete)).unwrap();
+        for p in ["pre/a", "pre/l", "pre/d"] {
+            assert_eq!(
+                owner(&sb.dest.join(p)),
+                (0, 0),
+                "{p} (pre-existing {pre_existing})"
+            );
+        }
+    }
+}

@@ -3,6 +3,8 @@
 # run) vs skopeo, on the same ~165 MB multi-layer docker-archive (fixtures.py's fat.tar:
 # 6 layers, ~8000 small files, 96 MB random, 16 MB zeros, 16 MB text), side by side in one
 # hyperfine run each, then medians and ratios. Also peak RSS of a 1 GB single-layer load.
+# Berth is measured twice: the product path (`berth load -i` / `berth save -o` through a
+# PRIVATE berthd started for this run) and the library alone (the berth-image example tool).
 #
 #   benches/images.sh                 HF_RUNS=5 HF_WARMUP=1 BENCH_WORK=/tmp/berth-bench
 #   NO_DOCKER=1 benches/images.sh     skip docker (e.g. when docker.io is not installed)
@@ -27,16 +29,24 @@ echo "== fixtures ($WORK)"
 BENCH_WORK=$WORK python3 "$SHARED/bench/fixtures.py" >/dev/null
 TAR=$WORK/images/fat.tar
 echo "== build (release)"
-cargo build --release --quiet -p berth-image --example berth-image
-TOOL=${CARGO_TARGET_DIR:-$REPO/target}/release/examples/berth-image
+cargo build --release --quiet -p berth-image --example berth-image -p berthd -p berth
+REL=${CARGO_TARGET_DIR:-$REPO/target}/release
+TOOL=$REL/examples/berth-image
 BROOT=$(mktemp -d /tmp/berth-bench-store.XXXXXX)
 SCRATCH=$(mktemp -d /tmp/berth-bench-dockerd.XXXXXX)
+BD=$(mktemp -d /tmp/berth-bench-berthd.XXXXXX)
 BRIDGE=berthbench0
 DOCKERD_PID=
+BERTHD_PID=
 OWN_BRIDGE=
 
 cleanup() {
   set +e
+  if [ -n "$BERTHD_PID" ]; then
+    kill -TERM "$BERTHD_PID" 2>/dev/null
+    for _ in $(seq 1 300); do kill -0 "$BERTHD_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$BERTHD_PID" 2>/dev/null
+  fi
   if [ -n "$DOCKERD_PID" ]; then
     kill -TERM "$DOCKERD_PID" 2>/dev/null
     for _ in $(seq 1 300); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.1; done
@@ -45,9 +55,26 @@ cleanup() {
   # dockerd stops its own containerd; leave no mounts of the private data root behind.
   grep -o " $SCRATCH[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount 2>/dev/null
   [ -n "$OWN_BRIDGE" ] && ip link del "$BRIDGE" 2>/dev/null
-  rm -rf "$SCRATCH" "$BROOT" "$WORK"/out-* "$WORK"/skopeo-oci "$WORK"/big1g.tar
+  rm -rf "$SCRATCH" "$BROOT" "$BD" "$WORK"/out-* "$WORK"/skopeo-oci "$WORK"/big1g.tar
 }
 trap cleanup EXIT
+
+echo "== private berthd ($BD)"
+"$REL/berthd" --data-root "$BD/data" --exec-root "$BD/run" -H "unix://$BD/sock" \
+  --config-file <(echo '{}') >"$BD/berthd.log" 2>&1 &
+BERTHD_PID=$!
+BERTH="$REL/berth -H unix://$BD/sock"
+for _ in $(seq 1 600); do $BERTH version >/dev/null 2>&1 && break; sleep 0.1; done
+$BERTH version >/dev/null || { tail "$BD/berthd.log"; exit 1; }
+# berthd deletes removed layers on a helper thread (rename to trash/, then unlink); on a
+# `discard`-mounted disk that takes seconds. A load run starts once that is done, as after
+# the library tool's `rmi` (it waits before exiting) and docker's (synchronous) rmi.
+# BERTH_NO_TRASH_WAIT=1 skips the wait: back-to-back `rmi -f` and `load`, as a user would.
+printf '#!/bin/sh\n%s rmi -f %s >/dev/null 2>&1\n' "$BERTH" "$IMG" >"$BD/prep-load.sh"
+[ "${BERTH_NO_TRASH_WAIT:-}" = 1 ] ||
+  printf 'while [ -n "$(ls -A %s)" ]; do sleep 0.05; done\n' "$BD/data/trash" >>"$BD/prep-load.sh"
+echo sync >>"$BD/prep-load.sh"
+chmod +x "$BD/prep-load.sh"
 
 DOCKER=
 if [ -z "${NO_DOCKER:-}" ] && command -v dockerd >/dev/null; then
@@ -72,22 +99,26 @@ cat "$TAR" >/dev/null # the archive is read from the page cache by everyone
 
 echo "== load ($TAR, $(du -m "$TAR" | cut -f1) MB)"
 args=(--runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/images-load.json" --style basic)
-args+=(--prepare "$TOOL --root $BROOT rmi -f $IMG >/dev/null 2>&1; sync" -n berth "$TOOL --root $BROOT load -i $TAR")
+args+=(--prepare "$BD/prep-load.sh" -n berth "$BERTH load -q -i $TAR")
+args+=(--prepare "$TOOL --root $BROOT rmi -f $IMG >/dev/null 2>&1; sync" -n berth-lib "$TOOL --root $BROOT load -i $TAR")
 [ -n "$DOCKER" ] && args+=(--prepare "$DOCKER rmi -f $IMG >/dev/null 2>&1; sync" -n docker "$DOCKER load -q -i $TAR")
 args+=(--prepare "rm -rf $WORK/skopeo-oci; sync" -n skopeo "skopeo copy -q docker-archive:$TAR oci:$WORK/skopeo-oci:fat")
 hyperfine "${args[@]}"
 
 # Leave the image loaded everywhere for the save runs.
 $TOOL --root "$BROOT" load -i "$TAR" >/dev/null
+$BERTH image inspect $IMG >/dev/null 2>&1 || $BERTH load -q -i "$TAR" >/dev/null
 [ -n "$DOCKER" ] && { $DOCKER image inspect $IMG >/dev/null 2>&1 || $DOCKER load -q -i "$TAR" >/dev/null; }
 [ -d "$WORK/skopeo-oci" ] || skopeo copy -q "docker-archive:$TAR" "oci:$WORK/skopeo-oci:fat"
 
 echo "== save"
 args=(--runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/images-save.json" --style basic)
-args+=(--prepare "rm -f $WORK/out-berth.tar; sync" -n berth "$TOOL --root $BROOT save -o $WORK/out-berth.tar $IMG")
+args+=(--prepare "rm -f $WORK/out-berth.tar; sync" -n berth "$BERTH save -o $WORK/out-berth.tar $IMG")
+args+=(--prepare "rm -f $WORK/out-lib.tar; sync" -n berth-lib "$TOOL --root $BROOT save -o $WORK/out-lib.tar $IMG")
 [ -n "$DOCKER" ] && args+=(--prepare "rm -f $WORK/out-docker.tar; sync" -n docker "$DOCKER save -o $WORK/out-docker.tar $IMG")
 args+=(--prepare "rm -f $WORK/out-skopeo.tar; sync" -n skopeo "skopeo copy -q oci:$WORK/skopeo-oci:fat docker-archive:$WORK/out-skopeo.tar:$IMG")
 hyperfine "${args[@]}"
+cmp "$WORK/out-berth.tar" "$WORK/out-lib.tar" && echo "berth save through berthd = library save, byte for byte"
 
 echo "== memory"
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
@@ -135,14 +166,15 @@ python3 - "$WORK/images-load.json" "$WORK/images-save.json" <<PY
 import json, sys
 for path, op, target in ((sys.argv[1], "load", 0.25), (sys.argv[2], "save", 0.25)):
     res = {r["command"]: r["median"] for r in json.load(open(path))["results"]}
-    b = res["berth"]
-    line = f"{op:5s} berth {b:6.3f} s"
-    for peer in ("docker", "skopeo"):
-        if peer in res:
-            line += f" | {peer} {res[peer]:6.3f} s  ratio {b / res[peer]:5.2f}"
-    if "docker" in res:
-        line += f"  (target <= {target} x docker: {'met' if b / res['docker'] <= target else 'NOT met'})"
-    print(line)
+    for who in ("berth", "berth-lib"):
+        b = res[who]
+        line = f"{op:5s} {who:9s} {b:6.3f} s"
+        for peer in ("docker", "skopeo"):
+            if peer in res:
+                line += f" | {peer} {res[peer]:6.3f} s  ratio {b / res[peer]:5.2f}"
+        if "docker" in res:
+            line += f"  (target <= {target} x docker: {'met' if b / res['docker'] <= target else 'NOT met'})"
+        print(line)
 print(f"peak RSS: load fat {int('$LOAD_RSS') / 1024:.1f} MB, save fat {int('$SAVE_RSS') / 1024:.1f} MB, "
       f"load 1 GB layer {int('$BIG_RSS') / 1024:.1f} MB, save 1 GB layer {int('$BIG_SAVE_RSS') / 1024:.1f} MB "
       f"(target < 64 MB: {'met' if max(int('$BIG_RSS'), int('$BIG_SAVE_RSS')) < 64 * 1024 else 'NOT met'})")

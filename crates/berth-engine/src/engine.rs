@@ -119,10 +119,20 @@ pub struct Container {
     /// A failure to create the container when a client attached before start; reported by
     /// the start that follows (Docker fails `start`, not `attach`, for a missing command).
     pending_start_error: Mutex<Option<EngineError>>,
+    /// Set while a start is between asking the shim to start and recording `running`; an
+    /// exit that arrives meanwhile (a quick `echo`) is parked here and recorded after.
+    start_gate: Mutex<StartGate>,
     rec: Mutex<ContainerRecord>,
     life: watch::Sender<Life>,
     op: tokio::sync::Mutex<()>,
     shim: Mutex<ShimState>,
+}
+
+/// See [`Container::start_gate`].
+#[derive(Default)]
+struct StartGate {
+    starting: bool,
+    parked_exit: Option<std::result::Result<ExitInfo, String>>,
 }
 
 impl Container {
@@ -130,6 +140,7 @@ impl Container {
         Arc::new(Container {
             id: rec.id.clone(),
             pending_start_error: Mutex::new(None),
+            start_gate: Mutex::new(StartGate::default()),
             rec: Mutex::new(rec),
             life: watch::channel(Life::default()).0,
             op: tokio::sync::Mutex::new(()),
@@ -907,6 +918,14 @@ impl Engine {
         c: &Arc<Container>,
         exit: std::result::Result<ExitInfo, String>,
     ) {
+        {
+            let mut gate = c.start_gate.lock().unwrap_or_else(|e| e.into_inner());
+            if gate.starting {
+                // The start has not recorded `running` yet: it records this exit after.
+                gate.parked_exit = Some(exit);
+                return;
+            }
+        }
         let was = c.shim_state();
         c.set_shim(ShimState::None);
         let (code, oom, at, error) = match exit {
@@ -1104,7 +1123,36 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let started = match c.shim_state() {
+        if pending.is_none() && c.shim_state() == ShimState::Started {
+            return Err(EngineError::conflict(format!(
+                "container {} is still shutting down; try again",
+                c.id
+            )));
+        }
+        c.start_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .starting = true;
+        let started = self.start_shim(c, pending).await;
+        let result = self.record_start(c, started);
+        let parked = {
+            let mut gate = c.start_gate.lock().unwrap_or_else(|e| e.into_inner());
+            gate.starting = false;
+            gate.parked_exit.take()
+        };
+        if let Some(exit) = parked {
+            Box::pin(self.handle_exit(c, exit)).await;
+        }
+        result
+    }
+
+    /// Asks the shim to start the container (spawning one if needed): its pid and start time.
+    async fn start_shim(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        pending: Option<EngineError>,
+    ) -> Result<(i64, String)> {
+        match c.shim_state() {
             _ if pending.is_some() => {
                 Err(pending.unwrap_or_else(|| EngineError::Internal(String::new())))
             }
@@ -1122,21 +1170,29 @@ impl Engine {
                     Err(e) => Err(e),
                 }
             }
-            ShimState::Started => {
-                return Err(EngineError::conflict(format!(
-                    "container {} is still shutting down; try again",
-                    c.id
-                )));
-            }
+            ShimState::Started => Err(EngineError::conflict(format!(
+                "container {} is still shutting down; try again",
+                c.id
+            ))),
             ShimState::None => self
                 .spawn_shim(c, true)
                 .await
                 .map(|pid| (pid as i64, now())),
-        };
+        }
+    }
+
+    /// Records the outcome of [`Engine::start_shim`]: `running`, or the start failure.
+    fn record_start(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        started: Result<(i64, String)>,
+    ) -> Result<()> {
         match started {
             Ok((pid, at)) => {
                 let rec = self.transition(c, Transition::Started { pid, at }, false)?;
-                self.update_record(c, |r| r.manually_stopped = false)?;
+                if rec.manually_stopped {
+                    self.update_record(c, |r| r.manually_stopped = false)?;
+                }
                 self.container_event("start", &rec, &[]);
                 Ok(())
             }

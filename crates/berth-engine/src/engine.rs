@@ -1281,14 +1281,19 @@ impl Engine {
         let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
         let exits = c.life.borrow().exits;
         let dir = self.state_dir(&c.id);
-        let _ = shim::call::<berth_shim::Empty>(
+        // Docker reports each signal a stop sends as a `kill` event (before `die`, `stop`).
+        if shim::call::<berth_shim::Empty>(
             &dir,
             &Request::Kill {
                 signal: sig,
                 all: false,
             },
         )
-        .await;
+        .await
+        .is_ok()
+        {
+            self.container_event("kill", &rec, &[("signal", sig.to_string())]);
+        }
         if rec.state.status == Status::Paused {
             let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Resume).await;
         }
@@ -1298,14 +1303,18 @@ impl Engine {
             Self::wait_exit_after(c, exits, Some(Duration::from_secs(secs as u64))).await
         };
         if !graceful {
-            let _ = shim::call::<berth_shim::Empty>(
+            if shim::call::<berth_shim::Empty>(
                 &dir,
                 &Request::Kill {
                     signal: libc::SIGKILL,
                     all: true,
                 },
             )
-            .await;
+            .await
+            .is_ok()
+            {
+                self.container_event("kill", &rec, &[("signal", libc::SIGKILL.to_string())]);
+            }
             if !Self::wait_exit_after(c, exits, Some(Duration::from_secs(30))).await {
                 return Err(EngineError::Internal(format!(
                     "container {} did not exit within 30 seconds after SIGKILL",

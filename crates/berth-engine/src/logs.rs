@@ -107,16 +107,17 @@ impl Framer {
         }
         if self.opts.since.is_some() || self.opts.until.is_some() {
             let t = entry_nanos(e);
-            if self.opts.since.is_some_and(|s| t < s) || self.opts.until.is_some_and(|u| t >= u) {
+            if self.opts.since.is_some_and(|s| t < s) || self.opts.until.is_some_and(|u| t > u) {
                 return false;
             }
         }
         true
     }
 
-    /// Whether entries after the `until` time can stop the reading.
+    /// Whether entries after the `until` time can stop the reading. Like Docker's, `until`
+    /// is inclusive: an entry stamped exactly at `until` is still sent.
     pub fn past_until(&self, e: &LogEntry) -> bool {
-        self.opts.until.is_some_and(|u| entry_nanos(e) >= u)
+        self.opts.until.is_some_and(|u| entry_nanos(e) > u)
     }
 
     /// The bytes sent to the client for one entry.
@@ -376,6 +377,39 @@ mod tests {
         assert_eq!(&out[..8], &[2, 0, 0, 0, 0, 0, 0, 4]);
         assert_eq!(&out[8..12], b"two\n");
         assert_eq!(&out[12..20], &[1, 0, 0, 0, 0, 0, 0, 6]);
+    }
+
+    #[test]
+    fn until_is_inclusive_like_dockers() {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-logs")
+            .tempdir()
+            .unwrap();
+        let p = dir.path().join("c-json.log");
+        std::fs::write(
+            &p,
+            entry("one\n", "stdout", "2026-01-01T00:00:01Z")
+                + &entry("two\n", "stdout", "2026-01-01T00:00:02.25Z")
+                + &entry("three\n", "stdout", "2026-01-01T00:00:03Z"),
+        )
+        .unwrap();
+        let at_two = LogOptions {
+            stdout: true,
+            raw: true,
+            since: Some(parse_ts("2026-01-01T00:00:02.25Z")),
+            until: Some(parse_ts("2026-01-01T00:00:02.25Z")),
+            ..Default::default()
+        };
+        assert_eq!(collect(&p, at_two), b"two\n");
+        let framer = Framer::new(LogOptions {
+            until: Some(parse_ts("2026-01-01T00:00:02.25Z")),
+            ..Default::default()
+        });
+        let two: LogEntry = serde_json::from_str(
+            entry("two\n", "stdout", "2026-01-01T00:00:02.25Z").trim(),
+        )
+        .unwrap();
+        assert!(!framer.past_until(&two));
     }
 
     fn parse_ts(s: &str) -> i64 {

@@ -11,8 +11,9 @@ pub struct HistoryArgs {
     /// Format output using a custom template
     #[arg(long)]
     pub format: Option<String>,
-    /// Print sizes and dates in human readable format
-    #[arg(short = 'H', long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    /// Print sizes and dates in human readable format (`--human=false` for raw values;
+    /// docker's `-H` short form clashes with the global `-H/--host`)
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub human: bool,
     /// Don't truncate output
     #[arg(long = "no-trunc")]

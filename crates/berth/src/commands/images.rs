@@ -54,16 +54,8 @@ pub fn run(ctx: &Ctx, args: ImagesArgs) -> Result<i32> {
     };
     let list = ctx.client.image_list(&q)?;
     let format = images_format(args.format.as_deref(), args.quiet, args.digests);
-    let mut out = render(&list, &format, !args.no_trunc, args.digests, ctx.now())?;
-    if args.quiet {
-        // Docker prints each ID once even when an image has several tags.
-        let mut seen = std::collections::HashSet::new();
-        out = out
-            .lines()
-            .filter(|l| seen.insert(l.to_string()))
-            .map(|l| format!("{l}\n"))
-            .collect();
-    }
+    // Like docker's, `-q` prints one ID per row, so an image with two tags appears twice.
+    let out = render(&list, &format, !args.no_trunc, args.digests, ctx.now())?;
     print(&out)?;
     Ok(0)
 }

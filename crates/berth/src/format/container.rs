@@ -49,6 +49,7 @@ pub fn header() -> Value {
         h("Mounts", "MOUNTS"),
         h("LocalVolumes", "LOCAL VOLUMES"),
         h("Networks", "NETWORKS"),
+        h("Platform", "PLATFORM"),
         (
             "Label".to_owned(),
             Value::func(|args| {
@@ -174,6 +175,8 @@ pub fn row(c: &ContainerSummary, trunc: bool, now: SystemTime) -> Value {
         ("Mounts".into(), s(mounts.join(","))),
         ("Names".into(), s(names)),
         ("Networks".into(), s(networks.join(","))),
+        // docker 28 shows the image manifest's platform (API 1.48); 1.47 has none
+        ("Platform".into(), s(String::new())),
         (
             "Ports".into(),
             s(displayable_ports(c.ports.as_deref().unwrap_or(&[]))),
@@ -375,6 +378,7 @@ CONTAINER ID   IMAGE     COMMAND                  CREATED              STATUS   
                 "Mounts",
                 "Names",
                 "Networks",
+                "Platform",
                 "Ports",
                 "RunningFor",
                 "Size",

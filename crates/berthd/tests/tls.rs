@@ -494,6 +494,76 @@ fn berth_cli_works_over_tls_with_flags_and_with_docker_env() {
     assert_eq!(stdout(&o).trim(), "0");
 }
 
+/// Regression: the CLI's TLS reader fed rustls more ciphertext than its 16 KiB plaintext
+/// buffer holds ("received plaintext buffer full") on any response larger than a few
+/// records: `save`, big logs, `run -i` echoing its input.
+#[test]
+fn berth_cli_moves_large_streams_over_tls() {
+    require_tls!();
+    let t = TlsDaemon::start(false);
+    t.d.import_busybox();
+    let (ca, cert, key) = (
+        t.pki.path("ca.pem"),
+        t.pki.path("cert.pem"),
+        t.pki.path("key.pem"),
+    );
+    let tls = [
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+    ];
+    // save (download), rmi, load (upload): the image comes back with the same id.
+    let id = t.berth_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    let tar = t.d.dir.path().join("saved.tar");
+    t.berth_ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    assert!(std::fs::metadata(&tar).unwrap().len() > 1 << 20);
+    t.berth_ok(&["rmi", "busybox"]);
+    let out = t.berth_ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains("busybox:latest"), "{out}");
+    let again = t.berth_ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]);
+    assert_eq!(again, id);
+    // 4 MB through stdin and back through the multiplexed output of the same connection.
+    let input: Vec<u8> = (0..4u32 << 20)
+        .map(|i| b"0123456789abcdefghijklmnopqrstuvwxyz\n"[(i % 37) as usize])
+        .collect();
+    let o = t.berth(
+        &tls,
+        &["run", "--rm", "-i", "--network", "none", "busybox", "cat"],
+        Some(&input),
+    );
+    assert!(o.status.success(), "{}\n{}", stderr(&o), t.d.log());
+    assert!(
+        o.stdout == input,
+        "cat returned {} bytes of {}",
+        o.stdout.len(),
+        input.len()
+    );
+    // logs, follow until the container exits.
+    t.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-tls-logs",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "seq 1 100000; sleep 1; echo done",
+    ]);
+    let logs = t.berth_ok(&["logs", "-f", "berth-test-tls-logs"]);
+    assert_eq!(logs.lines().count(), 100001);
+    assert!(
+        logs.ends_with("100000\ndone\n"),
+        "{}",
+        &logs[logs.len() - 20..]
+    );
+}
+
 #[test]
 fn docker_cli_works_over_tls() {
     require_tls!();

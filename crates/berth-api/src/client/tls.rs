@@ -281,8 +281,9 @@ pub struct TlsStream {
     conn: Mutex<ClientConnection>,
     /// Held by whoever writes ciphertext to the socket, so records stay in order.
     write_turn: Mutex<()>,
-    /// Held by the reader while it moves ciphertext from the socket into `conn`.
-    read_turn: Mutex<()>,
+    /// Held by the reader while it moves ciphertext from the socket into `conn`: the
+    /// ciphertext read from the socket that rustls has not taken yet.
+    read_turn: Mutex<Vec<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -320,7 +321,7 @@ impl TlsStream {
             sock,
             conn: Mutex::new(conn),
             write_turn: Mutex::new(()),
-            read_turn: Mutex::new(()),
+            read_turn: Mutex::new(Vec::new()),
         })
     }
 
@@ -346,47 +347,67 @@ impl TlsStream {
     }
 
     /// Reads plaintext; `Ok(0)` once the daemon closed the session cleanly.
+    ///
+    /// Ciphertext goes from the socket into `pending` (without the connection lock), then into
+    /// rustls only while its plaintext buffer is empty: rustls refuses more input ("received
+    /// plaintext buffer full") while it holds 16 KiB of unread plaintext, and bytes it has
+    /// not taken yet stay in `pending` for the next call.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let _turn = lock(&self.read_turn);
-        let mut cipher = [0u8; 8192];
+        let mut pending = lock(&self.read_turn);
+        let mut cipher = [0u8; 16 * 1024];
         loop {
-            match lock(&self.conn).reader().read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                done => return done,
+            {
+                let mut conn = lock(&self.conn);
+                let result = loop {
+                    match conn.reader().read(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        done => break Some(done),
+                    }
+                    // No plaintext buffered: rustls takes ciphertext now.
+                    if pending.is_empty() {
+                        break None;
+                    }
+                    let mut rd = &pending[..];
+                    match conn.read_tls(&mut rd) {
+                        Ok(0) => pending.clear(),
+                        Ok(n) => {
+                            pending.drain(..n);
+                        }
+                        Err(e) => break Some(Err(e)),
+                    }
+                    if let Err(e) = conn.process_new_packets() {
+                        break Some(Err(tls_error(e)));
+                    }
+                };
+                let reply = conn.wants_write();
+                drop(conn);
+                if reply {
+                    // Key updates, or the alert for an error.
+                    let _ = self.send(&[]);
+                }
+                if let Some(done) = result {
+                    return done;
+                }
             }
-            // Wait for ciphertext without holding the connection: a writer may go on.
+            // Here `pending` is empty. Wait for ciphertext without holding the connection, so
+            // a writer may go on.
             let got = loop {
                 match (&self.sock).read(&mut cipher) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     r => break r?,
                 }
             };
-            let mut conn = lock(&self.conn);
-            let mut data = &cipher[..got];
-            let processed = if got == 0 {
-                // Tells rustls about the end of the stream (it decides clean or not).
-                conn.read_tls(&mut data)
-                    .and_then(|_| conn.process_new_packets().map_err(tls_error))
-                    .map(|_| ())
-            } else {
-                (|| {
-                    while !data.is_empty() {
-                        conn.read_tls(&mut data)?;
-                        conn.process_new_packets().map_err(tls_error)?;
-                    }
-                    Ok(())
-                })()
-            };
-            let reply = conn.wants_write();
-            drop(conn);
-            if reply {
-                // Key updates, or the alert for the error below.
-                let _ = self.send(&[]);
+            if got == 0 {
+                // Tell rustls about the end of the stream; the next round returns Ok(0) after
+                // a close_notify, UnexpectedEof otherwise.
+                let mut conn = lock(&self.conn);
+                conn.read_tls(&mut io::empty())?;
+                conn.process_new_packets().map_err(tls_error)?;
             }
-            processed?;
+            pending.extend_from_slice(&cipher[..got]);
         }
     }
 

@@ -73,7 +73,7 @@ fn detach_interactive_tty() {
     );
     assert_eq!(
         err(&["-d", "-a", "stdout", "busybox"]),
-        "Conflicting options: -a and -d"
+        "conflicting options: cannot specify both --attach and --detach"
     );
 }
 
@@ -356,7 +356,7 @@ fn bad_input_is_rejected_with_docker_messages() {
         (&["--name", "x", "busybox"], "Invalid container name (x)"),
         (
             &["--rm", "--restart", "always", "busybox"],
-            "Conflicting options: --restart and --rm",
+            "conflicting options: cannot specify both --restart and --rm",
         ),
         (
             &["--restart", "sometimes", "busybox"],

@@ -1434,3 +1434,70 @@ fn exit_during_start_is_recorded() {
     assert!(!d.log().contains("exit not recorded"), "{}", d.log());
     assert_eq!(d.container_count(), 0);
 }
+
+/// What a user sees when something fails is docker 28's text (with `berth` for `docker`) and
+/// exit code, for the same daemon answer.
+#[test]
+fn error_messages_match_docker() {
+    require_cli!();
+    let d = daemon();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-em",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    let cases: &[&[&str]] = &[
+        &["rm", "berth-test-em"],
+        &["rm", "berth-test-nope"],
+        &["stop", "berth-test-nope"],
+        &["start", "berth-test-nope", "berth-test-nope2"],
+        &["kill", "-s", "BOGUS", "berth-test-em"],
+        &["logs", "berth-test-nope"],
+        &["inspect", "berth-test-nope"],
+        &["rename", "berth-test-nope", "y"],
+        &["rename", "berth-test-em", "berth-test-em"],
+        &["wait", "berth-test-nope"],
+        &["tag", "berth-test-nope", "x"],
+        &["rmi", "berth-test-nope"],
+        &["history", "berth-test-nope"],
+        &["export", "berth-test-nope"],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pull",
+            "never",
+            "berth-test-nope:1",
+        ],
+        &["run", "--rm", "--network", "none", "busybox", "/etc"],
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "nonexistent-cmd",
+        ],
+        &["run", "-d", "--network", "none", "busybox", "/etc"],
+        &["run", "--rm", "--restart", "always", "busybox"],
+        &["ps", "--filter", "status=bogus"],
+        &["start", "-a", "berth-test-nope"],
+    ];
+    for args in cases {
+        let b = d.berth(args);
+        let k = d.docker(args);
+        let norm = |o: &Output| stderr(o).replace("docker", "berth");
+        assert_eq!(
+            (b.status.code(), norm(&b)),
+            (k.status.code(), norm(&k)),
+            "berth vs docker for {args:?}"
+        );
+    }
+}

@@ -6,7 +6,6 @@ use clap::Args;
 
 use super::Ctx;
 use crate::StatusError;
-use crate::opts::container::valid_container_name;
 
 #[derive(Debug, Args)]
 pub struct RenameArgs {
@@ -23,14 +22,22 @@ pub fn run(ctx: &Ctx, args: RenameArgs) -> Result<i32> {
     if name.is_empty() || args.container.trim().is_empty() {
         return Err(StatusError::new(1, "Error: neither old nor new names may be empty").into());
     }
-    if !valid_container_name(name) {
-        return Err(StatusError::new(1, format!("Error response from daemon: Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")).into());
-    }
-    ctx.client.container_rename(
+    // The daemon checks the container, then the new name (docker's order and messages).
+    let renamed = ctx.client.container_rename(
         &args.container,
         &ContainerRenameQuery {
             name: name.to_owned(),
         },
-    )?;
+    );
+    if let Err(e) = renamed {
+        return Err(StatusError::new(
+            1,
+            format!(
+                "{e}\nError: failed to rename container named {}",
+                args.container
+            ),
+        )
+        .into());
+    }
     Ok(0)
 }

@@ -65,11 +65,13 @@ pub fn create_error_code(e: &ClientError) -> i32 {
     }
 }
 
-/// `berth: <msg>.` plus, for flag errors, the help hint.
+/// `berth: <msg>` plus the help hint, as docker 28 prints a failed `run`/`create`.
 pub fn report(verb: &str, msg: &str, with_help: bool) -> String {
-    let mut s = format!("berth: {}.", msg.trim_end().trim_end_matches('.'));
+    let mut s = format!("berth: {}", msg.trim_end());
     if with_help {
-        s.push_str(&format!("\nSee 'berth {verb} --help'."));
+        s.push_str(&format!(
+            "\n\nRun 'berth {verb} --help' for more information"
+        ));
     }
     s
 }
@@ -167,7 +169,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             .map_err(|e| {
                 StatusError::new(
                     start_error_code(&e.to_string()),
-                    report("run", &e.to_string(), false),
+                    report("run", &e.to_string(), true),
                 )
             })?;
         println!("{id}");
@@ -187,7 +189,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         Some(
             client
                 .container_attach(&id, &q)
-                .map_err(|e| StatusError::new(125, report("run", &e.to_string(), false)))?,
+                .map_err(|e| StatusError::new(125, report("run", &e.to_string(), true)))?,
         )
     } else {
         None
@@ -204,7 +206,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
                 }),
             },
         )
-        .map_err(|e| StatusError::new(125, report("run", &e.to_string(), false)))?;
+        .map_err(|e| StatusError::new(125, report("run", &e.to_string(), true)))?;
 
     let mut raw = if tty && attach_stdin {
         stream_io::RawTerminal::enable()
@@ -215,7 +217,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         drop(raw.take());
         let msg = e.to_string();
         let code = start_error_code(&msg);
-        eprintln!("{}", report("run", &msg, false));
+        eprintln!("{}", report("run", &msg, true));
         if auto_remove {
             let _ = wait_result(wait);
         }
@@ -279,8 +281,12 @@ mod tests {
     #[test]
     fn reports() {
         assert_eq!(
-            report("run", "Conflicting options: --restart and --rm", true),
-            "berth: Conflicting options: --restart and --rm.\nSee 'berth run --help'."
+            report(
+                "run",
+                "conflicting options: cannot specify both --restart and --rm",
+                true
+            ),
+            "berth: conflicting options: cannot specify both --restart and --rm\n\nRun 'berth run --help' for more information"
         );
         assert_eq!(report("run", "x.", false), "berth: x.");
         assert_eq!(with_default_tag("busybox"), "busybox:latest");

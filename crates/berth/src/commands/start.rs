@@ -30,9 +30,19 @@ pub struct StartArgs {
 pub fn run(ctx: &Ctx, args: StartArgs) -> Result<i32> {
     let client = &ctx.client;
     if !(args.attach || args.interactive) {
-        return for_each(&args.containers, |c| {
-            Ok(client.container_start(c, &ContainerStartQuery::default())?)
-        });
+        let mut failed = Vec::new();
+        let code = for_each(&args.containers, |c| {
+            let r = client.container_start(c, &ContainerStartQuery::default());
+            if r.is_err() {
+                failed.push(c.to_owned());
+            }
+            Ok(r?)
+        })?;
+        if !failed.is_empty() {
+            // docker 28's closing line
+            eprintln!("Error: failed to start containers: {}", failed.join(", "));
+        }
+        return Ok(code);
     }
     if args.containers.len() > 1 {
         return Err(

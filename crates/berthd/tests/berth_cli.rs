@@ -1310,6 +1310,29 @@ fn import_export_prune_df_version_info_events() {
         d.docker_ok(&["system", "df", "--format", f])
     );
     assert!(d.ok(&["system", "df", "-v"]).contains("berth-test-keep"));
+    // -v with a custom format renders once over all the lists, like docker's
+    let shape = |s: &str| {
+        let v: serde_json::Value = serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"));
+        let keys = |o: &serde_json::Value| {
+            let mut k: Vec<String> = o
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            k.sort();
+            k
+        };
+        (
+            keys(&v),
+            keys(&v["Images"][0]),
+            keys(&v["Containers"][0]),
+            v["Containers"][0]["Names"].clone(),
+            v["Images"][0]["ID"].as_str().map(str::len),
+        )
+    };
+    let args = ["system", "df", "-v", "--format", "{{json .}}"];
+    let (b, k) = (shape(&d.ok(&args)), shape(&d.docker_ok(&args)));
+    assert_eq!(b, k);
+    assert_eq!(b.3, "berth-test-keep");
     // version and info
     let v = d.ok(&["version", "-f", "{{.Server.APIVersion}}"]);
     assert_eq!(v, "1.47");

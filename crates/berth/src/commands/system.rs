@@ -142,6 +142,31 @@ fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
         None | Some("") | Some("table") => DF_TABLE.to_owned(),
         Some(f) => f.to_owned(),
     };
+    if args.verbose && !format.starts_with("table") {
+        // docker renders a custom verbose format once, over all the lists (`{{json .}}` is
+        // one object with full IDs)
+        let data = Value::Map(vec![
+            (
+                "Images".into(),
+                Value::List(crate::format::image::rows(&images, false, false, ctx.now())),
+            ),
+            (
+                "Containers".into(),
+                Value::List(
+                    containers
+                        .iter()
+                        .map(|c| crate::format::container::row(c, false, ctx.now()))
+                        .collect(),
+                ),
+            ),
+            ("Volumes".into(), Value::List(Vec::new())),
+            ("BuildCache".into(), Value::List(Vec::new())),
+        ]);
+        let mut out = crate::template::render(&format, &data)?;
+        out.push('\n');
+        print(&out)?;
+        return Ok(0);
+    }
     let f = Formatter::new(&format)?;
     print(&f.render(&rows, &header)?)?;
     if args.verbose {

@@ -487,6 +487,46 @@ fn run_limits_and_security() {
     assert_eq!(cg("cpuset", "cpuset.cpus"), "0");
     assert_eq!(cg("pids", "pids.max"), "50");
     d.ok(&["rm", "-f", &id]);
+    // the memory limit holds: the kernel OOM-kills the container, the state says so
+    let o = d.berth(&[
+        "run",
+        "--name",
+        "berth-test-oom",
+        "--network",
+        "none",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "tail",
+        "/dev/zero",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}}",
+            "berth-test-oom"
+        ]),
+        "true 137"
+    );
+    assert_eq!(
+        d.ok(&[
+            "events",
+            "--since",
+            "1m",
+            "--until",
+            "0s",
+            "--filter",
+            "event=oom",
+            "--format",
+            "{{.Actor.Attributes.name}}"
+        ]),
+        "berth-test-oom"
+    );
+    d.ok(&["rm", "berth-test-oom"]);
 
     let run_status = |extra: &[&str]| {
         let mut args = vec!["run", "--rm", "--network", "none"];

@@ -973,6 +973,20 @@ fn ps_flags_and_formats_match_docker() {
         keys(&d.ok(&["ps", "--format", "{{json .}}"])),
         keys(&d.docker_ok(&["ps", "--format", "{{json .}}"]))
     );
+    assert_eq!(
+        both(&[
+            "ps",
+            "--format",
+            "{{json .Platform}} {{.Platform}} {{json .Names}}"
+        ]),
+        "null <nil> \"berth-test-p1\""
+    );
+    assert_eq!(
+        both(&["images", "--format", "{{json .Digest}}"]),
+        "\"<none>\""
+    );
+    let rows = d.ok(&["images", "--format", "json"]);
+    assert!(rows.contains(r#""Digest":"\u003cnone\u003e""#), "{rows}");
     // a bad filter is refused
     let o = d.fails(&["ps", "--filter", "bogus=1"]);
     assert!(stderr(&o).contains("bogus"), "{}", stderr(&o));

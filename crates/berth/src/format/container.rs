@@ -175,8 +175,8 @@ pub fn row(c: &ContainerSummary, trunc: bool, now: SystemTime) -> Value {
         ("Mounts".into(), s(mounts.join(","))),
         ("Names".into(), s(names)),
         ("Networks".into(), s(networks.join(","))),
-        // docker 28 shows the image manifest's platform (API 1.48); 1.47 has none
-        ("Platform".into(), s(String::new())),
+        // docker 28 shows the image manifest's platform (API 1.48); 1.47 has none: nil
+        ("Platform".into(), Value::Nil),
         (
             "Ports".into(),
             s(displayable_ports(c.ports.as_deref().unwrap_or(&[]))),

@@ -17,6 +17,9 @@ pub struct FormatError(pub String);
 pub struct Formatter {
     template: Template,
     table: bool,
+    /// `{{json .}}` of a whole row: escaped like Go's `json.Marshal` (docker's rows marshal
+    /// themselves), so `<none>` prints as `\u003cnone\u003e`.
+    row_json: bool,
 }
 
 impl Formatter {
@@ -36,7 +39,12 @@ impl Formatter {
             .replace("\\t", "\t")
             .replace("\\n", "\n");
         let template = Template::parse(&body).map_err(|e| FormatError(e.to_string()))?;
-        Ok(Formatter { template, table })
+        let row_json = body.trim() == "{{json .}}";
+        Ok(Formatter {
+            template,
+            table,
+            row_json,
+        })
     }
 
     /// True for a `table` format.
@@ -53,7 +61,11 @@ impl Formatter {
                 .template
                 .execute(row)
                 .map_err(|e| FormatError(e.to_string()))?;
-            body.push_str(&line);
+            if self.row_json {
+                body.push_str(&crate::template::funcs::go_json_escape(&line));
+            } else {
+                body.push_str(&line);
+            }
             body.push('\n');
         }
         if !self.table {
@@ -121,6 +133,21 @@ pub fn go_time_string(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: `--format json` printed `"<none>"` where docker prints `"\u003cnone\u003e"`
+    /// (a row marshals itself with Go's escaping); `{{json .Field}}` stays unescaped.
+    #[test]
+    fn row_json_escapes_like_go() {
+        let rows = [Value::Map(vec![("D".into(), Value::Str("<none>&".into()))])];
+        let head = Value::Map(Vec::new());
+        let f = Formatter::new("json").unwrap();
+        assert_eq!(
+            f.render(&rows, &head).unwrap(),
+            "{\"D\":\"\\u003cnone\\u003e\\u0026\"}\n"
+        );
+        let f = Formatter::new("{{json .D}}").unwrap();
+        assert_eq!(f.render(&rows, &head).unwrap(), "\"<none>&\"\n");
+    }
 
     #[test]
     fn table_format_aligns_with_header() {

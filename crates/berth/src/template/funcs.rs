@@ -593,3 +593,21 @@ fn go_exp(f: f64, prec: usize, e: char) -> String {
     let exp: i32 = exp.parse().unwrap_or(0);
     format!("{m}{e}{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
+
+/// Go's `json.Marshal` escapes `<`, `>`, `&`, U+2028 and U+2029; they can only occur inside
+/// strings of serialized JSON. Docker's `json` template function does not escape, but a list
+/// row marshals itself with `json.Marshal`, so `{{json .}}` of a row shows `\u003cnone\u003e`.
+pub fn go_json_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for ch in json.chars() {
+        match ch {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -640,6 +640,31 @@ fn run_interactive_stdin_and_tty() {
         Some(4),
         "script returns the container's code"
     );
+    // -it: keystrokes reach an interactive shell through the pty, its exit code comes back
+    let cmd = format!(
+        "{} run -it --rm --network none busybox sh",
+        berth_bin().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("BERTH_HOST", d.host())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // keep our end open until the container exits (an EOF would end the shell early)
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"echo \"hi $((6*7))\"\nexit 5\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    drop(keys);
+    assert!(
+        stdout(&o).contains("hi 42\r\n"),
+        "{:?} {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(o.status.code(), Some(5));
     // create + start -a -i
     d.ok(&[
         "create",

@@ -388,10 +388,43 @@ async fn attach(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !q.stream && !q.logs {
-        return Err(ApiError::bad_request(
-            "Bad parameters: you must choose at least one of stream or logs",
-        ));
+    // Docker's `logs=1`: the output so far (from the log), before any live stream; with
+    // `stream=0` that is all (and with neither, nothing: docker-py's default `attach()`).
+    let (_, log_path, tty) = e.log_source(&id)?;
+    let mut replay = Vec::new();
+    if q.logs && (q.stdout || q.stderr) {
+        let framer = Framer::new(LogOptions {
+            stdout: q.stdout,
+            stderr: q.stderr,
+            raw: tty,
+            ..Default::default()
+        });
+        logs::read_all(&log_path, &framer, None, &mut |b| {
+            replay.extend_from_slice(&b)
+        });
+    }
+    if !q.stream {
+        let ct = if tty {
+            RAW_CONTENT_TYPE
+        } else {
+            MULTIPLEXED_CONTENT_TYPE
+        };
+        if !upgrade {
+            let mut resp = Response::new(Body::from(replay));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            return Ok(resp);
+        }
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(u) = on_upgrade.await {
+                let mut io = hyper_util::rt::TokioIo::new(u);
+                replay_pause(&replay).await;
+                let _ = io.write_all(&replay).await;
+                let _ = io.shutdown().await;
+            }
+        });
+        return Ok(switching_protocols(ct));
     }
     let attached = e.attach(&id, q.stdin, q.stdout, q.stderr).await?;
     let ct = if attached.tty {
@@ -403,6 +436,9 @@ async fn attach(
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut stream = attached.stream;
+            if !replay.is_empty() && tx.send(Bytes::from(replay)).await.is_err() {
+                return;
+            }
             if !attached.buffered.is_empty()
                 && tx.send(Bytes::from(attached.buffered)).await.is_err()
             {
@@ -426,15 +462,35 @@ async fn attach(
                 return;
             }
         };
-        relay(hyper_util::rt::TokioIo::new(upgraded), attached).await;
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        replay_pause(&replay).await;
+        if !replay.is_empty() && io.write_all(&replay).await.is_err() {
+            return;
+        }
+        relay(io, attached).await;
     });
+    Ok(switching_protocols(ct))
+}
+
+/// docker-py reads a hijacked stream from the raw socket, bypassing the buffered reader that
+/// parsed the `101` head: bytes that arrive together with the head are lost to it. Docker's
+/// log replay comes a file read after the head; give the client the same moment to take the
+/// head alone before the replay (only when there is one).
+async fn replay_pause(replay: &[u8]) {
+    if !replay.is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `101` answer of a hijacked attach.
+fn switching_protocols(ct: &'static str) -> Response {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    resp
 }
 
 /// Copies shim → client until the shim closes (the container exited), and client → shim

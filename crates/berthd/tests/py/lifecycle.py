@@ -100,6 +100,12 @@ assert len(lg.logs(tail=2).splitlines()) == 2
 assert lg.logs(since=int(time.time()) + 100) == b""
 ts = lg.logs(timestamps=True, tail=1).decode()
 assert ts.endswith(("Z b\n", "Z c\n")) and len(ts) == len("2026-01-01T00:00:00.000000000Z c\n"), ts
+# attach with logs=1 replays the output so far (and with stream=0 ends there); with neither
+# logs nor stream it answers nothing (docker-py's default attach())
+got = lg.attach(logs=True)
+assert sorted(got.splitlines()) == [b"a", b"b", b"c"], got
+assert lg.attach(logs=True, stderr=False) == b"a\nc\n"
+assert lg.attach() == b""
 chunks = []
 stream = lg.logs(stream=True, follow=True)
 

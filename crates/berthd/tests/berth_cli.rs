@@ -1591,6 +1591,23 @@ fn error_messages_match_docker() {
         &["run", "--rm", "--restart", "always", "busybox"],
         &["ps", "--filter", "status=bogus"],
         &["start", "-a", "berth-test-nope"],
+        &[
+            "create",
+            "--name",
+            "berth-test-em",
+            "--network",
+            "none",
+            "busybox",
+        ],
+        &[
+            "create",
+            "--network",
+            "none",
+            "--pull",
+            "never",
+            "berth-test-nope:1",
+        ],
+        &["create", "--rm", "--restart", "always", "busybox"],
     ];
     for args in cases {
         let b = d.berth(args);

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{ArgAction, Args};
 
 use super::Ctx;
-use super::run::{create_container, create_error_code, report};
+use super::run::{create_container, report};
 use crate::StatusError;
 use crate::opts::container::ContainerOpts;
 
@@ -26,12 +26,10 @@ pub fn run(ctx: &Ctx, args: CreateArgs) -> Result<i32> {
         .opts
         .build(false, &|k| std::env::var(k).ok())
         .map_err(|e| StatusError::new(125, report("create", &e.0, true)))?;
-    let id = create_container(&ctx.client, &req, args.quiet).map_err(|e| {
-        StatusError::new(
-            create_error_code(&e),
-            report("create", &e.to_string(), true),
-        )
-    })?;
+    // docker 28's `create` prints a daemon error as is and exits 1 (only `run` wraps it in
+    // 125 and the help hint)
+    let id = create_container(&ctx.client, &req, args.quiet)
+        .map_err(|e| StatusError::new(1, e.to_string()))?;
     println!("{id}");
     Ok(0)
 }

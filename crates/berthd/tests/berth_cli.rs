@@ -1608,15 +1608,47 @@ fn error_messages_match_docker() {
             "berth-test-nope:1",
         ],
         &["create", "--rm", "--restart", "always", "busybox"],
+        &[
+            "wait",
+            "berth-test-em-done",
+            "berth-test-nope",
+            "berth-test-em-done",
+        ],
+        &["rm", "-f", "berth-test-nope", "berth-test-nope2"],
+        &["inspect", "--type", "bogus", "berth-test-em"],
     ];
+    d.ok(&[
+        "run",
+        "--name",
+        "berth-test-em-done",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     for args in cases {
         let b = d.berth(args);
         let k = d.docker(args);
-        let norm = |o: &Output| stderr(o).replace("docker", "berth");
-        assert_eq!(
-            (b.status.code(), norm(&b)),
-            (k.status.code(), norm(&k)),
-            "berth vs docker for {args:?}"
-        );
+        // container IDs differ between the two runs
+        let ids = |s: String| {
+            s.split('\n')
+                .map(|l| {
+                    if l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        "<id>"
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let norm = |o: &Output| {
+            (
+                o.status.code(),
+                ids(stdout(o)),
+                ids(stderr(o).replace("docker", "berth")),
+            )
+        };
+        assert_eq!(norm(&b), norm(&k), "berth vs docker for {args:?}");
     }
 }

@@ -21,12 +21,23 @@ pub struct InspectArgs {
     /// Display total file sizes if the type is container
     #[arg(short = 's', long)]
     pub size: bool,
-    /// Return JSON for specified type
-    #[arg(long = "type", value_enum)]
-    pub typ: Option<ObjectType>,
+    /// Return JSON for specified type (container or image)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub typ: Option<String>,
     /// Names or IDs
     #[arg(required = true, value_name = "NAME|ID")]
     pub names: Vec<String>,
+}
+
+/// docker's check and message for `--type` (the object kinds Berth has are container and image).
+fn parse_type(s: &str) -> std::result::Result<ObjectType, String> {
+    match s {
+        "container" => Ok(ObjectType::Container),
+        "image" => Ok(ObjectType::Image),
+        _ => Err(format!(
+            "unknown type: {s:?}: must be one of \"config\", \"container\", \"image\", \"network\", \"node\", \"plugin\", \"secret\", \"service\", \"task\", \"volume\""
+        )),
+    }
 }
 
 /// Fetches one object's raw JSON.
@@ -73,10 +84,14 @@ pub fn render(objects: &[Value], format: Option<&str>) -> Result<String> {
 }
 
 pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<i32> {
+    let typ = match args.typ.as_deref() {
+        None | Some("") => None,
+        Some(t) => Some(parse_type(t).map_err(|e| StatusError::new(1, e))?),
+    };
     inspect(
         ctx,
         &args.names,
-        args.typ,
+        typ,
         args.size,
         args.format.as_deref(),
     )

@@ -99,24 +99,24 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Applies `op` to each name, printing the name on success and each error on stderr, like
-/// docker's multi-container verbs; exit code 1 if any failed.
+/// Applies `op` to each name, printing the name on success, then the errors on stderr once
+/// all are done, like docker's multi-container verbs; exit code 1 if any failed.
 pub fn for_each(names: &[String], mut op: impl FnMut(&str) -> Result<()>) -> Result<i32> {
-    let mut failed = false;
+    let mut errors = Vec::new();
     let mut out = std::io::stdout().lock();
     for name in names {
         match op(name) {
             Ok(()) => {
                 writeln!(out, "{name}")?;
             }
-            Err(e) => {
-                out.flush()?;
-                eprintln!("{e:#}");
-                failed = true;
-            }
+            Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    out.flush()?;
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
 /// Writes `text` to stdout.

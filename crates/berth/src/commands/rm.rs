@@ -28,7 +28,13 @@ pub fn run(ctx: &Ctx, args: RmArgs) -> Result<i32> {
         force: args.force,
         link: args.link,
     };
-    for_each(&args.containers, |c| {
-        Ok(ctx.client.container_remove(c, &q)?)
-    })
+    // docker's `rm -f` reports a missing container but does not fail for it
+    let mut other_failure = false;
+    let code = for_each(&args.containers, |c| {
+        ctx.client.container_remove(c, &q).map_err(|e| {
+            other_failure |= !(args.force && e.is_not_found());
+            e.into()
+        })
+    })?;
+    Ok(if other_failure { code } else { 0 })
 }

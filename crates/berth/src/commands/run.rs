@@ -164,6 +164,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
     })?;
 
     if args.detach {
+        // docker prints the ID before starting, so it is there even when the start fails
+        println!("{id}");
         client
             .container_start(&id, &ContainerStartQuery::default())
             .map_err(|e| {
@@ -172,7 +174,6 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
                     report("run", &e.to_string(), true),
                 )
             })?;
-        println!("{id}");
         return Ok(0);
     }
 

@@ -15,7 +15,8 @@ pub struct WaitArgs {
 }
 
 pub fn run(ctx: &Ctx, args: WaitArgs) -> Result<i32> {
-    let mut failed = false;
+    // like docker's: each code as it comes, the errors at the end
+    let mut errors = Vec::new();
     for c in &args.containers {
         let r = ctx
             .client
@@ -23,11 +24,11 @@ pub fn run(ctx: &Ctx, args: WaitArgs) -> Result<i32> {
             .and_then(wait_result);
         match r {
             Ok(w) => println!("{}", w.status_code),
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
+            Err(e) => errors.push(e.to_string()),
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(if errors.is_empty() { 0 } else { 1 })
 }

@@ -88,13 +88,7 @@ pub fn run(ctx: &Ctx, args: InspectArgs) -> Result<i32> {
         None | Some("") => None,
         Some(t) => Some(parse_type(t).map_err(|e| StatusError::new(1, e))?),
     };
-    inspect(
-        ctx,
-        &args.names,
-        typ,
-        args.size,
-        args.format.as_deref(),
-    )
+    inspect(ctx, &args.names, typ, args.size, args.format.as_deref())
 }
 
 /// Shared by `inspect`, `container inspect` and `image inspect`.

@@ -125,6 +125,9 @@ impl TlsFlags {
     }
 }
 
+/// How long the daemon may take to answer the TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The message for a `tcp://` host without TLS.
 pub(crate) const TCP_NEEDS_TLS: &str = "berthd serves tcp:// only over TLS with client certificates: add --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem (or set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to a directory holding ca.pem, cert.pem and key.pem)";
 
@@ -310,13 +313,33 @@ impl TlsStream {
         })?;
         let mut sock = TcpStream::connect(addr)?;
         sock.set_nodelay(true)?;
+        // A peer that accepts the connection but never answers the handshake (not a TLS
+        // port) must not hang the CLI; once the session is up, reads may wait for as long as
+        // the operation takes (logs -f, wait).
+        sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         let mut conn = ClientConnection::new(config, name).map_err(tls_error)?;
-        while conn.is_handshaking() {
-            conn.complete_io(&mut sock)?;
+        let handshake = (|| -> io::Result<()> {
+            while conn.is_handshaking() {
+                conn.complete_io(&mut sock)?;
+            }
+            while conn.wants_write() {
+                conn.write_tls(&mut sock)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = handshake {
+            return Err(match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no TLS handshake within {}s (is this a TLS port of berthd?)",
+                        HANDSHAKE_TIMEOUT.as_secs()
+                    ),
+                ),
+                _ => e,
+            });
         }
-        while conn.wants_write() {
-            conn.write_tls(&mut sock)?;
-        }
+        sock.set_read_timeout(None)?;
         Ok(TlsStream {
             sock,
             conn: Mutex::new(conn),

@@ -1616,6 +1616,9 @@ fn error_messages_match_docker() {
         ],
         &["rm", "-f", "berth-test-nope", "berth-test-nope2"],
         &["inspect", "--type", "bogus", "berth-test-em"],
+        &["tag", "busybox", "Bad:Tag!"],
+        &["tag", "busybox", "berth-test/Bad"],
+        &["tag", "busybox", "reg.example:5000/Bad"],
     ];
     d.ok(&[
         "run",

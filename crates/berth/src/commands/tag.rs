@@ -39,8 +39,18 @@ pub fn parse_target(target: &str) -> Result<(String, Option<String>), String> {
                             .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))))
         });
     if !repo_ok {
+        // docker names the path after normalizing: `Bad` is `docker.io/library/Bad`
+        let path = match repo.split_once('/') {
+            None => format!("library/{repo}"),
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                rest.to_owned()
+            }
+            Some(_) => repo.clone(),
+        };
         return Err(format!(
-            "invalid reference format: repository name ({repo}) must be lowercase"
+            "invalid reference format: repository name ({path}) must be lowercase"
         ));
     }
     if let Some(t) = &tag {

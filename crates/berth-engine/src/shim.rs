@@ -3,7 +3,10 @@
 //! - [`Launcher`]: at daemon start the `berth-shim` binary is copied once into a sealed memfd
 //!   (so a container can never overwrite the binary the next shim runs: CVE-2019-5736), and
 //!   every shim is spawned by exec'ing `/proc/self/fd/N` with tokio's `Command` (berthd never
-//!   forks by hand), with the write end of a pipe as fd 3 for the one startup line.
+//!   forks by hand). The one startup line comes on the shim's stdout (a pipe): without fd
+//!   mappings or `pre_exec` closures the standard library spawns with `posix_spawn` (a
+//!   `CLONE_VM|CLONE_VFORK` child) instead of forking the whole daemon, which keeps the
+//!   daemon's page tables out of every container start.
 //! - [`Conn`]: one connection to `<state_dir>/shim.sock`: newline-delimited JSON requests
 //!   and replies ([`berth_shim::Request`], [`berth_shim::parse_reply`]); `attach` turns it
 //!   into the container's byte stream.
@@ -12,7 +15,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use berth_shim::{Request, ShimError};
-use command_fds::{CommandFdExt, FdMapping};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -67,17 +69,15 @@ impl Launcher {
     }
 
     /// Spawns `berth-shim <state_dir>` (its `shim.json` must be written) and waits for its
-    /// startup line: the init's pid and warnings, or the shim's error. The shim is reaped by
-    /// a task of the runtime when it exits.
+    /// startup line on the shim's stdout: the init's pid and warnings, or the shim's error.
+    /// The shim is reaped by a task of the runtime when it exits.
     pub async fn spawn(&self, state_dir: &Path) -> Result<(i32, Vec<String>)> {
         let _ = &self.memfd;
-        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| EngineError::io("creating the shim's sync pipe")(e.into()))?;
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg(state_dir)
             .arg0("berth-shim")
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .env_clear()
             .env(
@@ -87,24 +87,17 @@ impl Launcher {
         if let Ok(v) = std::env::var("BERTH_SHIM_LOG") {
             cmd.env("BERTH_SHIM_LOG", v);
         }
-        cmd.fd_mappings(vec![FdMapping {
-            parent_fd: write,
-            child_fd: berth_shim::SYNC_FD,
-        }])
-        .map_err(|e| EngineError::Internal(format!("shim fd mapping: {e}")))?;
         let mut child = cmd.spawn().map_err(EngineError::io(format!(
             "spawning the shim (from {})",
             self.source.display()
         )))?;
-        // Drop the parent's copy of the write end (held by the command) so EOF is seen if
-        // the shim dies before writing.
-        drop(cmd);
+        let stdout = child.stdout.take().ok_or_else(|| {
+            EngineError::Internal("the shim was spawned without its stdout pipe".into())
+        })?;
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(read)
-            .map_err(EngineError::io("reading the shim's sync pipe"))?;
-        let mut reader = BufReader::new(receiver);
+        let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
         reader
             .read_until(b'\n', &mut line)

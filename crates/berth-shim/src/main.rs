@@ -26,9 +26,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Where the one startup line goes: fd 3 when the spawner passed a pipe there (the
-/// contract), else stdout (what a plain `Command::stdout(piped())` gives).
+/// contract), else stdout (what a plain `Command::stdout(piped())` gives; berthd spawns
+/// shims that way, with `posix_spawn`).
 enum Channel {
-    Fd3(File),
+    /// Fd 3, or a private copy of stdout: closed right after the line.
+    Own(File),
     Stdout,
 }
 
@@ -41,18 +43,36 @@ impl Channel {
             .unwrap_or(false);
         let ch = match is_pipe.then(|| berth_sys::process::take_inherited_fd(3)) {
             // Ours now: closed right after the line, so berthd also sees EOF.
-            Some(Ok(fd)) => Channel::Fd3(File::from(fd)),
-            _ => Channel::Stdout,
+            Some(Ok(fd)) => Channel::Own(File::from(fd)),
+            _ => Self::take_stdout(),
         };
         // Anything else inherited must not reach the container or the runtime.
         let _ = berth_sys::process::cloexec_from(3);
         ch
     }
 
+    /// Moves the spawner's stdout to a private close-on-exec descriptor and points stdout
+    /// at /dev/null, so that nothing the shim starts before the line (the runtime, the
+    /// container) inherits the spawner's pipe.
+    fn take_stdout() -> Channel {
+        let Ok(null) = File::options().write(true).open("/dev/null") else {
+            return Channel::Stdout;
+        };
+        match rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3) {
+            Ok(own) => {
+                if rustix::stdio::dup2_stdout(&null).is_err() {
+                    return Channel::Stdout;
+                }
+                Channel::Own(File::from(own))
+            }
+            Err(_) => Channel::Stdout,
+        }
+    }
+
     fn send(self, msg: &Startup) {
         let line = msg.to_line();
         match self {
-            Channel::Fd3(mut f) => {
+            Channel::Own(mut f) => {
                 let _ = f.write_all(&line);
             }
             Channel::Stdout => {

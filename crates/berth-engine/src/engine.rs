@@ -417,12 +417,22 @@ impl Engine {
         c: &Container,
         f: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord> {
+        self.update_record_with(c, true, f)
+    }
+
+    /// Changes the record and persists it, with an fsync when `durable`.
+    fn update_record_with(
+        &self,
+        c: &Container,
+        durable: bool,
+        f: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord> {
         let rec = {
             let mut rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut rec);
             rec.clone()
         };
-        record::put(self.store.db(), &rec, true)?;
+        record::put(self.store.db(), &rec, durable)?;
         Ok(rec)
     }
 
@@ -682,7 +692,6 @@ impl Engine {
             }
         }
         let dir = self.container_dir(id);
-        self.store.prepare_container(id, image_id)?;
         std::fs::create_dir_all(dir.join("rootfs"))
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
 
@@ -797,7 +806,14 @@ impl Engine {
             manually_stopped: false,
             extra: BTreeMap::new(),
         };
-        record::put(self.store.db(), &rec, true)?;
+        // One fsync for the whole create: the record is committed without one, and the
+        // snapshot's commit right after (durable) makes both durable at once. A crash in
+        // between loses the record with the snapshot: nothing half-made comes back.
+        record::put(self.store.db(), &rec, false)?;
+        if let Err(e) = self.store.prepare_container(id, image_id) {
+            let _ = record::delete(self.store.db(), id, false);
+            return Err(e.into());
+        }
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -1190,9 +1206,9 @@ impl Engine {
         match started {
             Ok((pid, at)) => {
                 let rec = self.transition(c, Transition::Started { pid, at }, false)?;
-                if rec.manually_stopped {
-                    self.update_record(c, |r| r.manually_stopped = false)?;
-                }
+                // Always durable: this commit is what makes `running` survive a daemon crash
+                // (the transition above skips the fsync); restore.rs fails without it.
+                self.update_record(c, |r| r.manually_stopped = false)?;
                 self.container_event("start", &rec, &[]);
                 Ok(())
             }
@@ -1540,7 +1556,9 @@ impl Engine {
                 }
                 let exits = c.life.borrow().exits;
                 let dir = self.state_dir(&c.id);
-                self.update_record(&c, |r| r.manually_stopped = true)?;
+                // No fsync: the removal's durable commit follows, and a failed removal
+                // writes the record (with this flag) durably.
+                self.update_record_with(&c, false, |r| r.manually_stopped = true)?;
                 let _ = shim::call::<berth_shim::Empty>(
                     &dir,
                     &Request::Kill {
@@ -1589,8 +1607,15 @@ impl Engine {
         let dir = self.container_dir(id);
         let sdir = self.state_dir(id);
         let res = tokio::task::spawn_blocking(move || -> Result<()> {
+            // The record goes first, without an fsync: the snapshot's removal commits durably
+            // right after and carries it (one fsync, not two). If anything below fails, the
+            // record is put back (RemovalFailed); a crash in between keeps both.
+            record::delete(store.db(), &cid, false)?;
             match store.remove_container(&cid) {
-                Ok(()) | Err(berth_store::StoreError::SnapshotNotFound(_)) => {}
+                Ok(()) => {}
+                Err(berth_store::StoreError::SnapshotNotFound(_)) => {
+                    record::delete(store.db(), &cid, true)?;
+                }
                 Err(e) => return Err(e.into()),
             }
             for d in [&dir, &sdir] {
@@ -1614,7 +1639,6 @@ impl Engine {
             );
             return Err(e);
         }
-        record::delete(self.store.db(), id)?;
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -9,9 +9,11 @@
 //! ```
 //!
 //! Records are JSON so fields can be added without a migration. A record is written when a
-//! container is created (durably) and whenever its state changes; state changes of running
-//! containers are written without fsync, since a restarted daemon reconciles them from the
-//! shims and their `exit.json` anyway (live restore).
+//! container is created (made durable by the snapshot's commit that follows it: one fsync per
+//! create) and whenever its state changes; state changes of running containers are written
+//! without fsync, since a restarted daemon reconciles them from the shims and their
+//! `exit.json` anyway (live restore). Removal deletes the record just before the snapshot's
+//! durable removal, again one fsync for both.
 
 use berth_api::models::{ContainerConfig, HostConfig};
 use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -74,8 +76,13 @@ pub(crate) fn put(db: &redb::Database, rec: &ContainerRecord, durable: bool) -> 
     Ok(())
 }
 
-pub(crate) fn delete(db: &redb::Database, id: &str) -> Result<()> {
-    let w = db.begin_write()?;
+/// Deletes a record; `durable` fsyncs the commit (without, the next durable commit of the
+/// database carries it).
+pub(crate) fn delete(db: &redb::Database, id: &str, durable: bool) -> Result<()> {
+    let mut w = db.begin_write()?;
+    if !durable {
+        let _ = w.set_durability(Durability::None);
+    }
     {
         let mut t = w.open_table(CONTAINERS)?;
         t.remove(id)?;

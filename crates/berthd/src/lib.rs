@@ -6,12 +6,14 @@
 //!   messages;
 //! - [`error`]: the one mapping from error kinds to HTTP statuses and Docker's error body;
 //! - [`config`]: flags and the `daemon.json`-style config file;
+//! - [`memory`]: returning freed heap to the kernel once the API goes quiet;
 //! - [`tls`]: `tcp://` listeners, TLS with client certificates only.
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod routes;
 pub mod tls;
 
@@ -36,8 +38,16 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let app =
-        tower::util::MapRequestLayer::new(routes::strip_version).layer(routes::router(engine));
+    let counted = tower::util::MapResponseLayer::new(|res: axum::response::Response| {
+        memory::touch();
+        res
+    })
+    .layer(routes::router(engine));
+    let app = tower::util::MapRequestLayer::new(|req: Request| {
+        memory::touch();
+        routes::strip_version(req)
+    })
+    .layer(counted);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(app),

@@ -96,6 +96,9 @@ fn group_id(name: &str) -> anyhow::Result<u32> {
 }
 
 fn run(flags: Flags) -> anyhow::Result<()> {
+    // Descriptors inherited from whoever started us must not reach the shims: a pipe at fd 3
+    // would be taken for a shim's startup channel (shims report on their stdout).
+    let _ = berth_sys::process::cloexec_from(3);
     let s = Settings::resolve(flags)?;
     let level = if s.log_level == "fatal" {
         "error".to_string()
@@ -146,12 +149,18 @@ fn run(flags: Flags) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(32)
+        // Idle blocking threads exit soon, handing back their stacks and caches before the
+        // idle trim (below) runs.
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .thread_stack_size(1 << 20)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
         let engine = Engine::open(cfg).await.context("opening the engine")?;
+        tokio::spawn(berthd::memory::trim_when_idle(
+            std::time::Duration::from_secs(1),
+        ));
         let mut servers = Vec::new();
         for path in &sockets {
             if let Some(dir) = path.parent() {

@@ -489,7 +489,9 @@ impl ContainerOpts {
         }
         if detach {
             if !self.attach.is_empty() {
-                return Err(OptsError("conflicting options: cannot specify both --attach and --detach".into()));
+                return Err(OptsError(
+                    "conflicting options: cannot specify both --attach and --detach".into(),
+                ));
             }
             attach_stdin = false;
             attach_stdout = false;
@@ -587,7 +589,9 @@ impl ContainerOpts {
             && let Some(p) = &restart
             && p.name != Some(RestartPolicyNameEnum::NO)
         {
-            return Err(OptsError("conflicting options: cannot specify both --restart and --rm".into()));
+            return Err(OptsError(
+                "conflicting options: cannot specify both --restart and --rm".into(),
+            ));
         }
         let network = self.network.as_deref().map(network_mode).transpose()?;
         let (exposed, port_bindings) = ports(&self.publish, &self.expose)?;

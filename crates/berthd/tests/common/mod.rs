@@ -281,13 +281,30 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 /// A rootfs tar of busybox-static (applet symlinks, /etc/passwd and /etc/group), built once
-/// per test process.
+/// for all test processes in cargo's per-target temp dir (keyed by the busybox binary, so a
+/// new busybox makes a new tar) and moved into place by rename, so nothing is left in /tmp
+/// and concurrent test processes never see a half-written tar.
 pub fn busybox_tar() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("berth-test-busybox-{}", std::process::id()));
-        let root = dir.join("rootfs");
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        std::fs::create_dir_all(tmp).unwrap();
+        let meta = std::fs::metadata("/bin/busybox").unwrap();
+        let mtime = meta
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let tar = tmp.join(format!("busybox-{}-{mtime}.tar", meta.len()));
+        if tar.exists() {
+            return tar;
+        }
+        let work = tempfile::Builder::new()
+            .prefix("berth-test-busybox")
+            .tempdir_in(tmp)
+            .unwrap();
+        let root = work.path().join("rootfs");
         for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
@@ -308,17 +325,17 @@ pub fn busybox_tar() -> PathBuf {
             "root:x:0:\nnogroup:x:65534:\nstaff:x:50:\n",
         )
         .unwrap();
-        let tar = dir.join("busybox.tar");
+        let built = work.path().join("busybox.tar");
         let st = Command::new("tar")
             .arg("-C")
             .arg(&root)
             .arg("-cf")
-            .arg(&tar)
+            .arg(&built)
             .arg(".")
             .status()
             .unwrap();
         assert!(st.success());
-        let _ = std::fs::remove_dir_all(&root);
+        std::fs::rename(&built, &tar).unwrap();
         tar
     })
     .clone()

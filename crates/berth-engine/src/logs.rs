@@ -405,10 +405,9 @@ mod tests {
             until: Some(parse_ts("2026-01-01T00:00:02.25Z")),
             ..Default::default()
         });
-        let two: LogEntry = serde_json::from_str(
-            entry("two\n", "stdout", "2026-01-01T00:00:02.25Z").trim(),
-        )
-        .unwrap();
+        let two: LogEntry =
+            serde_json::from_str(entry("two\n", "stdout", "2026-01-01T00:00:02.25Z").trim())
+                .unwrap();
         assert!(!framer.past_until(&two));
     }
 

@@ -844,11 +844,22 @@ impl Engine {
         cfg.open_stdin = rec.config.open_stdin.unwrap_or(false);
         cfg.stdin_once = rec.config.stdin_once.unwrap_or(false);
         cfg.init = rec.host_config.init.unwrap_or(false);
+        // An auto-remove container's upper dir is deleted right after its exit, so it is
+        // mounted `volatile`: no sync of the whole host filesystem when the container's
+        // mount namespace is torn down (6-20 ms on `run --rm`'s critical path; podman does
+        // the same for `--rm`).
+        let mut options = Vec::new();
+        if rec.host_config.auto_remove.unwrap_or(false)
+            && let Some(work) = &overlay.workdir
+            && volatile_ready(work)
+        {
+            options.push("volatile".to_string());
+        }
         cfg.rootfs = Some(berth_shim::Overlay {
             lowerdirs: overlay.lowerdirs.clone(),
             upperdir: overlay.upperdir.clone(),
             workdir: overlay.workdir.clone(),
-            options: Vec::new(),
+            options,
         });
         cfg.start_now = start_now;
         cfg.seccomp_cache = Some(self.cfg.exec_root.join("seccomp"));
@@ -1713,6 +1724,32 @@ impl Engine {
 }
 
 /// Whether a container's restart policy asks for a restart after it exited with `code`.
+/// Whether an overlay with this work dir may be mounted `volatile` now. A previous
+/// volatile mount leaves `work/incompat/volatile`, and the kernel refuses to mount the
+/// overlay again while it is there (its upper dir may have lost writes in a crash). When
+/// that marker was made during the current boot, the host has not crashed since, so the
+/// upper dir is intact: the marker is removed (a restarted auto-remove container). A
+/// marker from before the boot is kept, and the mount fails, as the kernel intends.
+fn volatile_ready(workdir: &Path) -> bool {
+    let marker = workdir.join("work").join("incompat").join("volatile");
+    let made = match std::fs::symlink_metadata(&marker) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+        Err(_) => return false,
+        Ok(m) => m.modified(),
+    };
+    let booted = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    });
+    match (made, booted) {
+        (Ok(made), Some(booted)) if made >= std::time::UNIX_EPOCH + Duration::from_secs(booted) => {
+            std::fs::remove_dir_all(&marker).is_ok()
+        }
+        _ => false,
+    }
+}
+
 fn wants_restart(rec: &ContainerRecord, code: i64, daemon_start: bool) -> bool {
     use berth_api::models::RestartPolicyNameEnum as P;
     let Some(policy) = &rec.host_config.restart_policy else {
@@ -1929,6 +1966,71 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mount_overlay(dir: &Path, volatile: bool) -> bool {
+        let mut o = format!("lowerdir={0}/l,upperdir={0}/u,workdir={0}/w", dir.display());
+        if volatile {
+            o.push_str(",volatile");
+        }
+        std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &o])
+            .arg(dir.join("m"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn umount(dir: &Path) {
+        let ok = std::process::Command::new("umount")
+            .arg(dir.join("m"))
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "umount {}", dir.join("m").display());
+    }
+
+    /// A volatile overlay leaves a marker that blocks the next mount; the marker of a mount
+    /// made during this boot is removed, one from before the boot is kept.
+    #[test]
+    fn volatile_marker_is_cleared_only_within_the_boot() {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-volatile")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        for sub in ["l", "u", "w", "m"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+        let work = d.join("w");
+        assert!(volatile_ready(&work), "no marker yet");
+        if !mount_overlay(d, true) {
+            println!("skipped: cannot mount a volatile overlay here (not root or no overlayfs)");
+            return;
+        }
+        std::fs::write(d.join("m/f"), "x").unwrap();
+        umount(d);
+        let marker = work.join("work/incompat/volatile");
+        assert!(marker.exists(), "the kernel leaves its marker");
+        assert!(
+            !mount_overlay(d, true),
+            "the kernel refuses while the marker is there"
+        );
+        assert!(volatile_ready(&work));
+        assert!(!marker.exists());
+        assert!(
+            mount_overlay(d, true),
+            "mounts again once the marker is gone"
+        );
+        umount(d);
+        assert_eq!(std::fs::read_to_string(d.join("u/f")).unwrap(), "x");
+        // A marker older than the boot: the host may have crashed with the mount live.
+        std::fs::File::open(&marker)
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1))
+            .unwrap();
+        assert!(!volatile_ready(&work));
+        assert!(marker.exists(), "kept: the upper dir may have lost writes");
+    }
 
     #[test]
     fn signals_parse_like_docker() {

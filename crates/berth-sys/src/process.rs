@@ -505,9 +505,46 @@ pub fn malloc_trim() -> bool {
     unsafe { libc::malloc_trim(0) == 1 }
 }
 
+/// Pins glibc's mmap and trim thresholds to `bytes` (`mallopt` M_MMAP_THRESHOLD and
+/// M_TRIM_THRESHOLD), for long-running daemons. By default glibc raises the mmap threshold to
+/// the size of the largest mmapped block freed so far (up to 32 MiB); after one large buffer
+/// every later one of that size comes from a thread arena, whose top `malloc_trim` never
+/// shrinks, so the daemon keeps megabytes it no longer uses. Fixed thresholds keep large
+/// buffers in mmap, returned to the kernel on free. True if glibc accepted both values.
+pub fn pin_malloc_thresholds(bytes: usize) -> bool {
+    let Ok(v) = libc::c_int::try_from(bytes) else {
+        return false;
+    };
+    // SAFETY: mallopt takes two integers and only changes the allocator's own parameters,
+    // under glibc's internal lock; no memory is handed out or freed by the call.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, v) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, v) == 1
+    }
+}
+
 #[cfg(test)]
 mod inherited_tests {
     use super::*;
+
+    #[test]
+    fn pinned_thresholds_keep_large_buffers_in_mmap() {
+        assert!(!pin_malloc_thresholds(usize::MAX), "too large for a c_int");
+        assert!(pin_malloc_thresholds(128 << 10));
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let before = unsafe { libc::mallinfo2() }.hblkhd;
+        let buf = std::hint::black_box(vec![1u8; 4 << 20]);
+        // SAFETY: as above.
+        let during = unsafe { libc::mallinfo2() }.hblkhd;
+        assert!(
+            during >= before + (4 << 20),
+            "4 MiB buffer not mmapped: {before} -> {during}"
+        );
+        drop(buf);
+        // SAFETY: as above.
+        let after = unsafe { libc::mallinfo2() }.hblkhd;
+        assert!(after < during, "buffer not returned: {during} -> {after}");
+    }
 
     #[test]
     fn takes_an_open_fd_once() {

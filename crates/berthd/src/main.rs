@@ -13,7 +13,12 @@ use berth_engine::{Engine, EngineConfig};
 use berthd::config::{Flags, Settings, unix_path};
 use clap::Parser;
 
+/// glibc's mmap/trim thresholds for the daemon: buffers of 128 KiB and more (upload chunks,
+/// layer copies) are mmapped and go back to the kernel when freed (docs/engine.md, memory).
+const MALLOC_THRESHOLD: usize = 128 << 10;
+
 fn main() {
+    berth_sys::process::pin_malloc_thresholds(MALLOC_THRESHOLD);
     let flags = Flags::parse();
     if let Err(e) = run(flags) {
         eprintln!("berthd: {e:#}");

@@ -3,20 +3,12 @@
 //! output shapes are compared with the real docker CLI against the same daemon.
 
 mod common;
-use common::{Daemon, require};
+use common::{Daemon, require, stderr, stdout, wait_until};
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn berth_bin() -> std::path::PathBuf {
     common::bin_dir().join("berth")
@@ -107,16 +99,6 @@ fn status_field(s: &str, k: &str) -> String {
         .find(|l| l.starts_with(k))
         .map(|l| l[k.len()..].trim().to_string())
         .unwrap_or_default()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

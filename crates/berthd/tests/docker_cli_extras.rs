@@ -3,19 +3,10 @@
 //! (`export | tar t`, `import -`, `save | load`) through pipes.
 
 mod common;
-use common::{Daemon, require};
+use common::{Daemon, require, stderr, stdout, wait_until};
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn docker(d: &Daemon, args: &[&str]) -> Command {
     let mut c = Command::new(common::docker_cli());
@@ -40,16 +31,6 @@ fn docker_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
     let o = c.wait_with_output().unwrap();
     w.join().unwrap();
     o
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..250 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]

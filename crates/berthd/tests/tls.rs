@@ -8,21 +8,13 @@
 //! away: nothing is created, and berthd logs the failed handshake.
 
 mod common;
-use common::{Daemon, require};
+use common::{Daemon, require, stderr, stdout};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn openssl_missing() -> bool {
     Command::new("openssl")

@@ -41,25 +41,12 @@ pub struct Launcher {
 impl Launcher {
     /// Copies `binary` into a sealed memfd.
     pub fn new(binary: &Path) -> Result<Launcher> {
-        use rustix::fs::{MemfdFlags, SealFlags};
-        let data = std::fs::read(binary).map_err(EngineError::io(format!(
+        let mut src = std::fs::File::open(binary).map_err(EngineError::io(format!(
             "reading the shim binary {} (install berth-shim next to berthd or pass --shim-binary)",
             binary.display()
         )))?;
-        let fd = rustix::fs::memfd_create(
-            "berth-shim",
-            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(|e| EngineError::io("memfd_create for the shim")(e.into()))?;
-        let mut f = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut f, &data)
-            .map_err(EngineError::io("copying the shim into its memfd"))?;
-        let fd = OwnedFd::from(f);
-        rustix::fs::fcntl_add_seals(
-            &fd,
-            SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-        )
-        .map_err(|e| EngineError::io("sealing the shim memfd")(e.into()))?;
+        let fd = berth_sys::memfd::sealed_copy("berth-shim", &mut src)
+            .map_err(EngineError::io("copying the shim into a sealed memfd"))?;
         let exe = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
         Ok(Launcher {
             memfd: fd,

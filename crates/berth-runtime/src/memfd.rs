@@ -17,7 +17,6 @@
 //! remount). In addition the container's processes are non-dumpable until they exec (see
 //! `berth-container`), so only holders of CAP_SYS_PTRACE could open their files at all.
 
-use rustix::fs::{MemfdFlags, SealFlags};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -86,11 +85,11 @@ pub fn ensure_sealed_copy() {
 /// Re-executes the current binary (same arguments) from a sealed memfd copy, unless it
 /// already runs from one. Only returns in the latter case.
 pub fn reexec_sealed() {
-    let exe = match std::fs::File::open("/proc/self/exe") {
+    let mut exe = match std::fs::File::open("/proc/self/exe") {
         Ok(f) => f,
         Err(e) => fail("open /proc/self/exe", e),
     };
-    if rustix::fs::fcntl_get_seals(&exe).is_ok_and(|s| s.contains(SealFlags::WRITE)) {
+    if berth_sys::memfd::is_sealed(&exe) {
         return;
     }
     // Installed on a read-only mount, the binary cannot be written through /proc/PID/exe
@@ -100,29 +99,10 @@ pub fn reexec_sealed() {
     {
         return;
     }
-    let mem = match rustix::fs::memfd_create(
-        "berth-runtime",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    ) {
+    let mem = match berth_sys::memfd::sealed_copy("berth-runtime", &mut exe) {
         Ok(m) => m,
-        Err(e) => fail("memfd_create", e),
+        Err(e) => fail("copy and seal the binary", e),
     };
-    let size = exe.metadata().map(|m| m.len()).unwrap_or(0) as usize;
-    let mut left = size.max(1);
-    loop {
-        match rustix::fs::sendfile(&mem, &exe, None, left.max(1 << 20)) {
-            Ok(0) => break,
-            Ok(n) => left = left.saturating_sub(n),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => fail("copy the binary", e),
-        }
-    }
-    if let Err(e) = rustix::fs::fcntl_add_seals(
-        &mem,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-    ) {
-        fail("seal the copy", e);
-    }
     let argv: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
         .collect();

@@ -407,18 +407,12 @@ fn a_shim_spawned_from_a_sealed_memfd_hands_over_from_it() {
     if !require_root("a_shim_spawned_from_a_sealed_memfd_hands_over_from_it") {
         return;
     }
-    use rustix::fs::{MemfdFlags, SealFlags};
     let f = Fixture::new("memfd", &["sleep", "1000"]);
     f.write();
     // As berthd does: one sealed memfd copy of the binary, executed by path.
-    let memfd = rustix::fs::memfd_create("berth-shim", MemfdFlags::ALLOW_SEALING).unwrap();
-    let mut file = std::fs::File::from(memfd);
-    file.write_all(&std::fs::read(shim_bin()).unwrap()).unwrap();
-    rustix::fs::fcntl_add_seals(
-        &file,
-        SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE,
-    )
-    .unwrap();
+    let file =
+        berth_sys::memfd::sealed_copy("berth-shim", &mut std::fs::File::open(shim_bin()).unwrap())
+            .unwrap();
     use std::os::fd::AsRawFd;
     let mut child = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .arg(f.state_dir())

@@ -10,6 +10,7 @@
 
 pub mod bpf;
 pub mod fs;
+pub mod memfd;
 pub mod mount;
 pub mod process;
 pub mod seccomp;

@@ -9,26 +9,95 @@ use berth_api::client::{Client, Hijacked};
 use berth_api::query::{ContainerKillQuery, ContainerResizeQuery};
 use berth_api::stream::Demuxer;
 
-/// Copies the container's output until the daemon closes the stream.
-pub fn copy_output<R: Read>(reader: R, multiplexed: bool) -> io::Result<()> {
-    if multiplexed {
-        let mut out = io::stdout();
-        let mut err = io::stderr();
+/// Why copying a container's output stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The stream from the daemon failed.
+    #[error("error reading the container's output: {}", go_text(.0))]
+    Read(#[source] io::Error),
+    /// Our stdout or stderr failed (e.g. a closed pipe), worded as docker's
+    /// `write /dev/stdout: broken pipe`.
+    #[error("write {path}: {}", go_text(.source))]
+    Write {
+        path: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An OS error as Go prints it: the lowercase strerror text, without Rust's `(os error N)`.
+pub fn go_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.rfind(" (os error ") {
+        Some(i) if e.raw_os_error().is_some() => s[..i].to_owned(),
+        _ => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) if e.raw_os_error().is_some() => first.to_lowercase().chain(c).collect(),
+        _ => s,
+    }
+}
+
+/// A writer that remembers whether a write to it failed (so a failed copy can tell a
+/// broken stdout from a broken stream).
+struct Side<W> {
+    inner: W,
+    path: &'static str,
+    failed: bool,
+}
+
+impl<W: Write> Write for Side<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+/// Copies the container's output until the daemon closes the stream. A failed write to
+/// stdout/stderr is [`CopyError::Write`]: callers stop at once, like docker, rather than
+/// wait for a container nobody can hear any more.
+pub fn copy_output<R: Read>(reader: R, multiplexed: bool) -> Result<(), CopyError> {
+    let mut out = Side {
+        inner: io::stdout().lock(),
+        path: "/dev/stdout",
+        failed: false,
+    };
+    let mut err = Side {
+        inner: io::stderr(),
+        path: "/dev/stderr",
+        failed: false,
+    };
+    let result = if multiplexed {
         Demuxer::new(reader).copy_to(&mut out, &mut err)
     } else {
-        let mut reader = reader;
-        let mut out = io::stdout().lock();
-        let mut buf = [0u8; 32 * 1024];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            out.write_all(&buf[..n])?;
-            out.flush()?;
+        copy_raw(reader, &mut out)
+    };
+    result.map_err(|source| {
+        let broken = [&out.failed, &err.failed]
+            .into_iter()
+            .zip([out.path, err.path])
+            .find_map(|(failed, path)| failed.then_some(path));
+        match broken {
+            Some(path) => CopyError::Write { path, source },
+            None => CopyError::Read(source),
         }
+    })
+}
+
+fn copy_raw<R: Read, W: Write>(mut reader: R, out: &mut W) -> io::Result<()> {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        out.flush()?;
     }
 }
 

@@ -55,30 +55,46 @@ fn fetch(ctx: &Ctx, name: &str, typ: Option<ObjectType>, size: bool) -> Result<V
     }
 }
 
-/// Renders inspect output for already-fetched objects (`Err` entries are printed to stderr).
-pub fn render(objects: &[Value], format: Option<&str>) -> Result<String> {
-    match format {
-        None | Some("") => {
-            let mut buf = Vec::new();
+/// What inspect prints for already-fetched objects, after docker-cli's inspectors: without a
+/// format an indented array, `json` a compact array, otherwise the template once per object.
+/// A template that fails on an object adds an error and goes on with the next; when nothing
+/// rendered, the output is one empty line (docker's `Flush`). A template that does not parse
+/// is an error with docker's exit code 64.
+pub fn render(objects: &[Value], format: Option<&str>) -> Result<(String, Vec<String>)> {
+    let json = |pretty: bool| -> Result<String> {
+        let mut buf = Vec::new();
+        let list = Value::List(objects.to_vec());
+        if pretty {
             let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            serde::Serialize::serialize(&Value::List(objects.to_vec()), &mut ser)?;
-            buf.push(b'\n');
-            Ok(String::from_utf8(buf)?)
+            serde::Serialize::serialize(&list, &mut ser)?;
+        } else {
+            serde_json::to_writer(&mut buf, &list)?;
         }
+        buf.push(b'\n');
+        Ok(String::from_utf8(buf)?)
+    };
+    match format {
+        None | Some("") => Ok((json(true)?, Vec::new())),
+        Some("json") => Ok((json(false)?, Vec::new())),
         Some(f) => {
-            let src = if f == "json" { "{{json .}}" } else { f };
-            let t = Template::parse(src)
-                .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+            let t = Template::parse(f)
+                .map_err(|e| StatusError::new(64, format!("template parsing error: {e}")))?;
             let mut out = String::new();
+            let mut errors = Vec::new();
             for o in objects {
-                let line = t
-                    .execute(o)
-                    .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
-                out.push_str(&line);
+                match t.execute(o) {
+                    Ok(line) => {
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                    Err(e) => errors.push(format!("template parsing error: {e}")),
+                }
+            }
+            if out.is_empty() {
                 out.push('\n');
             }
-            Ok(out)
+            Ok((out, errors))
         }
     }
 }
@@ -99,17 +115,24 @@ pub fn inspect(
     size: bool,
     format: Option<&str>,
 ) -> Result<i32> {
+    if let Some(f) = format.filter(|f| !f.is_empty() && *f != "json") {
+        // docker parses the template before fetching anything
+        Template::parse(f)
+            .map_err(|e| StatusError::new(64, format!("template parsing error: {e}")))?;
+    }
     let mut objects = Vec::new();
-    let mut errors = Vec::new();
+    let mut fetch_errors = Vec::new();
     for n in names {
         match fetch(ctx, n, typ, size) {
             Ok(bytes) => objects.push(Value::from_json(&bytes)?),
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => fetch_errors.push(e.to_string()),
         }
     }
-    if !(objects.is_empty() && format.is_some()) {
-        print(&render(&objects, format)?)?;
-    }
+    let (out, template_errors) = render(&objects, format)?;
+    print(&out)?;
+    // docker lists the errors in the order of the names; fetch errors and template errors
+    // never concern the same name, so fetch errors first is only a difference when both occur
+    let errors: Vec<String> = fetch_errors.into_iter().chain(template_errors).collect();
     for e in &errors {
         eprintln!("{e}");
     }
@@ -125,19 +148,34 @@ mod tests {
         let v =
             Value::from_json(br#"{"Id":"abc","State":{"Running":true},"Mounts":[],"Args":["a"]}"#)
                 .unwrap();
-        let out = render(std::slice::from_ref(&v), None).unwrap();
+        let out = render(std::slice::from_ref(&v), None).unwrap().0;
         let want = "[\n    {\n        \"Id\": \"abc\",\n        \"State\": {\n            \"Running\": true\n        },\n        \"Mounts\": [],\n        \"Args\": [\n            \"a\"\n        ]\n    }\n]\n";
         assert_eq!(out, want);
-        assert_eq!(render(&[], None).unwrap(), "[]\n");
+        assert_eq!(render(&[], None).unwrap().0, "[]\n");
         assert_eq!(
-            render(std::slice::from_ref(&v), Some("{{.State.Running}}")).unwrap(),
+            render(std::slice::from_ref(&v), Some("{{.State.Running}}"))
+                .unwrap()
+                .0,
             "true\n"
         );
+        // `json` is docker's compact array, not one object per line
         assert_eq!(
-            render(std::slice::from_ref(&v), Some("json")).unwrap(),
-            "{\"Id\":\"abc\",\"State\":{\"Running\":true},\"Mounts\":[],\"Args\":[\"a\"]}\n"
+            render(&[v.clone(), v.clone()], Some("json")).unwrap().0,
+            format!(
+                "[{o},{o}]\n",
+                o = "{\"Id\":\"abc\",\"State\":{\"Running\":true},\"Mounts\":[],\"Args\":[\"a\"]}"
+            )
         );
-        let e = render(&[v], Some("{{.Nope}}")).unwrap_err().to_string();
-        assert!(e.contains("map has no entry for key \"Nope\""), "{e}");
+        // a failing object is an error, the others still render; nothing rendered is one
+        // empty line
+        let (out, errs) = render(&[v.clone(), v.clone()], Some("{{.State.Nope}}")).unwrap();
+        assert_eq!(out, "\n");
+        assert_eq!(errs.len(), 2);
+        assert_eq!(
+            errs[0],
+            "template parsing error: template: :1:8: executing \"\" at <.State.Nope>: map has no entry for key \"Nope\""
+        );
+        let e = render(&[v], Some("{{.Nope")).unwrap_err();
+        assert_eq!(e.downcast_ref::<StatusError>().unwrap().code, 64);
     }
 }

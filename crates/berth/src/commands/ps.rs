@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{Ctx, print};
 use crate::StatusError;
-use crate::format::container::{ps_format, render};
+use crate::format::container::{ps_format, render, validate_ps_format};
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -45,6 +45,14 @@ pub fn run(ctx: &Ctx, args: PsArgs) -> Result<i32> {
                 format!("invalid argument \"{f}\" for \"-f, --filter\" flag: {e}"),
             )
         })?;
+    }
+    if let Some(custom) = args.format.as_deref().filter(|f| !f.is_empty()) {
+        if args.quiet && custom != "table" {
+            eprintln!(
+                "WARNING: Ignoring custom format, because both --format and --quiet are set."
+            );
+        }
+        validate_ps_format(custom).map_err(|e| StatusError::new(1, e))?;
     }
     let format = ps_format(args.format.as_deref(), args.quiet, args.size);
     let limit = if args.latest {

@@ -239,8 +239,10 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         }
         let multiplexed = h.multiplexed.unwrap_or(!tty);
         if let Err(e) = stream_io::copy_output(h.reader, multiplexed) {
+            // docker returns here: nobody can see the output any more, and waiting for the
+            // container (which may wait for more input) could last forever.
             drop(raw.take());
-            eprintln!("berth: error reading the container's output: {e}");
+            return Err(StatusError::new(1, e.to_string()).into());
         }
     }
     let result = wait_result(wait)

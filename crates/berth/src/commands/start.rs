@@ -93,9 +93,12 @@ pub fn run(ctx: &Ctx, args: StartArgs) -> Result<i32> {
         stream_io::spawn_stdin_copy(&h)?;
     }
     let multiplexed = h.multiplexed.unwrap_or(!tty);
-    let copied = stream_io::copy_output(h.reader, multiplexed);
+    if let Err(e) = stream_io::copy_output(h.reader, multiplexed) {
+        // as `run`: stop at once rather than wait for a container nobody hears any more
+        drop(raw);
+        return Err(StatusError::new(1, e.to_string()).into());
+    }
     let result = wait_result(wait);
     drop(raw);
-    copied?;
     Ok(result?.status_code as i32)
 }

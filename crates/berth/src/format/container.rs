@@ -14,6 +14,21 @@ use crate::template::Value;
 pub const DEFAULT_TABLE: &str =
     "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
+/// The Go type of docker's `ps` rows, named in its template errors.
+pub const ROW_TYPE: &str = "*formatter.ContainerContext";
+
+/// docker's check of a custom `ps --format` before listing (docker-cli
+/// `buildContainerListOptions`): the whole format, `table` included, runs once over an empty
+/// row, so a bad field fails even when no container matches, with docker's wording.
+pub fn validate_ps_format(format: &str) -> Result<(), String> {
+    let t = crate::template::Template::parse(format)
+        .map_err(|e| format!("failed to parse template: {e}"))?;
+    let probe = row(&ContainerSummary::default(), true, SystemTime::now());
+    t.execute_as(&probe, ROW_TYPE)
+        .map_err(|e| format!("failed to execute template: {e}"))?;
+    Ok(())
+}
+
 /// The format `ps` uses for the given flags.
 pub fn ps_format(custom: Option<&str>, quiet: bool, size: bool) -> String {
     match custom {
@@ -55,7 +70,12 @@ pub fn header() -> Value {
             Value::func(|args| {
                 let name = match args {
                     [Value::Str(s)] => s.clone(),
-                    _ => return Err("wrong number of args for Label: want 1".into()),
+                    _ => {
+                        return Err(format!(
+                            "wrong number of args for Label: want 1 got {}",
+                            args.len()
+                        ));
+                    }
                 };
                 let last = name
                     .rsplit('.')
@@ -189,7 +209,10 @@ pub fn row(c: &ContainerSummary, trunc: bool, now: SystemTime) -> Value {
             "Label".into(),
             Value::func(move |args| match args {
                 [Value::Str(k)] => Ok(Value::Str(label_map.get(k).cloned().unwrap_or_default())),
-                _ => Err("wrong number of args for Label: want 1".into()),
+                _ => Err(format!(
+                    "wrong number of args for Label: want 1 got {}",
+                    args.len()
+                )),
             }),
         ),
     ])
@@ -280,7 +303,7 @@ pub fn render(
     trunc: bool,
     now: SystemTime,
 ) -> Result<String, FormatError> {
-    let f = super::Formatter::new(format)?;
+    let f = super::Formatter::typed(format, ROW_TYPE)?;
     let rows: Vec<Value> = list.iter().map(|c| row(c, trunc, now)).collect();
     f.render(&rows, &header())
 }

@@ -200,7 +200,7 @@ pub fn render(
     digests: bool,
     now: SystemTime,
 ) -> Result<String, FormatError> {
-    let f = Formatter::new(format)?;
+    let f = Formatter::typed(format, "*formatter.imageContext")?;
     let show_digests = digests || format.contains("{{.Digest}}");
     f.render(&rows(images, trunc, show_digests, now), &header())
 }
@@ -217,7 +217,7 @@ pub fn render_history(
     human: bool,
     now: SystemTime,
 ) -> Result<String, FormatError> {
-    let f = Formatter::new(format)?;
+    let f = Formatter::typed(format, "*image.historyContext")?;
     let h = |k: &str, v: &str| (k.to_owned(), Value::str(v));
     let header = Value::Map(vec![
         h("ID", "IMAGE"),

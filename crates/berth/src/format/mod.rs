@@ -20,9 +20,19 @@ pub struct Formatter {
     /// `{{json .}}` of a whole row: escaped like Go's `json.Marshal` (docker's rows marshal
     /// themselves), so `<none>` prints as `\u003cnone\u003e`.
     row_json: bool,
+    /// The Go type docker's rows have (`*formatter.ContainerContext`): unknown fields are
+    /// `can't evaluate field X in type T`.
+    row_type: Option<&'static str>,
 }
 
 impl Formatter {
+    /// [`Formatter::new`] for rows that stand for docker's formatter context `row_type`.
+    pub fn typed(format: &str, row_type: &'static str) -> Result<Formatter, FormatError> {
+        let mut f = Formatter::new(format)?;
+        f.row_type = Some(row_type);
+        Ok(f)
+    }
+
     /// Prepares `format` (already defaulted by the command): strips `table`, maps `json` to
     /// `{{json .}}`, turns literal `\t` and `\n` into tabs and newlines.
     pub fn new(format: &str) -> Result<Formatter, FormatError> {
@@ -44,6 +54,7 @@ impl Formatter {
             template,
             table,
             row_json,
+            row_type: None,
         })
     }
 
@@ -57,10 +68,11 @@ impl Formatter {
     pub fn render(&self, rows: &[Value], header: &Value) -> Result<String, FormatError> {
         let mut body = String::new();
         for row in rows {
-            let line = self
-                .template
-                .execute(row)
-                .map_err(|e| FormatError(e.to_string()))?;
+            let line = match self.row_type {
+                Some(t) => self.template.execute_as(row, t),
+                None => self.template.execute(row),
+            }
+            .map_err(|e| FormatError(e.to_string()))?;
             if self.row_json {
                 body.push_str(&crate::template::funcs::go_json_escape(&line));
             } else {

@@ -21,6 +21,10 @@ pub enum MissingKey {
     Error,
     /// `<no value>` (table headers).
     NoValue,
+    /// `can't evaluate field X in type T`: the data stands for a Go struct named T (docker's
+    /// row contexts, e.g. `*formatter.ContainerContext`), whose missing fields are errors
+    /// whatever the template's missingkey option.
+    Struct(&'static str),
 }
 
 enum Flow {
@@ -356,6 +360,11 @@ impl<'a> Exec<'a> {
         arg: &Arg,
         pos: Pos,
     ) -> Result<(String, Value), ExecError> {
+        // Go places a chain (`.A.B`) at its second element
+        let pos = match arg {
+            Arg::Field(fs) if fs.len() > 1 => pos + 1 + fs[0].len() as Pos,
+            _ => pos,
+        };
         let (mut cur, fields, mut path) = match arg {
             Arg::Field(fs) => (dot.clone(), fs.as_slice(), String::new()),
             Arg::Var(name, fs) => {
@@ -386,6 +395,13 @@ impl<'a> Exec<'a> {
                             ));
                         }
                         MissingKey::NoValue => Value::NoValue,
+                        MissingKey::Struct(typ) => {
+                            return Err(self.error(
+                                pos,
+                                &path,
+                                &format!("can't evaluate field {f} in type {typ}"),
+                            ));
+                        }
                     },
                 },
                 Value::Nil => {
@@ -397,10 +413,15 @@ impl<'a> Exec<'a> {
                 }
                 Value::NoValue if self.missing == MissingKey::NoValue => Value::NoValue,
                 other => {
+                    // decoded JSON is `interface {}` to Go; a row context's fields are typed
+                    let typ = match self.missing {
+                        MissingKey::Struct(_) => other.type_name(),
+                        _ => "interface {}",
+                    };
                     return Err(self.error(
                         pos,
                         &path,
-                        &format!("can't evaluate field {f} in type {}", other.type_name()),
+                        &format!("can't evaluate field {f} in type {typ}"),
                     ));
                 }
             };

@@ -50,6 +50,18 @@ impl Template {
             .map_err(TemplateError::Exec)
     }
 
+    /// Renders over `data` standing for the Go struct `type_name` (docker's row contexts):
+    /// a missing field is `can't evaluate field X in type T`, as docker's formatter says.
+    pub fn execute_as(
+        &self,
+        data: &Value,
+        type_name: &'static str,
+    ) -> Result<String, TemplateError> {
+        Exec::new(&self.tree, FuncSet::Basic, MissingKey::Struct(type_name))
+            .run(data)
+            .map_err(TemplateError::Exec)
+    }
+
     /// Renders a table header over `header` (field name → column title) with Docker's header
     /// functions; missing keys print `<no value>`.
     pub fn execute_header(&self, header: &Value) -> Result<String, TemplateError> {
@@ -228,7 +240,10 @@ mod tests {
                 "Label".into(),
                 Value::func(move |args| {
                     let [Value::Str(k)] = args else {
-                        return Err("wrong number of args for Label: want 1".into());
+                        return Err(format!(
+                            "wrong number of args for Label: want 1 got {}",
+                            args.len()
+                        ));
                     };
                     Ok(labels.field(k).cloned().unwrap_or(Value::str("")))
                 }),
@@ -253,9 +268,12 @@ mod tests {
         );
         assert_eq!(
             err("{{.State.Health.Status}}"),
-            r#"template: :1:2: executing "" at <.State.Health.Status>: nil pointer evaluating interface {}.Status"#
+            r#"template: :1:8: executing "" at <.State.Health.Status>: nil pointer evaluating interface {}.Status"#
         );
-        assert!(err("{{.Name.Foo}}").contains("can't evaluate field Foo in type string"));
+        assert_eq!(
+            err("{{.Name.Foo}}"),
+            r#"template: :1:7: executing "" at <.Name.Foo>: can't evaluate field Foo in type interface {}"#
+        );
         assert!(err("{{index .Config.Cmd 9}}").contains("index out of range: 9"));
         assert!(err("{{len 3}}").contains("len of type int"));
         assert!(err("{{lt .Config.Cmd 1}}").contains("invalid type for comparison"));

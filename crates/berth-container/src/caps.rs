@@ -1,108 +1,13 @@
-//! Capability names ↔ numbers and the five sets of a process as bit masks.
+//! The five capability sets of a process as bit masks; names ↔ numbers come from
+//! [`berth_oci::caps`], re-exported here.
 
 use berth_oci::spec::runtime::{Capability, LinuxCapabilities};
 
-/// The kernel's number for a capability.
-pub fn number(c: Capability) -> u32 {
-    use Capability::*;
-    match c {
-        Chown => 0,
-        DacOverride => 1,
-        DacReadSearch => 2,
-        Fowner => 3,
-        Fsetid => 4,
-        Kill => 5,
-        Setgid => 6,
-        Setuid => 7,
-        Setpcap => 8,
-        LinuxImmutable => 9,
-        NetBindService => 10,
-        NetBroadcast => 11,
-        NetAdmin => 12,
-        NetRaw => 13,
-        IpcLock => 14,
-        IpcOwner => 15,
-        SysModule => 16,
-        SysRawio => 17,
-        SysChroot => 18,
-        SysPtrace => 19,
-        SysPacct => 20,
-        SysAdmin => 21,
-        SysBoot => 22,
-        SysNice => 23,
-        SysResource => 24,
-        SysTime => 25,
-        SysTtyConfig => 26,
-        Mknod => 27,
-        Lease => 28,
-        AuditWrite => 29,
-        AuditControl => 30,
-        Setfcap => 31,
-        MacOverride => 32,
-        MacAdmin => 33,
-        Syslog => 34,
-        WakeAlarm => 35,
-        BlockSuspend => 36,
-        AuditRead => 37,
-        Perfmon => 38,
-        Bpf => 39,
-        CheckpointRestore => 40,
-    }
-}
-
-/// `CAP_CHOWN`-style name of a capability number.
-pub fn name(n: u32) -> String {
-    const NAMES: [&str; 41] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ];
-    NAMES
-        .get(n as usize)
-        .map_or_else(|| format!("CAP_{n}"), |s| s.to_string())
-}
+pub use berth_oci::caps::{name, number, parse};
 
 /// Every capability this crate knows, by number.
 pub fn all_names() -> Vec<String> {
-    (0..=40).map(name).collect()
+    berth_oci::caps::ALL.iter().map(|s| s.to_string()).collect()
 }
 
 /// The five capability sets of a process, as masks (bit n = capability n).
@@ -143,11 +48,6 @@ impl CapSets {
             .map(name)
             .collect()
     }
-}
-
-/// Parses `CAP_X` or `X` (case-insensitive) into a capability, for `exec --cap`.
-pub fn parse(s: &str) -> Option<Capability> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use berth_oci::sysctl::{SysctlNamespace, namespace_of};
+
 use crate::error::{Error, Result};
 
 /// Which namespaces the container has its own copy of (new, or joined by path).
@@ -12,17 +14,6 @@ pub struct OwnNamespaces {
     pub net: bool,
     pub uts: bool,
 }
-
-const IPC_SYSCTLS: [&str; 8] = [
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
 
 /// Validates the sysctls and returns (path below /proc/sys, value), sorted by name.
 pub fn plan_sysctls(
@@ -50,31 +41,33 @@ pub fn plan_sysctls(
         if value.contains('\n') {
             return Err(Error::spec(field, "value must not contain a newline"));
         }
-        let allowed = if IPC_SYSCTLS.contains(&name.as_str()) || name.starts_with("fs.mqueue.") {
-            if !ns.ipc {
+        let allowed = match namespace_of(&name) {
+            Some(SysctlNamespace::Ipc) => {
+                if !ns.ipc {
+                    return Err(Error::spec(
+                        field,
+                        "is not allowed in the host's IPC namespace (add an ipc namespace)",
+                    ));
+                }
+                true
+            }
+            Some(SysctlNamespace::Net) => {
+                if !ns.net {
+                    return Err(Error::spec(
+                        field,
+                        "is not allowed in the host's network namespace (add a network namespace)",
+                    ));
+                }
+                true
+            }
+            Some(SysctlNamespace::Uts) if name == "kernel.domainname" && ns.uts => true,
+            Some(SysctlNamespace::Uts) if ns.uts => {
                 return Err(Error::spec(
                     field,
-                    "is not allowed in the host's IPC namespace (add an ipc namespace)",
+                    "conflicts with the OCI \"hostname\" field; set that instead",
                 ));
             }
-            true
-        } else if name.starts_with("net.") {
-            if !ns.net {
-                return Err(Error::spec(
-                    field,
-                    "is not allowed in the host's network namespace (add a network namespace)",
-                ));
-            }
-            true
-        } else if name == "kernel.domainname" && ns.uts {
-            true
-        } else if name == "kernel.hostname" && ns.uts {
-            return Err(Error::spec(
-                field,
-                "conflicts with the OCI \"hostname\" field; set that instead",
-            ));
-        } else {
-            false
+            _ => false,
         };
         if !allowed {
             return Err(Error::spec(

@@ -32,68 +32,9 @@ use serde_json::{Value, json};
 
 use crate::error::{EngineError, Result};
 
-/// Docker's 14 default capabilities, in moby's order.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Every capability by number (Linux 5.9+: up to CAP_CHECKPOINT_RESTORE = 40).
-pub const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// Docker's 14 default capabilities and every capability by number: the one table in
+/// `berth_oci::caps`.
+pub use berth_oci::caps::{ALL as ALL_CAPS, DOCKER_DEFAULT as DEFAULT_CAPS};
 
 /// Paths hidden from unprivileged containers (moby's defaults).
 pub const MASKED_PATHS: [&str; 12] = [
@@ -571,33 +512,16 @@ pub fn parse_cpuset(s: &str) -> Option<Vec<u32>> {
 
 /// Docker's namespaced sysctls (the ones a container may set).
 fn check_sysctl(key: &str, net: NetworkMode) -> Result<()> {
-    const IPC: [&str; 8] = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
-        return Ok(());
+    use berth_oci::sysctl::{SysctlNamespace, namespace_of};
+    match namespace_of(key) {
+        Some(SysctlNamespace::Net) if net == NetworkMode::Host => Err(EngineError::invalid(
+            format!("sysctl {key:?} not allowed in host network namespace"),
+        )),
+        Some(_) => Ok(()),
+        None => Err(EngineError::invalid(format!(
+            "sysctl {key:?} is not in a separate kernel namespace"
+        ))),
     }
-    if key.starts_with("net.") {
-        if net == NetworkMode::Host {
-            return Err(EngineError::invalid(format!(
-                "sysctl {key:?} not allowed in host network namespace"
-            )));
-        }
-        return Ok(());
-    }
-    if key == "kernel.domainname" || key == "kernel.hostname" {
-        return Ok(());
-    }
-    Err(EngineError::invalid(format!(
-        "sysctl {key:?} is not in a separate kernel namespace"
-    )))
 }
 
 const RLIMITS: [&str; 16] = [

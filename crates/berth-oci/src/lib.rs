@@ -2,17 +2,21 @@
 //!
 //! - [`spec`]: the OCI runtime, image and distribution types (the `oci-spec` crate, re-exported
 //!   so that its version is chosen in exactly one place).
+//! - [`caps`]: capability names and numbers (the one table) and Docker's default set;
+//!   [`sysctl`]: which sysctls a container's own namespaces cover.
 //! - [`digest`]: content digests and hashing readers/writers.
 //! - [`errdefs`]: the kinds every library error is classified into; only the API server turns
 //!   kinds into HTTP statuses.
 #![forbid(unsafe_code)]
 
+pub mod caps;
 pub mod digest;
 pub mod errdefs;
 pub mod media_types;
 pub mod platform;
 pub mod reference;
 pub mod seccomp_profile;
+pub mod sysctl;
 
 pub use digest::Digest;
 /// The OCI specification types, re-exported from `oci-spec`.

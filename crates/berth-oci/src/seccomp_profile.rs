@@ -353,22 +353,7 @@ mod tests {
             .collect()
     }
 
-    const DOCKER_DEFAULT_CAPS: [&str; 14] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
+    use crate::caps::DOCKER_DEFAULT as DOCKER_DEFAULT_CAPS;
 
     #[test]
     fn default_profile_for_docker_default_caps_on_amd64() {

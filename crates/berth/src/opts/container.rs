@@ -245,9 +245,6 @@ pub fn valid_container_name(name: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-const NAMESPACED_SYSCTL_PREFIXES: &[&str] = &["net.", "fs.mqueue.", "kernel.shm", "kernel.msg"];
-const NAMESPACED_SYSCTLS: &[&str] = &["kernel.sem", "kernel.domainname", "kernel.hostname"];
-
 fn check_sysctl(kv: &str) -> Result<(String, String), OptsError> {
     let (k, v) = kv.split_once('=').ok_or_else(|| {
         flag_err(
@@ -256,14 +253,13 @@ fn check_sysctl(kv: &str) -> Result<(String, String), OptsError> {
             format!("sysctl '{kv}' is not allowed (expected KEY=VALUE)"),
         )
     })?;
-    if !(NAMESPACED_SYSCTLS.contains(&k)
-        || NAMESPACED_SYSCTL_PREFIXES.iter().any(|p| k.starts_with(p)))
-    {
+    // the engine's and the runtime's rule, from berth-oci
+    if berth_oci::sysctl::namespace_of(k).is_none() {
         return Err(flag_err(
             kv,
             "--sysctl",
             format!(
-                "sysctl '{k}' is not allowed (only namespaced sysctls: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)"
+                "sysctl '{k}' is not allowed (only namespaced sysctls: net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname)"
             ),
         ));
     }

@@ -45,6 +45,26 @@ impl StatusError {
     }
 }
 
+/// True when `err` is a broken pipe and stdout is a pipe nobody reads any more (a broken
+/// connection to the daemon is not this: that still gets its message).
+fn broken_stdout(err: &anyhow::Error) -> bool {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let epipe = err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if !epipe {
+        return false;
+    }
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::ERR)
+}
+
 /// Runs the CLI with `args` (including the program name) and returns the exit code.
 pub fn run_cli<I, T>(args: I) -> i32
 where
@@ -74,6 +94,13 @@ where
                     eprintln!("{m}");
                 }
                 return s.code;
+            }
+            if broken_stdout(&err) {
+                // a Go program dies of SIGPIPE when its stdout is a closed pipe
+                // (`docker events | head -1`): quietly, with the same status
+                let _ =
+                    signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGPIPE);
+                return 141;
             }
             eprintln!("{err:#}");
             1

@@ -350,11 +350,6 @@ fn bad_input_is_rejected_with_docker_messages() {
             "invalid --network value",
         ),
         (
-            &["--name", "bad/name", "busybox"],
-            "Invalid container name (bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-        ),
-        (&["--name", "x", "busybox"], "Invalid container name (x)"),
-        (
             &["--rm", "--restart", "always", "busybox"],
             "conflicting options: cannot specify both --restart and --rm",
         ),

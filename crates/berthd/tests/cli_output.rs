@@ -328,3 +328,102 @@ fn run_i_with_a_closed_stdout_exits_like_docker() {
         d.container_count() == 1
     });
 }
+
+/// `berth` and `docker` print the same for the same request: `(code, stdout, stderr)` with
+/// the program names swapped.
+fn same_as_docker(d: &Daemon, args: &[&str]) {
+    let [b, k] = both(d, args);
+    let swap = |s: &str| {
+        s.replace("docker: ", "berth: ")
+            .replace("'docker run --help'", "'berth run --help'")
+            .replace("'docker create --help'", "'berth create --help'")
+    };
+    let k = (k.0, swap(&k.1), swap(&k.2));
+    assert_eq!(b, k, "berth vs docker {args:?}");
+}
+
+#[test]
+fn verbs_print_what_docker_prints() {
+    require_cli!();
+    let d = daemon_with_container();
+    let o = d.berth(&[
+        "run",
+        "--name",
+        "berth-test-ex3",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(code(&o), 3);
+    let since = jiff::Timestamp::now().as_second() - 600;
+    let until = jiff::Timestamp::now().as_second() + 1;
+    // events at fixed bounds: RFC 3339 with 9 digits and `Z` (docker's RFC3339NanoFixed)
+    let (since, until) = (since.to_string(), until.to_string());
+    let ev = [
+        "events",
+        "--since",
+        since.as_str(),
+        "--until",
+        until.as_str(),
+    ];
+    same_as_docker(&d, &ev);
+    let out = stdout(&d.berth(&ev));
+    assert!(out.lines().count() >= 4, "{out}");
+    // df: docker's reclaimable formula (in-use images with unknown shared size count as
+    // reclaimable), and -v without the summary and the containers' virtual size
+    for args in [
+        &["system", "df"][..],
+        &[
+            "system",
+            "df",
+            "-v",
+            "--format",
+            "{{range .Containers}}{{.Names}} {{.Size}};{{end}}",
+        ],
+        &[
+            "system",
+            "df",
+            "-v",
+            "--format",
+            "{{range .Images}}{{.Digest}}|{{.Containers}};{{end}}",
+        ],
+    ] {
+        same_as_docker(&d, args);
+    }
+    // daemon-side checks and the pull of a missing image name docker's normalized reference
+    for args in [
+        &["run", "--rm", "--name", "bad name", "busybox", "true"][..],
+        &["create", "--name", "x", "busybox"],
+        &["run", "--rm", "berth-test-nothere"],
+        &["create", "berth-test-nothere:1"],
+        &["rm", "berth-test-nothere"],
+        &["wait", "berth-test-ex3"],
+    ] {
+        same_as_docker(&d, args);
+    }
+    assert_eq!(d.container_count(), 2, "nothing created by the failures");
+    // a closed stdout ends both CLIs by SIGPIPE, silently
+    for cli in [berth_bin().to_str().unwrap(), common::docker_cli()] {
+        let mut c = Command::new(cli)
+            .args(["inspect", "berth-test-out"])
+            .env("BERTH_HOST", d.host())
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(c.stdout.take());
+        let o = c.wait_with_output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            o.status.signal(),
+            Some(13),
+            "{cli}: {:?} {}",
+            o.status,
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), "", "{cli}");
+    }
+}

@@ -36,8 +36,18 @@ pub fn default_line(ev: &Value) -> String {
     };
     let ts = jiff::Timestamp::from_nanosecond(nanos)
         .map(|t| {
+            // docker's RFC3339NanoFixed: always 9 digits, `Z` for UTC
             let z = t.to_zoned(jiff::tz::TimeZone::system());
-            z.strftime("%Y-%m-%dT%H:%M:%S.%f%:z").to_string()
+            let offset = if z.offset().seconds() == 0 {
+                "Z".to_owned()
+            } else {
+                z.strftime("%:z").to_string()
+            };
+            format!(
+                "{}.{:09}{offset}",
+                z.strftime("%Y-%m-%dT%H:%M:%S"),
+                z.subsec_nanosecond()
+            )
         })
         .unwrap_or_default();
     let actor = ev.field("Actor");

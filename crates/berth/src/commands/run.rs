@@ -87,7 +87,17 @@ fn with_default_tag(image: &str) -> String {
 }
 
 fn pull(client: &Client, image: &str, quiet: bool) -> Result<(), ClientError> {
-    let (name, tag) = crate::format::image::split_tag(&with_default_tag(image));
+    // docker sends the normalized name (`busybox` → `docker.io/library/busybox`)
+    let (name, tag) = match berth_oci::Reference::parse(image) {
+        Ok(r) => {
+            let tag = match (r.digest(), r.tag()) {
+                (Some(d), _) => d.to_string(),
+                (None, t) => t.unwrap_or("latest").to_owned(),
+            };
+            (r.name(), Some(tag))
+        }
+        Err(_) => crate::format::image::split_tag(&with_default_tag(image)),
+    };
     let resp = client.image_create(
         &ImageCreateQuery {
             from_image: Some(name),

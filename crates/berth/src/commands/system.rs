@@ -60,8 +60,15 @@ const DF_TABLE: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}
 fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
     let du = ctx.client.system_df(&SystemDfQuery::default())?;
     let images = du.images.unwrap_or_default();
-    let containers = du.containers.unwrap_or_default();
-    let h = |n: i64| human_size_with_precision(n as f64, 3);
+    let mut containers = du.containers.unwrap_or_default();
+    if args.verbose {
+        // docker's verbose listings leave out the containers' virtual size
+        for c in &mut containers {
+            c.size_root_fs = None;
+        }
+    }
+    // docker's df formatter uses go-units' HumanSize (4 significant digits)
+    let h = |n: i64| human_size_with_precision(n as f64, 4);
     let pct = |part: i64, total: i64| {
         if total > 0 {
             format!(" ({}%)", part * 100 / total)
@@ -69,16 +76,18 @@ fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
             String::new()
         }
     };
-    // Images: reclaimable = size of images no container uses.
     let images_size: i64 = du
         .layers_size
         .unwrap_or_else(|| images.iter().map(|i| i.size - i.shared_size.max(0)).sum());
     let active_images = images.iter().filter(|i| i.containers > 0).count();
-    let reclaim_images: i64 = images
+    // docker's Reclaimable: the total less the unique size of images in use; an image whose
+    // sizes are unknown (-1) counts as reclaimable
+    let used: i64 = images
         .iter()
-        .filter(|i| i.containers <= 0)
-        .map(|i| i.size - i.shared_size.max(0))
+        .filter(|i| i.containers != 0 && i.size != -1 && i.shared_size != -1)
+        .map(|i| i.size - i.shared_size)
         .sum();
+    let reclaim_images = images_size - used;
     let containers_size: i64 = containers.iter().map(|c| c.size_rw.unwrap_or(0)).sum();
     let active_containers = containers
         .iter()
@@ -118,7 +127,7 @@ fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
             images.len(),
             active_images,
             images_size,
-            reclaim_images.min(images_size),
+            reclaim_images,
         ),
         row(
             "Containers",
@@ -148,7 +157,12 @@ fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
         let data = Value::Map(vec![
             (
                 "Images".into(),
-                Value::List(crate::format::image::rows(&images, false, false, ctx.now())),
+                Value::List(
+                    crate::format::image::rows(&images, false, false, ctx.now())
+                        .into_iter()
+                        .map(no_digest_placeholder)
+                        .collect(),
+                ),
             ),
             (
                 "Containers".into(),
@@ -162,31 +176,51 @@ fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
             ("Volumes".into(), Value::List(Vec::new())),
             ("BuildCache".into(), Value::List(Vec::new())),
         ]);
-        let mut out = crate::template::render(&format, &data)?;
-        out.push('\n');
-        print(&out)?;
+        // printed as is: docker adds no newline after a custom verbose format
+        print(&crate::template::render(&format, &data)?)?;
         return Ok(0);
     }
-    let f = Formatter::new(&format)?;
-    print(&f.render(&rows, &header)?)?;
-    if args.verbose {
-        let out = crate::format::image::render(
-            &images,
-            "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
-            true,
-            false,
-            ctx.now(),
-        )?;
-        print(&format!("\nImages space usage:\n\n{out}"))?;
-        let out = crate::format::container::render(
-            &containers,
-            "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
-            true,
-            ctx.now(),
-        )?;
-        print(&format!("\nContainers space usage:\n\n{out}"))?;
+    if !args.verbose {
+        let f = Formatter::new(&format)?;
+        print(&f.render(&rows, &header)?)?;
+        return Ok(0);
     }
+    // docker's verbose tables: no summary, and containers without their virtual size
+    let out = crate::format::image::render(
+        &images,
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+        true,
+        false,
+        ctx.now(),
+    )?;
+    print(&format!("Images space usage:\n\n{out}"))?;
+    let out = crate::format::container::render(
+        &containers,
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        true,
+        ctx.now(),
+    )?;
+    print(&format!("\nContainers space usage:\n\n{out}"))?;
+    print(
+        "\nLocal Volumes space usage:\n\nVOLUME NAME   LINKS     SIZE\n\nBuild cache usage: 0B\n\nCACHE ID   CACHE TYPE   SIZE      CREATED   LAST USED   USAGE     SHARED\n",
+    )?;
     Ok(0)
+}
+
+/// docker's df rows carry an empty `Digest` where `images` prints `<none>`.
+fn no_digest_placeholder(row: Value) -> Value {
+    match row {
+        Value::Map(fields) => Value::Map(
+            fields
+                .into_iter()
+                .map(|(k, v)| match (k.as_str(), &v) {
+                    ("Digest", Value::Str(d)) if d == "<none>" => (k, Value::str("")),
+                    _ => (k, v),
+                })
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 fn prune(ctx: &Ctx, args: SystemPruneArgs) -> Result<i32> {

@@ -236,15 +236,6 @@ fn flag_err(value: &str, flag: &str, why: impl std::fmt::Display) -> OptsError {
     ))
 }
 
-/// Docker's container-name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn valid_container_name(name: &str) -> bool {
-    let n = name.strip_prefix('/').unwrap_or(name);
-    let mut cs = n.chars();
-    matches!(cs.next(), Some(c) if c.is_ascii_alphanumeric())
-        && n.len() >= 2
-        && cs.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
 fn check_sysctl(kv: &str) -> Result<(String, String), OptsError> {
     let (k, v) = kv.split_once('=').ok_or_else(|| {
         flag_err(
@@ -451,13 +442,8 @@ impl ContainerOpts {
         if image.is_empty() {
             return Err(OptsError("image name cannot be empty".into()));
         }
-        if let Some(name) = &self.name
-            && !valid_container_name(name)
-        {
-            return Err(OptsError(format!(
-                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )));
-        }
+        // the name is the daemon's to check (docker's CLI sends it as is, so the error reads
+        // `Error response from daemon: Invalid container name ...`)
         // Streams.
         let mut attach_stdin = false;
         let mut attach_stdout = false;

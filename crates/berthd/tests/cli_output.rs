@@ -403,6 +403,34 @@ fn verbs_print_what_docker_prints() {
         same_as_docker(&d, args);
     }
     assert_eq!(d.container_count(), 2, "nothing created by the failures");
+    // sizes asked for when `{{json .}}` reads them; history's RFC 3339 times
+    for args in [
+        &["ps", "-a", "--format", "{{.Size}}"][..],
+        &["history", "--format", "{{.CreatedAt}} {{.ID}}", "busybox"],
+    ] {
+        same_as_docker(&d, args);
+    }
+    let size_of = |cli_out: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(cli_out.lines().next().unwrap()).unwrap();
+        v["Size"].as_str().unwrap().to_string()
+    };
+    let args = ["ps", "-l", "--format", "{{json .}}"];
+    let [b, k] = both(&d, &args);
+    assert_eq!(size_of(&b.1), size_of(&k.1));
+    assert!(size_of(&b.1).contains("virtual"), "{}", b.1);
+    // version: the server part is docker's template; info: all but the client's version
+    let server_part = |s: &str| s[s.find("Server:").unwrap()..].to_string();
+    let [b, k] = both(&d, &["version"]);
+    assert_eq!(server_part(&b.1), server_part(&k.1));
+    let [b, k] = both(&d, &["info"]);
+    let skip = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with(" Version:") && !l.starts_with(" Runtimes:"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(skip(&b.1), skip(&k.1));
+    assert!(b.1.ends_with("\n\n"), "info ends with an empty line");
     // a closed stdout ends both CLIs by SIGPIPE, silently
     for cli in [berth_bin().to_str().unwrap(), common::docker_cli()] {
         let mut c = Command::new(cli)

@@ -51,12 +51,45 @@ Server:
     out.push_str(&format!(" Logging Driver: {}\n", f("LoggingDriver")));
     out.push_str(&format!(" Cgroup Driver: {}\n", f("CgroupDriver")));
     out.push_str(&format!(" Cgroup Version: {}\n", f("CgroupVersion")));
+    // docker-cli's prettyPrintServerInfo: plugins by kind, swarm state, then runtimes
+    if let Some(plugins) = info.field("Plugins") {
+        out.push_str(" Plugins:\n");
+        for kind in ["Volume", "Network", "Authorization", "Log"] {
+            match plugins.field(kind) {
+                Some(Value::List(names)) if kind != "Authorization" || !names.is_empty() => {
+                    let names: Vec<String> = names.iter().map(Value::to_display).collect();
+                    out.push_str(&format!("  {kind}: {}\n", names.join(" ")));
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(swarm) = info.field("Swarm") {
+        let state = swarm
+            .field("LocalNodeState")
+            .map(Value::to_display)
+            .unwrap_or_default();
+        out.push_str(&format!(" Swarm: {state}\n"));
+    }
     if let Some(Value::Map(runtimes)) = info.field("Runtimes") {
         let mut names: Vec<&str> = runtimes.iter().map(|(k, _)| k.as_str()).collect();
         names.sort();
         out.push_str(&format!(" Runtimes: {}\n", names.join(" ")));
     }
     out.push_str(&format!(" Default Runtime: {}\n", f("DefaultRuntime")));
+    let commit = |k: &str| {
+        info.field(k)
+            .and_then(|c| c.field("ID"))
+            .map(Value::to_display)
+            .unwrap_or_default()
+    };
+    out.push_str(&format!(" Init Binary: {}\n", f("InitBinary")));
+    out.push_str(&format!(
+        " containerd version: {}\n",
+        commit("ContainerdCommit")
+    ));
+    out.push_str(&format!(" runc version: {}\n", commit("RuncCommit")));
+    out.push_str(&format!(" init version: {}\n", commit("InitCommit")));
     if let Some(Value::List(opts)) = info.field("SecurityOptions") {
         out.push_str(" Security Options:\n");
         for o in opts {
@@ -91,10 +124,22 @@ Server:
     out.push_str(&format!(" Docker Root Dir: {}\n", f("DockerRootDir")));
     out.push_str(&format!(" Debug Mode: {}\n", f("Debug")));
     out.push_str(&format!(" Experimental: {}\n", f("ExperimentalBuild")));
+    if let Some(Value::List(cidrs)) = info
+        .field("RegistryConfig")
+        .and_then(|r| r.field("InsecureRegistryCIDRs"))
+        && !cidrs.is_empty()
+    {
+        out.push_str(" Insecure Registries:\n");
+        for c in cidrs {
+            out.push_str(&format!("  {}\n", c.to_display()));
+        }
+    }
     out.push_str(&format!(
         " Live Restore Enabled: {}\n",
         f("LiveRestoreEnabled")
     ));
+    // docker ends the server section with an empty line
+    out.push('\n');
     out
 }
 

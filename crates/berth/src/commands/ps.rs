@@ -65,7 +65,11 @@ pub fn run(ctx: &Ctx, args: PsArgs) -> Result<i32> {
     let q = ContainerListQuery {
         all: args.all,
         limit,
-        size: args.size || format.contains(".Size"),
+        // docker asks for sizes when its check of the template read `.Size` (also through
+        // `{{json .}}`; not for `--format json`, which that check sees as plain text)
+        size: args.size
+            || (!args.quiet
+                && (format.contains(".Size") || format.replace(' ', "").contains("{{json.}}"))),
         filters,
     };
     let list = ctx.client.container_list(&q)?;

@@ -75,11 +75,16 @@ pub fn run(ctx: &Ctx, args: VersionArgs) -> Result<i32> {
         env!("CARGO_PKG_VERSION")
     ));
     out.push_str(&format!(" API version:       {}\n", berth_api::API_VERSION));
+    // docker's client lines; Berth has no Go, no build stamp and one (default) context
+    out.push_str(" Go version:        n/a (Rust)\n");
+    out.push_str(" Git commit:        \n");
+    out.push_str(" Built:             \n");
     out.push_str(&format!(
         " OS/Arch:           {}/{}\n",
         std::env::consts::OS,
         go_arch()
     ));
+    out.push_str(" Context:           default\n");
     print(&out)?;
     let server = server?.map_err(|e| anyhow::anyhow!("decoding /version: {e}"))?;
     let mut out = String::new();
@@ -113,24 +118,41 @@ pub fn run(ctx: &Ctx, args: VersionArgs) -> Result<i32> {
     for c in components {
         out.push_str(&format!(" {}:\n", field(&c, "Name")));
         out.push_str(&format!("  Version:          {}\n", field(&c, "Version")));
-        if let Some(Value::Map(details)) = c.field("Details") {
-            for (k, v) in details {
-                let label = match k.as_str() {
-                    "ApiVersion" => "API version".to_owned(),
-                    "MinAPIVersion" => continue,
-                    "GoVersion" => "Go version".to_owned(),
-                    "GitCommit" => "Git commit".to_owned(),
-                    "BuildTime" => "Built".to_owned(),
-                    "KernelVersion" => "Kernel version".to_owned(),
-                    other => other.to_owned(),
-                };
-                let mut value = v.to_display();
-                if k == "ApiVersion"
-                    && let Some(min) = details.iter().find(|(k, _)| k == "MinAPIVersion")
-                {
-                    value = format!("{value} (minimum version {})", min.1.to_display());
-                }
-                out.push_str(&format!("  {:<18}{}\n", format!("{label}:"), value));
+        let details = match c.field("Details") {
+            Some(Value::Map(d)) => d.clone(),
+            _ => Vec::new(),
+        };
+        let detail = |k: &str| {
+            details
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.to_display())
+                .unwrap_or_default()
+        };
+        let line = |label: &str, value: String| format!("  {:<18}{value}\n", format!("{label}:"));
+        if field(&c, "Name") == "Engine" {
+            // docker's fixed Engine lines (cli/command/system/version.go)
+            out.push_str(&line(
+                "API version",
+                format!(
+                    "{} (minimum version {})",
+                    detail("ApiVersion"),
+                    detail("MinAPIVersion")
+                ),
+            ));
+            out.push_str(&line("Go version", detail("GoVersion")));
+            out.push_str(&line("Git commit", detail("GitCommit")));
+            out.push_str(&line("Built", detail("BuildTime")));
+            out.push_str(&line(
+                "OS/Arch",
+                format!("{}/{}", detail("Os"), detail("Arch")),
+            ));
+            out.push_str(&line("Experimental", detail("Experimental")));
+        } else {
+            let mut keys: Vec<&String> = details.iter().map(|(k, _)| k).collect();
+            keys.sort();
+            for k in keys {
+                out.push_str(&line(k, detail(k)));
             }
         }
     }

@@ -260,7 +260,7 @@ pub fn render_history(
             let s = |v: String| Value::Str(v);
             Value::Map(vec![
                 ("Comment".into(), s(it.comment.clone())),
-                ("CreatedAt".into(), s(go_time_string(it.created))),
+                ("CreatedAt".into(), s(super::rfc3339_local(it.created))),
                 ("CreatedBy".into(), s(created_by)),
                 ("CreatedSince".into(), s(created_since)),
                 ("ID".into(), s(id)),

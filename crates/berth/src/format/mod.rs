@@ -142,6 +142,20 @@ pub fn go_time_string(secs: i64) -> String {
     zoned.strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string()
 }
 
+/// Go's `time.RFC3339` of a UNIX time in the local zone (`2024-01-02T03:04:05Z`), as docker's
+/// `history` rows print `CreatedAt`.
+pub fn rfc3339_local(secs: i64) -> String {
+    let Ok(ts) = jiff::Timestamp::from_second(secs) else {
+        return secs.to_string();
+    };
+    let zoned = ts.to_zoned(jiff::tz::TimeZone::system());
+    if zoned.offset().seconds() == 0 {
+        zoned.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

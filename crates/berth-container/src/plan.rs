@@ -56,10 +56,21 @@ pub struct NsPlan {
 
 impl NsPlan {
     /// The joins and time namespace need a helper process (setns/unshare must not change the
-    /// caller, and pid/time namespaces only apply to children).
+    /// caller, and pid/time namespaces only apply to children), except joins of network,
+    /// UTS and IPC namespaces alone: those belong to the calling thread, which joins them,
+    /// clones the container's process and returns to its own (no extra fork).
     pub fn needs_intermediate(&self) -> bool {
-        !self.joins.is_empty() || self.new_time.is_some()
+        self.new_time.is_some() || self.joins.iter().any(|j| !thread_joinable(j.typ))
     }
+}
+
+/// A namespace a thread can join with `setns` and leave again: it applies to the calling
+/// thread only and is inherited by the processes it clones.
+pub fn thread_joinable(t: LinuxNamespaceType) -> bool {
+    matches!(
+        t,
+        LinuxNamespaceType::Network | LinuxNamespaceType::Uts | LinuxNamespaceType::Ipc
+    )
 }
 
 /// An overlay mounted at `root.path` inside the container's mount namespace.
@@ -794,9 +805,30 @@ mod tests {
             None,
         )
         .unwrap();
-        assert!(p.ns.needs_intermediate());
+        // Only a network namespace joined (the user namespace is new): no helper.
+        assert!(!p.ns.needs_intermediate());
         assert_eq!(p.ns.uid_map, "0 1000 10\n");
         assert!(p.ns.new_user);
+        // Network, UTS and IPC joins alone are made by the calling thread, no helper.
+        let p = plan(
+            &with(serde_json::json!({"linux":{"namespaces":[{"type":"mount"},
+                {"type":"network","path":"/proc/1/ns/net"},{"type":"ipc","path":"/proc/1/ns/ipc"}]}})),
+            Path::new("/b"),
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.ns.joins.len(), 2);
+        assert!(!p.ns.needs_intermediate());
+        let p = plan(
+            &with(serde_json::json!({"linux":{"namespaces":[{"type":"mount"},
+                {"type":"network","path":"/proc/1/ns/net"},{"type":"pid","path":"/proc/1/ns/pid"}]}})),
+            Path::new("/b"),
+            false,
+            None,
+        )
+        .unwrap();
+        assert!(p.ns.needs_intermediate());
     }
 
     #[test]

@@ -214,10 +214,16 @@ fn decode_pid(p: i32) -> Born {
 pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<Born> {
     let check = ThreadCheck::open().map_err(|e| Error::io("open /proc/self/stat", e))?;
     if !s.ns.needs_intermediate() {
-        return match fork_maybe_into(&check, s.ns.clone_flags, s.cgroup_fd)
-            .map_err(|e| Error::io("clone the container process", e))?
-        {
-            (Forked::Child, _) => child::create_main(s.args),
+        // Network/UTS/IPC joins: this thread joins, clones, and goes back (no helper).
+        let visit = ThreadVisit::enter(s.join_fds)?;
+        let forked = fork_maybe_into(&check, s.ns.clone_flags, s.cgroup_fd);
+        if let Ok((Forked::Child, _)) = forked {
+            std::mem::forget(visit);
+            child::create_main(s.args)
+        }
+        visit.leave()?;
+        return match forked.map_err(|e| Error::io("clone the container process", e))? {
+            (Forked::Child, _) => unreachable!("the child never returns from create_main"),
             (Forked::Parent { pid, .. }, in_cgroup) => Ok(Born { pid, in_cgroup }),
         };
     }
@@ -256,6 +262,58 @@ pub(crate) fn fork_create(s: CreateSpawn<'_>, parent_end: &Channel) -> Result<Bo
                 )),
             }
         }
+    }
+}
+
+/// The calling thread's stay in namespaces joined by path (network, UTS, IPC only: see
+/// [`crate::plan::thread_joinable`]); [`ThreadVisit::leave`] returns it to its own.
+struct ThreadVisit {
+    /// The thread's own namespaces, to go back to (in join order).
+    home: Vec<(OwnedFd, LinuxNamespaceType)>,
+}
+
+impl ThreadVisit {
+    fn enter(join_fds: &[(OwnedFd, LinuxNamespaceType)]) -> Result<ThreadVisit> {
+        let mut visit = ThreadVisit { home: Vec::new() };
+        for (fd, typ) in join_fds {
+            let own = format!("/proc/thread-self/ns/{}", ns_file(*typ));
+            let home = rustix::fs::open(&own, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| Error::io(format!("open {own}"), e))?;
+            rustix::thread::move_into_link_name_space(fd.as_fd(), None)
+                .map_err(|e| Error::io(format!("join the {typ} namespace"), e))?;
+            visit.home.push((home, *typ));
+        }
+        Ok(visit)
+    }
+
+    fn leave(mut self) -> Result<()> {
+        for (home, typ) in std::mem::take(&mut self.home).into_iter().rev() {
+            rustix::thread::move_into_link_name_space(home.as_fd(), None).map_err(|e| {
+                Error::io(format!("return to the runtime's own {typ} namespace"), e)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ThreadVisit {
+    fn drop(&mut self) {
+        for (home, _) in std::mem::take(&mut self.home).into_iter().rev() {
+            let _ = rustix::thread::move_into_link_name_space(home.as_fd(), None);
+        }
+    }
+}
+
+fn ns_file(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Time => "time",
     }
 }
 

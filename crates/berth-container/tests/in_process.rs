@@ -42,6 +42,10 @@ const CASES: &[Case] = &[
         bad_spec_leaves_nothing_behind,
     ),
     ("seccomp_programs_are_cached", seccomp_programs_are_cached),
+    (
+        "network_and_uts_joined_by_the_calling_thread",
+        network_and_uts_joined_by_the_calling_thread,
+    ),
 ];
 
 fn main() {
@@ -467,5 +471,93 @@ fn seccomp_programs_are_cached() {
     assert_eq!(
         mtimes[0], mtimes[1],
         "the second container reused the cached program"
+    );
+}
+
+fn ns_inode(path: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .ino()
+}
+
+/// Network and UTS namespaces joined by path are entered by the calling thread itself
+/// (no helper process): the container's init is in them, and the caller is back in its
+/// own namespaces afterwards.
+fn network_and_uts_joined_by_the_calling_thread() {
+    if skip() {
+        return;
+    }
+    // Namespaces to join: those of a `sleep` made with unshare(1).
+    let mut holder = match std::process::Command::new("unshare")
+        .args(["--net", "--uts", "sleep", "60"])
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("skipped: unshare(1) not runnable: {e}");
+            return;
+        }
+    };
+    let hp = holder.id();
+    let own_net = ns_inode("/proc/thread-self/ns/net");
+    let own_uts = ns_inode("/proc/thread-self/ns/uts");
+    let target_net = format!("/proc/{hp}/ns/net");
+    let target_uts = format!("/proc/{hp}/ns/uts");
+    // unshare(1) enters the namespaces just before exec'ing sleep.
+    for _ in 0..200 {
+        if ns_inode(&target_net) != own_net {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (want_net, want_uts) = (ns_inode(&target_net), ns_inode(&target_uts));
+    assert_ne!(want_net, own_net, "the holder has its own netns");
+    let mut b = Bundle::new();
+    b.set(
+        "/linux/namespaces",
+        json!([{"type": "pid"}, {"type": "network", "path": target_net},
+               {"type": "ipc"}, {"type": "uts", "path": target_uts}, {"type": "mount"}]),
+    );
+    let id = unique_id("netjoin");
+    let _g = Guard(id.clone());
+    b.write_for(&id);
+    let created = runtime()
+        .create(CreateOptions {
+            id: id.clone(),
+            bundle: b.path().to_path_buf(),
+            start: StartMode::OnStart,
+            ..Default::default()
+        })
+        .expect("create");
+    let pid = created.pid;
+    let in_net = ns_inode(&format!("/proc/{pid}/ns/net"));
+    let in_uts = ns_inode(&format!("/proc/{pid}/ns/uts"));
+    let in_ipc = ns_inode(&format!("/proc/{pid}/ns/ipc"));
+    // Back home before anything else can go wrong.
+    let back_net = ns_inode("/proc/thread-self/ns/net");
+    let back_uts = ns_inode("/proc/thread-self/ns/uts");
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    wait(pid);
+    created.container.delete(true).expect("delete");
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(in_net, want_net, "joined the network namespace");
+    assert_eq!(in_uts, want_uts, "joined the UTS namespace");
+    assert_eq!(
+        back_net, own_net,
+        "the caller returned to its network namespace"
+    );
+    assert_eq!(
+        back_uts, own_uts,
+        "the caller returned to its UTS namespace"
+    );
+    assert_ne!(
+        in_ipc,
+        ns_inode("/proc/thread-self/ns/ipc"),
+        "a new IPC namespace"
     );
 }

@@ -126,6 +126,9 @@ pub struct Container {
     life: watch::Sender<Life>,
     op: tokio::sync::Mutex<()>,
     shim: Mutex<ShimState>,
+    /// The exit of the last shim this daemon spawned for it: a new shim waits for it, so
+    /// it never races the old one's cleanup of the runtime state (same id, same cgroup).
+    shim_gone: Mutex<Option<shim::ShimGone>>,
 }
 
 /// See [`Container::start_gate`].
@@ -145,6 +148,7 @@ impl Container {
             life: watch::channel(Life::default()).0,
             op: tokio::sync::Mutex::new(()),
             shim: Mutex::new(ShimState::None),
+            shim_gone: Mutex::new(None),
         })
     }
 
@@ -191,6 +195,8 @@ pub struct Engine {
     image_cache: Mutex<HashMap<Digest, Arc<berth_image::ImageConfig>>>,
     pub(crate) started_at: std::time::Instant,
     daemon_id: String,
+    /// Network namespaces made ahead of time for private-network containers.
+    netns_pool: crate::netns::NetnsPool,
 }
 
 fn now() -> String {
@@ -314,6 +320,7 @@ impl Engine {
             image_cache: Mutex::new(HashMap::new()),
             started_at: std::time::Instant::now(),
             daemon_id,
+            netns_pool: crate::netns::NetnsPool::new(),
         });
         {
             let mut map = engine.containers.write().unwrap_or_else(|e| e.into_inner());
@@ -325,6 +332,11 @@ impl Engine {
         }
         engine.restore().await;
         Ok(engine)
+    }
+
+    /// The network namespace pool (tests look at it).
+    pub fn netns_pool(&self) -> &crate::netns::NetnsPool {
+        &self.netns_pool
     }
 
     /// This daemon's persistent ID (`/info`'s `ID`), kept in `<data-root>/engine-id`.
@@ -879,6 +891,10 @@ impl Engine {
 
     /// Spawns the container's shim; returns the init's pid.
     async fn spawn_shim(self: &Arc<Self>, c: &Arc<Container>, start_now: bool) -> Result<i32> {
+        let previous = c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(gone) = previous {
+            gone.wait(Duration::from_secs(5)).await;
+        }
         let rec = c.record();
         let dir = self.state_dir(&c.id);
         for f in [
@@ -890,30 +906,47 @@ impl Engine {
         }
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let cfg = self.shim_config(&rec, start_now)?;
+        let mut cfg = self.shim_config(&rec, start_now)?;
+        // A private network: join a namespace made ahead of time (see `netns`). berthd holds
+        // it until the shim has created the container, then lets go: used once.
+        let netns = if cfg.builtin_runtime()
+            && spec::network_mode(&rec.host_config) != spec::NetworkMode::Host
+        {
+            self.netns_pool.take().await
+        } else {
+            None
+        };
+        cfg.netns = netns.as_ref().map(crate::netns::PreparedNetns::path);
         std::fs::write(dir.join(berth_shim::CONFIG_FILE), cfg.to_json()).map_err(
             EngineError::io(format!("writing {}/shim.json", dir.display())),
         )?;
-        let (pid, _warnings) = self.launcher.spawn(&dir).await?;
+        let spawned = self.launcher.spawn(&dir).await;
+        drop(netns);
+        let spawned = spawned?;
+        *c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()) = Some(spawned.gone);
         c.set_shim(if start_now {
             ShimState::Started
         } else {
             ShimState::Created
         });
-        self.monitor(c.clone());
-        Ok(pid)
+        self.monitor(c.clone(), false);
+        Ok(spawned.pid)
     }
 
-    /// Watches a shim for the container's exit (one connection asking `wait`).
-    fn monitor(self: &Arc<Self>, c: Arc<Container>) {
+    /// Watches a shim for the container's exit (one connection asking `wait`). With
+    /// `until_eof`, the exit counts only once the shim closed the connection (its cleanup
+    /// is done then): for shims of an earlier daemon, whose process exit this one cannot
+    /// await; for its own, a new shim awaits the old one's exit instead (`shim_gone`).
+    fn monitor(self: &Arc<Self>, c: Arc<Container>, until_eof: bool) {
         let engine = self.clone();
         tokio::spawn(async move {
             let dir = engine.state_dir(&c.id);
             let exit = match shim::Conn::connect(&dir).await {
                 Ok(mut conn) => match conn.call::<ExitInfo>(&Request::Wait).await {
+                    Ok(exit) if !until_eof => Some(exit),
                     Ok(exit) => {
                         // The shim exits after cleaning up; wait for it to let go (EOF) so a
-                        // restart or removal never races its cleanup.
+                        // restart never races its cleanup.
                         let (_, mut stream) = conn.into_stream();
                         let mut sink = [0u8; 64];
                         let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -1087,11 +1120,11 @@ impl Engine {
                             let _ = self.transition(&c, Transition::Paused, false);
                         }
                         c.set_shim(ShimState::Started);
-                        self.monitor(c.clone());
+                        self.monitor(c.clone(), true);
                     }
                     berth_shim::Status::Stopped => {
                         c.set_shim(ShimState::Started);
-                        self.monitor(c.clone());
+                        self.monitor(c.clone(), true);
                     }
                 },
                 Err(_) => {
@@ -1629,12 +1662,12 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             }
+            // The container's directories are renamed into the store's trash (deleted by
+            // its thread; leftovers of a crash at the next start), not deleted here: a
+            // handful of ext4 unlinks less on the removal's critical path. The record is
+            // already gone, so nothing refers to them.
             for d in [&dir, &sdir] {
-                match std::fs::remove_dir_all(d) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(EngineError::io(format!("removing {}", d.display()))(e)),
-                }
+                store.discard(d)?;
             }
             Ok(())
         })

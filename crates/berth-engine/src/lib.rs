@@ -11,6 +11,7 @@
 //! - [`events`]: the events bus with history and filters.
 //! - [`inspect`]: Docker's JSON for inspect, list (with filters), prune, disk usage.
 //! - [`images`]: image operations with events.
+//! - [`netns`]: network namespaces made ahead of time, joined by private-network containers.
 //!
 //! Errors carry Docker's wording and a kind ([`berth_oci::errdefs::Classify`]); berthd maps
 //! kinds to HTTP statuses in one place.
@@ -25,6 +26,7 @@ pub mod images;
 pub mod inspect;
 pub mod logs;
 pub mod names;
+pub mod netns;
 pub mod record;
 pub mod shim;
 pub mod spec;

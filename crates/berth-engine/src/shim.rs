@@ -58,7 +58,7 @@ impl Launcher {
     /// Spawns `berth-shim <state_dir>` (its `shim.json` must be written) and waits for its
     /// startup line on the shim's stdout: the init's pid and warnings, or the shim's error.
     /// The shim is reaped by a task of the runtime when it exits.
-    pub async fn spawn(&self, state_dir: &Path) -> Result<(i32, Vec<String>)> {
+    pub async fn spawn(&self, state_dir: &Path) -> Result<Spawned> {
         let _ = &self.memfd;
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg(state_dir)
@@ -81,8 +81,10 @@ impl Launcher {
         let stdout = child.stdout.take().ok_or_else(|| {
             EngineError::Internal("the shim was spawned without its stdout pipe".into())
         })?;
+        let (gone_tx, gone) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let _ = child.wait().await;
+            let _ = gone_tx.send(());
         });
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
@@ -96,7 +98,31 @@ impl Launcher {
                 state_dir.display()
             )));
         }
-        Ok(berth_shim::Startup::parse(&line)?)
+        let (pid, warnings) = berth_shim::Startup::parse(&line)?;
+        Ok(Spawned {
+            pid,
+            warnings,
+            gone: ShimGone(gone),
+        })
+    }
+}
+
+/// A shim berthd spawned and reported its container created.
+pub struct Spawned {
+    /// The container's init.
+    pub pid: i32,
+    pub warnings: Vec<String>,
+    pub gone: ShimGone,
+}
+
+/// Resolves when a shim process berthd spawned has exited (its cleanup done).
+#[derive(Debug)]
+pub struct ShimGone(tokio::sync::oneshot::Receiver<()>);
+
+impl ShimGone {
+    /// Waits for the shim's exit, at most `limit`.
+    pub async fn wait(self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.0).await;
     }
 }
 

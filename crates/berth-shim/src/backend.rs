@@ -108,6 +108,26 @@ fn load_spec(cfg: &ShimConfig) -> Result<Spec, ShimError> {
     Ok(spec)
 }
 
+/// Points the spec's new network namespace (type `network` without a path) at `path`, a
+/// namespace made ahead of time; a spec that shares or joins one is left as it is.
+fn join_prepared_netns(spec: &mut Spec, path: &Path) {
+    use berth_oci::spec::runtime::LinuxNamespaceType;
+    let Some(namespaces) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    else {
+        return;
+    };
+    for ns in namespaces.iter_mut() {
+        if ns.typ() == LinuxNamespaceType::Network
+            && ns.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+        {
+            ns.set_path(Some(path.to_path_buf()));
+        }
+    }
+}
+
 impl Backend {
     /// Creates the container (and runs it with `start_now`).
     pub fn create(
@@ -125,6 +145,10 @@ impl Backend {
         let cgroup_path =
             CgroupPath::from_oci(cgroups_path.as_deref(), &cfg.id).map_err(classified)?;
         let (kind, created) = if cfg.builtin_runtime() {
+            let mut spec = spec;
+            if let Some(path) = &cfg.netns {
+                join_prepared_netns(&mut spec, path);
+            }
             let mut runtime = Runtime::new(&cfg.runtime_root);
             if let Some(c) = &cfg.seccomp_cache {
                 runtime = runtime.with_seccomp_cache(c);
@@ -192,6 +216,11 @@ impl Backend {
             },
             created,
         ))
+    }
+
+    /// The container runs under the built-in runtime (in this process).
+    pub fn is_builtin(&self) -> bool {
+        matches!(self.kind, Flavor::Builtin { .. })
     }
 
     /// The backend as plain data, for a handoff to a fresh image of the shim.

@@ -312,6 +312,8 @@ impl Shim {
             deadline: None,
             handoff_at: None,
             listener_paused_until: None,
+            cleanup_pending: false,
+            held_mnt_ns: None,
             log_failing: false,
         };
         shim.register()?;

@@ -98,6 +98,11 @@ pub struct ShimConfig {
     /// The terminal's initial size (tty only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_size: Option<WindowSize>,
+    /// A network namespace made ahead of time (berthd's pool, `/proc/<pid>/fd/<n>`) that
+    /// the container joins instead of creating one, when its spec asks for a new network
+    /// namespace. Built-in runtime only; external runtimes create their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 fn default_runtime() -> String {
@@ -166,6 +171,7 @@ impl ShimConfig {
             start_now: false,
             seccomp_cache: None,
             console_size: None,
+            netns: None,
         }
     }
 
@@ -227,6 +233,11 @@ impl ShimConfig {
             if !p.is_absolute() {
                 return bad(field, format!("{} is not an absolute path", p.display()));
             }
+        }
+        if let Some(p) = &self.netns
+            && !p.is_absolute()
+        {
+            return bad("netns", format!("{} is not an absolute path", p.display()));
         }
         if self.runtime.is_empty() {
             return bad(
@@ -779,6 +790,10 @@ mod tests {
             ),
             (r#","rootfs":{"lowerdirs":["a"]}"#, "rootfs.lowerdirs[0]"),
             (r#","console_size":{"height":1,"width":2}"#, "console_size"),
+            (
+                r#","netns":"proc/1/ns/net""#,
+                "netns: proc/1/ns/net is not an absolute",
+            ),
         ] {
             let e = ShimConfig::from_json(config_json(extra).as_bytes()).unwrap_err();
             assert_eq!(e.kind, Kind::Invalid, "{extra}");

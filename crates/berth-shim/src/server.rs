@@ -52,7 +52,8 @@ pub(crate) enum Phase {
     Running,
     /// The init was reaped; its output is being drained.
     Exited,
-    /// exit.json written, runtime state removed, waiters answered.
+    /// exit.json written, waiters answered; the runtime state is removed (the built-in
+    /// runtime's right after the last reply, see `Shim::cleanup`).
     Done,
     /// A created container was removed by `shutdown`.
     Removed,
@@ -122,6 +123,12 @@ pub struct Shim {
     pub(crate) handoff_at: Option<Instant>,
     /// The listener is out of the epoll set until then (accept failed with EMFILE).
     pub(crate) listener_paused_until: Option<Instant>,
+    /// The built-in runtime's state is still to be removed (after the last reply).
+    pub(crate) cleanup_pending: bool,
+    /// The container's mount namespace, held from the create (until a handoff: the lean
+    /// image does not carry it) or from a `SIGKILL` to every process (`rm -f`, the end of
+    /// `stop`) until the cleanup: see [`Shim::hold_mount_namespace`].
+    pub(crate) held_mnt_ns: Option<OwnedFd>,
     /// Writing the log failed last time (warn once per streak).
     pub(crate) log_failing: bool,
 }
@@ -313,8 +320,11 @@ impl Shim {
             deadline: None,
             handoff_at: Some(Instant::now() + HANDOFF_DELAY),
             listener_paused_until: None,
+            cleanup_pending: false,
+            held_mnt_ns: None,
             log_failing: false,
         };
+        shim.hold_mount_namespace();
         shim.register()?;
         guard.disarm();
         Ok((shim, created.pid, created.warnings))
@@ -346,6 +356,7 @@ impl Shim {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(16);
         loop {
             if self.finished() {
+                self.cleanup();
                 break;
             }
             let wake = [self.deadline, self.handoff_at, self.listener_paused_until]
@@ -411,6 +422,39 @@ impl Shim {
                     self.handoff_at = Some(Instant::now() + HANDOFF_DELAY);
                 }
             }
+        }
+    }
+
+    /// Keeps the container's mount namespace alive past the death of its processes, so the
+    /// kernel does not tear it down in the init's exit, which the shim (and `run --rm`,
+    /// `rm -f`, `stop`) wait for: the teardown waits for an RCU grace period, and
+    /// unmounting an overlay that is not `volatile` syncs the whole filesystem of its upper
+    /// dir (the host's: 1-20 ms with other I/O on it). The namespace goes in
+    /// [`Shim::cleanup`], after the exit was reported. Built-in runtime only (its rootfs
+    /// lives only in that namespace); best effort (if the open fails, the exit tears the
+    /// namespace down as before).
+    fn hold_mount_namespace(&mut self) {
+        if self.held_mnt_ns.is_none() && self.backend.is_builtin() && self.pid > 0 {
+            self.held_mnt_ns = rustix::fs::open(
+                format!("/proc/{}/ns/mnt", self.pid),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ok();
+        }
+    }
+
+    /// After the last reply: the runtime state [`Shim::finish_exit`] left for later. The
+    /// connections close only after it (when the shim is dropped), so a client that waits
+    /// for EOF (berthd for shims it did not spawn) still sees the cleanup done.
+    fn cleanup(&mut self) {
+        // The last reference to the container's mount namespace, if held: its teardown
+        // (the rootfs overlay's unmount, and its sync) happens here.
+        self.held_mnt_ns = None;
+        if std::mem::take(&mut self.cleanup_pending)
+            && let Err(e) = self.backend.delete()
+        {
+            warn!("clean up container {}: {e}", self.id);
         }
     }
 
@@ -505,7 +549,16 @@ impl Shim {
         if let Err(e) = replace_file(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
             warn!("write {EXIT_FILE}: {e}");
         }
-        if let Err(e) = self.backend.delete() {
+        // The built-in runtime's state (cgroup rmdirs: up to a few ms each on cgroup v1, and
+        // the state dir) is removed after the waiters got their answer (see `run`), so the
+        // exit reaches berthd first. Nothing berthd does next depends on it: the rootfs is
+        // mounted only in the container's mount namespace (released in `cleanup` too), which
+        // no process uses any more; a removal merely renames the snapshot into the trash.
+        // An external runtime's `delete` still comes first: it unmounts the host-side
+        // rootfs, which berthd's removal would otherwise find mounted.
+        if self.backend.is_builtin() {
+            self.cleanup_pending = true;
+        } else if let Err(e) = self.backend.delete() {
             warn!("clean up container {}: {e}", self.id);
         }
         self.phase = Phase::Done;
@@ -871,6 +924,9 @@ impl Shim {
             Request::Start => self.start().map(|r| to_line(&r)),
             Request::Kill { signal, all } => match self.phase {
                 Phase::Created | Phase::Running => {
+                    if all && signal == Signal::SIGKILL as i32 {
+                        self.hold_mount_namespace();
+                    }
                     self.backend.kill(signal, all).map(|()| to_line(&Empty {}))
                 }
                 _ => Err(self.not_running()),
@@ -1011,6 +1067,7 @@ impl Shim {
             _ => return Ok(()),
         }
         self.phase = Phase::Removed;
+        self.held_mnt_ns = None;
         let r = self.backend.delete();
         self.reap();
         self.stdin = None;

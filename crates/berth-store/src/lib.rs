@@ -157,6 +157,25 @@ impl Store {
         &self.db
     }
 
+    /// Moves `path` (a file or directory on the data root's filesystem, e.g. a removed
+    /// container's directory) into `trash/`, which a helper thread empties: it vanishes at
+    /// once, and what a crash leaves in `trash/` is deleted after the next open. On another
+    /// filesystem (EXDEV) it is deleted right away instead. Missing paths are fine.
+    pub fn discard(&self, path: &Path) -> Result<()> {
+        match self.trash.discard(path) {
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::CrossesDevices =>
+            {
+                match fs::remove_dir_all(path).or_else(|_| fs::remove_file(path)) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(StoreError::io(format!("removing {}", path.display()), e)),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// A shared operation guard (see [`OpGuard`]). Never call [`Store::gc`] while holding one
     /// in the same thread.
     pub fn op(&self) -> OpGuard<'_> {

@@ -221,6 +221,46 @@ fn bad_template_fields_fail_like_docker() {
             "template parsing error: template: :1: unclosed action\n",
         ),
     ];
+    // the other templated verbs: Go's type names, docker's prefixes and exit codes
+    for args in [
+        &["version", "--format", "{{.Bogus}}"][..],
+        &["version", "--format", "{{.Server.Platform.Bogus}}"],
+        &["version", "--format", "{{.ID"],
+        &["info", "--format", "{{.Swarm.Bogus}}"],
+        &["info", "--format", "{{.ID"],
+        &["system", "df", "--format", "{{.Bogus}}"],
+        &["system", "df", "-v", "--format", "{{.Bogus}}"],
+        &[
+            "events",
+            "--since",
+            "1",
+            "--until",
+            "2",
+            "--format",
+            "{{.Actor.Bogus}}",
+        ],
+        &[
+            "events", "--since", "1", "--until", "2", "--format", "{{.ID",
+        ],
+        &[
+            "events",
+            "--since",
+            "1",
+            "--until",
+            "2",
+            "--format",
+            "{{.Actor.Attributes.x}}",
+        ],
+    ] {
+        let [b, k] = both(&d, args);
+        // all fail but the last (a Go map: `<no value>`)
+        assert_eq!(
+            k.0 == 0,
+            args.contains(&"{{.Actor.Attributes.x}}"),
+            "{args:?}"
+        );
+        assert_eq!(b, k, "berth vs docker {args:?}");
+    }
     for (args, want_code, want_out, want_err) in cases {
         let [b, k] = both(&d, args);
         assert_eq!(

@@ -69,6 +69,31 @@ pub fn default_line(ev: &Value) -> String {
     line
 }
 
+/// The Go types of docker's event messages, named in template errors.
+const EVENT_TYPES: &[(&str, &str)] = &[("", "*events.Message"), (".Actor", "events.Actor")];
+
+/// An event with every field of docker's `events.Message` empty (to check a template).
+fn empty_message() -> Value {
+    let s = || Value::str("");
+    Value::Map(vec![
+        ("Status".into(), s()),
+        ("ID".into(), s()),
+        ("From".into(), s()),
+        ("Type".into(), s()),
+        ("Action".into(), s()),
+        (
+            "Actor".into(),
+            Value::Map(vec![
+                ("ID".into(), s()),
+                ("Attributes".into(), Value::Map(Vec::new())),
+            ]),
+        ),
+        ("Scope".into(), s()),
+        ("Time".into(), Value::Int(0)),
+        ("TimeNano".into(), Value::Int(0)),
+    ])
+}
+
 pub fn run(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
     let mut filters = Filters::new();
     for f in &args.filter {
@@ -84,10 +109,14 @@ pub fn run(ctx: &Ctx, args: EventsArgs) -> Result<i32> {
         None | Some("") => None,
         Some(f) => {
             let src = if f == "json" { "{{json .}}" } else { f };
-            Some(
-                Template::parse(src)
-                    .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?,
-            )
+            // docker checks the format over an empty message first: exit 64 either way
+            let bad = |e: crate::template::TemplateError| {
+                StatusError::new(64, format!("Error parsing format: {e}"))
+            };
+            let t = Template::parse(src).map_err(bad)?;
+            t.execute_typed(&empty_message(), EVENT_TYPES)
+                .map_err(bad)?;
+            Some(t)
         }
     };
     let q = EventsQuery {

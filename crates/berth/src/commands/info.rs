@@ -151,6 +151,14 @@ fn capitalize(s: &str) -> String {
     }
 }
 
+/// The Go types docker's info template walks, named in its errors.
+const INFO_TYPES: &[(&str, &str)] = &[
+    ("", "system.dockerInfo"),
+    (".ClientInfo", "*system.clientInfo"),
+    (".Swarm", "swarm.Info"),
+    (".Plugins", "system.PluginsInfo"),
+];
+
 pub fn run(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
     let bytes = ctx.client.info_raw()?;
     let info = Value::from_json(&bytes)?;
@@ -162,11 +170,15 @@ pub fn run(ctx: &Ctx, args: InfoArgs) -> Result<i32> {
                 f.as_str()
             };
             let t = Template::parse(src)
-                .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
-            let out = t
-                .execute(&info)
-                .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
-            print(&format!("{out}\n"))?;
+                .map_err(|e| StatusError::new(64, format!("template parsing error: {e}")))?;
+            match t.execute_typed(&info, INFO_TYPES) {
+                Ok(out) => print(&format!("{out}\n"))?,
+                Err(e) => {
+                    // docker has printed the (empty) line before the error
+                    print("\n")?;
+                    return Err(StatusError::new(1, e.to_string()).into());
+                }
+            }
         }
         None => print(&render_text(&info))?,
     }

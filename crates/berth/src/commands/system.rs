@@ -177,11 +177,17 @@ fn df(ctx: &Ctx, args: DfArgs) -> Result<i32> {
             ("BuildCache".into(), Value::List(Vec::new())),
         ]);
         // printed as is: docker adds no newline after a custom verbose format
-        print(&crate::template::render(&format, &data)?)?;
+        let t = crate::template::Template::parse(&format)
+            .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+        let out = t
+            .execute_typed(&data, &[("", "*formatter.diskUsageContext")])
+            .map_err(|e| StatusError::new(1, e.to_string()))?;
+        print(&out)?;
         return Ok(0);
     }
     if !args.verbose {
-        let f = Formatter::new(&format)?;
+        // the first row docker renders is the images one
+        let f = Formatter::typed(&format, "*formatter.diskUsageImagesContext")?;
         print(&f.render(&rows, &header)?)?;
         return Ok(0);
     }

@@ -39,6 +39,20 @@ pub fn go_arch() -> &'static str {
     }
 }
 
+/// The Go types docker's version template walks, named in its errors.
+const VERSION_TYPES: &[(&str, &str)] = &[
+    ("", "system.versionInfo"),
+    (".Client", "system.clientVersion"),
+    (".Server", "*types.Version"),
+    (".Server.Platform", "struct { Name string }"),
+];
+
+/// A template error as Go words it for a template named `name` (ours are unnamed).
+pub fn named(name: &str, msg: &str) -> String {
+    msg.replacen("template: :", &format!("template: {name}:"), 1)
+        .replacen("executing \"\"", &format!("executing \"{name}\""), 1)
+}
+
 pub fn run(ctx: &Ctx, args: VersionArgs) -> Result<i32> {
     let client = client_info();
     let server = ctx.client.version_raw().map(|b| Value::from_json(&b));
@@ -48,8 +62,16 @@ pub fn run(ctx: &Ctx, args: VersionArgs) -> Result<i32> {
         } else {
             f.as_str()
         };
-        let t = Template::parse(src)
-            .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+        // docker names this template "version"; a bad one is exit 64
+        let t = Template::parse(src).map_err(|e| {
+            StatusError::new(
+                64,
+                format!(
+                    "template parsing error: {}",
+                    named("version", &e.to_string())
+                ),
+            )
+        })?;
         let server_value = match &server {
             Ok(Ok(v)) => v.clone(),
             _ => Value::Nil,
@@ -58,9 +80,14 @@ pub fn run(ctx: &Ctx, args: VersionArgs) -> Result<i32> {
             ("Client".into(), client),
             ("Server".into(), server_value),
         ]);
-        let out = t
-            .execute(&data)
-            .map_err(|e| StatusError::new(1, format!("template parsing error: {e}")))?;
+        let out = match t.execute_typed(&data, VERSION_TYPES) {
+            Ok(out) => out,
+            Err(e) => {
+                // docker has printed the (empty) line before the error
+                print("\n")?;
+                return Err(StatusError::new(1, named("version", &e.to_string())).into());
+            }
+        };
         print(&format!("{out}\n"))?;
         return match server {
             Ok(_) => Ok(0),

@@ -25,6 +25,10 @@ pub enum MissingKey {
     /// row contexts, e.g. `*formatter.ContainerContext`), whose missing fields are errors
     /// whatever the template's missingkey option.
     Struct(&'static str),
+    /// Like [`MissingKey::Struct`] for data that stands for nested Go structs: the type of
+    /// the map reached by each field path from the root (`""`, `".Client"`, ...); maps at
+    /// other paths are Go maps under Go's default option (`<no value>`).
+    Types(&'static [(&'static str, &'static str)]),
 }
 
 enum Flow {
@@ -402,6 +406,20 @@ impl<'a> Exec<'a> {
                                 &format!("can't evaluate field {f} in type {typ}"),
                             ));
                         }
+                        MissingKey::Types(types) => {
+                            let parent = &path[..path.rfind('.').unwrap_or(0)];
+                            match types.iter().find(|(p, _)| *p == parent) {
+                                Some((_, typ)) => {
+                                    return Err(self.error(
+                                        pos,
+                                        &path,
+                                        &format!("can't evaluate field {f} in type {typ}"),
+                                    ));
+                                }
+                                // a Go map under Go's default missingkey option
+                                None => Value::NoValue,
+                            }
+                        }
                     },
                 },
                 Value::Nil => {
@@ -415,7 +433,7 @@ impl<'a> Exec<'a> {
                 other => {
                     // decoded JSON is `interface {}` to Go; a row context's fields are typed
                     let typ = match self.missing {
-                        MissingKey::Struct(_) => other.type_name(),
+                        MissingKey::Struct(_) | MissingKey::Types(_) => other.type_name(),
                         _ => "interface {}",
                     };
                     return Err(self.error(

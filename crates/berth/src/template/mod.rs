@@ -62,6 +62,17 @@ impl Template {
             .map_err(TemplateError::Exec)
     }
 
+    /// Renders over `data` standing for nested Go structs ([`MissingKey::Types`]).
+    pub fn execute_typed(
+        &self,
+        data: &Value,
+        types: &'static [(&'static str, &'static str)],
+    ) -> Result<String, TemplateError> {
+        Exec::new(&self.tree, FuncSet::Basic, MissingKey::Types(types))
+            .run(data)
+            .map_err(TemplateError::Exec)
+    }
+
     /// Renders a table header over `header` (field name → column title) with Docker's header
     /// functions; missing keys print `<no value>`.
     pub fn execute_header(&self, header: &Value) -> Result<String, TemplateError> {

@@ -435,6 +435,7 @@ fn verbs_print_what_docker_prints() {
     for args in [
         &["run", "--rm", "--name", "bad name", "busybox", "true"][..],
         &["create", "--name", "x", "busybox"],
+        &["run", "--rm", "-v", "/tmp:/x:zz", "busybox", "true"],
         &["run", "--rm", "berth-test-nothere"],
         &["create", "berth-test-nothere:1"],
         &["rm", "berth-test-nothere"],

@@ -334,6 +334,14 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Finishes the background work a daemon's stop should not leave behind: the deletion
+    /// of removed containers' directories (the store's trash). Whatever is left anyway (a
+    /// crash) is deleted at the next start.
+    pub async fn shutdown(&self) {
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.drain_trash()).await;
+    }
+
     /// The network namespace pool (tests look at it).
     pub fn netns_pool(&self) -> &crate::netns::NetnsPool {
         &self.netns_pool

@@ -176,6 +176,12 @@ impl Store {
         }
     }
 
+    /// Waits until everything discarded so far is deleted (a daemon's shutdown); later
+    /// discards are deleted in place.
+    pub fn drain_trash(&self) {
+        self.trash.drain();
+    }
+
     /// A shared operation guard (see [`OpGuard`]). Never call [`Store::gc`] while holding one
     /// in the same thread.
     pub fn op(&self) -> OpGuard<'_> {

@@ -322,6 +322,33 @@ fn open_cleans_up_after_a_crashed_operation() {
     );
 }
 
+/// `discard` makes a directory vanish at once; the trash is emptied in the background,
+/// by `drain_trash`, and what a crash left in it is deleted at the next open.
+#[test]
+fn discarded_dirs_vanish_at_once_and_the_trash_is_emptied_at_open() {
+    let dir = tempdir();
+    let doomed = dir.path().join("containers/c1");
+    fs::create_dir_all(doomed.join("rootfs")).unwrap();
+    fs::write(doomed.join("config.json"), b"{}").unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.discard(&doomed).unwrap();
+        assert!(!doomed.exists(), "gone from its place at once");
+        store
+            .discard(&dir.path().join("containers/missing"))
+            .unwrap();
+        store.drain_trash();
+        assert_eq!(fs::read_dir(dir.path().join("trash")).unwrap().count(), 0);
+    }
+    // What a crash leaves: something in trash/ that no thread deleted.
+    let left = dir.path().join("trash/leftover");
+    fs::create_dir_all(left.join("deep/er")).unwrap();
+    fs::write(left.join("deep/er/f"), b"x").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.drain_trash();
+    assert!(!left.exists(), "emptied at open");
+}
+
 #[test]
 fn second_open_is_refused_and_newer_schema_is_refused() {
     let dir = tempdir();

@@ -130,3 +130,65 @@ pub enum Command {
     /// Get real time events from the server
     Events(events::EventsArgs),
 }
+
+/// docker's usage line of a verb (after the program name), for flag errors.
+pub fn docker_usage(verb: &str) -> Option<&'static str> {
+    Some(match verb {
+        "run" | "create" | "container run" | "container create" => {
+            "[OPTIONS] IMAGE [COMMAND] [ARG...]"
+        }
+        "start" | "stop" | "restart" | "kill" | "rm" | "container start" | "container stop"
+        | "container restart" | "container kill" | "container rm" => {
+            "[OPTIONS] CONTAINER [CONTAINER...]"
+        }
+        "ps" | "container ls" | "container list" | "container ps" | "load" | "image load"
+        | "version" | "info" | "system info" | "events" | "system events" | "container prune"
+        | "image prune" | "system df" | "system prune" => "[OPTIONS]",
+        "logs" | "container logs" | "export" | "container export" => "[OPTIONS] CONTAINER",
+        "wait" | "container wait" => "CONTAINER [CONTAINER...]",
+        "inspect" => "[OPTIONS] NAME|ID [NAME|ID...]",
+        "container inspect" => "[OPTIONS] CONTAINER [CONTAINER...]",
+        "image inspect" => "[OPTIONS] IMAGE [IMAGE...]",
+        "rename" | "container rename" => "CONTAINER NEW_NAME",
+        "images" | "image ls" | "image list" => "[OPTIONS] [REPOSITORY[:TAG]]",
+        "rmi" | "image rm" | "save" | "image save" => "[OPTIONS] IMAGE [IMAGE...]",
+        "tag" | "image tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+        "import" | "image import" => "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
+        "history" | "image history" => "[OPTIONS] IMAGE",
+        _ => return None,
+    })
+}
+
+/// The verb (one or two words: `ps`, `container ls`) an argument list runs, skipping the
+/// global options before it.
+pub fn verb_of(args: &[String]) -> Option<String> {
+    let mut it = args.iter().skip(1).peekable();
+    while let Some(a) = it.next() {
+        if a.starts_with('-') {
+            // global options that take a value in the next argument
+            if matches!(
+                a.as_str(),
+                "-H" | "--host"
+                    | "--tlscacert"
+                    | "--tlscert"
+                    | "--tlskey"
+                    | "-l"
+                    | "--log-level"
+                    | "--config"
+                    | "-c"
+                    | "--context"
+            ) {
+                it.next();
+            }
+            continue;
+        }
+        if matches!(a.as_str(), "container" | "image" | "system")
+            && let Some(sub) = it.peek()
+            && !sub.starts_with('-')
+        {
+            return Some(format!("{a} {sub}"));
+        }
+        return Some(a.clone());
+    }
+    None
+}

@@ -65,13 +65,41 @@ fn broken_stdout(err: &anyhow::Error) -> bool {
     poll(&mut fds, Some(&zero)).is_ok() && fds[0].revents().contains(PollFlags::ERR)
 }
 
+/// docker's text for an unknown flag (`unknown flag: --x`, `unknown shorthand flag: 'x' in
+/// -x`, then the verb's usage and the help hint), for the verbs whose usage we know.
+fn docker_flag_error(e: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let verb = cli::verb_of(args)?;
+    let usage = cli::docker_usage(&verb)?;
+    let what = match flag.strip_prefix("--") {
+        Some(_) => format!("unknown flag: {}", flag.split('=').next().unwrap_or(flag)),
+        None => {
+            let c = flag.trim_start_matches('-').chars().next()?;
+            format!("unknown shorthand flag: '{c}' in {flag}")
+        }
+    };
+    Some(format!(
+        "{what}\n\nUsage:  berth {verb} {usage}\n\nRun 'berth {verb} --help' for more information"
+    ))
+}
+
 /// Runs the CLI with `args` (including the program name) and returns the exit code.
 pub fn run_cli<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let parsed = match cli::Cli::try_parse_from(args) {
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.into().to_string_lossy().into_owned())
+        .collect();
+    let parsed = match cli::Cli::try_parse_from(&args) {
         Ok(p) => p,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -81,6 +109,10 @@ where
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
                 _ => 125,
             };
+            if let Some(msg) = docker_flag_error(&e, &args) {
+                eprintln!("{msg}");
+                return 125;
+            }
             let _ = e.print();
             return code;
         }

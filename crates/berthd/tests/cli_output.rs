@@ -375,8 +375,8 @@ fn same_as_docker(d: &Daemon, args: &[&str]) {
     let [b, k] = both(d, args);
     let swap = |s: &str| {
         s.replace("docker: ", "berth: ")
-            .replace("'docker run --help'", "'berth run --help'")
-            .replace("'docker create --help'", "'berth create --help'")
+            .replace("Usage:  docker ", "Usage:  berth ")
+            .replace("'docker ", "'berth ")
     };
     let k = (k.0, swap(&k.1), swap(&k.2));
     assert_eq!(b, k, "berth vs docker {args:?}");
@@ -436,6 +436,14 @@ fn verbs_print_what_docker_prints() {
         &["run", "--rm", "--name", "bad name", "busybox", "true"][..],
         &["create", "--name", "x", "busybox"],
         &["run", "--rm", "-v", "/tmp:/x:zz", "busybox", "true"],
+        // flag errors: docker's layout (no prefix, the usage line, the hint), exit 125
+        &["run", "--rm", "--memory", "abc", "busybox", "true"],
+        &["run", "--rm", "--cpus", "-1", "busybox", "true"],
+        &["run", "--rm", "--bogus", "busybox", "true"],
+        &["ps", "--bogus"],
+        &["ps", "-z"],
+        &["container", "ls", "--bogus=1"],
+        &["image", "inspect", "--bogus", "busybox"],
         &["run", "--rm", "berth-test-nothere"],
         &["create", "berth-test-nothere:1"],
         &["rm", "berth-test-nothere"],

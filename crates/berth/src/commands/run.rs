@@ -65,8 +65,17 @@ pub fn create_error_code(e: &ClientError) -> i32 {
     }
 }
 
-/// `berth: <msg>` plus the help hint, as docker 28 prints a failed `run`/`create`.
+/// `berth: <msg>` plus the help hint, as docker 28 prints a failed `run`/`create`. A flag's
+/// bad value (`invalid argument "x" for "--flag" flag: ...`) is a flag-parsing error to
+/// docker: no prefix, and the usage line before the hint.
 pub fn report(verb: &str, msg: &str, with_help: bool) -> String {
+    if with_help && msg.starts_with("invalid argument \"") {
+        let usage = crate::cli::docker_usage(verb).unwrap_or_default();
+        return format!(
+            "{}\n\nUsage:  berth {verb} {usage}\n\nRun 'berth {verb} --help' for more information",
+            msg.trim_end()
+        );
+    }
     let mut s = format!("berth: {}", msg.trim_end());
     if with_help {
         s.push_str(&format!(

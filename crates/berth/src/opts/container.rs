@@ -538,7 +538,7 @@ impl ContainerOpts {
             .as_deref()
             .map(|c| nano_cpus(c).map_err(|why| flag_err(c, "--cpus", why)))
             .transpose()?;
-        if nano.is_some() && (self.cpu_period.is_some() || self.cpu_quota.is_some()) {
+        if nano.is_some_and(|n| n > 0) && (self.cpu_period.is_some() || self.cpu_quota.is_some()) {
             return Err(OptsError(
                 "Conflicting options: Nano CPUs and CPU Period cannot both be set".into(),
             ));

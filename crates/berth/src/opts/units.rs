@@ -54,11 +54,8 @@ pub fn nano_cpus(s: &str) -> Result<i64, String> {
         return Err("value is too precise".into());
     }
     let nano = scaled / den;
-    if nano <= 0 {
-        return Err(format!(
-            "number of CPUs must be greater than zero (got {s})"
-        ));
-    }
+    // 0 means no limit and a range check is the daemon's (it knows the CPUs), as docker's
+    // CLI leaves it
     i64::try_from(nano).map_err(|_| format!("value {s} is too large"))
 }
 
@@ -287,8 +284,8 @@ mod tests {
             nano_cpus("abc").unwrap_err(),
             "failed to parse abc as a rational number"
         );
-        assert!(nano_cpus("-1").unwrap_err().contains("greater than zero"));
-        assert!(nano_cpus("0").is_err());
+        assert_eq!(nano_cpus("-1").unwrap(), -1_000_000_000);
+        assert_eq!(nano_cpus("0").unwrap(), 0);
         assert!(nano_cpus("1/0").is_err());
     }
 

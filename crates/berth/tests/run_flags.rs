@@ -410,7 +410,12 @@ fn bad_input_is_rejected_with_docker_messages() {
             "Valid memory swappiness range is 0-100",
         ),
         (&["-p", "80:80/ftp", "busybox"], "invalid proto: ftp"),
-        (&["-p", "x:80", "busybox"], "invalid port format"),
+        (&["-p", "x:80", "busybox"], "invalid hostPort: x"),
+        (&["-p", "80:y", "busybox"], "invalid containerPort: y"),
+        (
+            &["--rm", "--restart", "sometimes", "busybox"],
+            "conflicting options: cannot specify both --restart and --rm",
+        ),
     ];
     for (args, want) in cases {
         let e = err(args);

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use berth_api::body::ContainerCreateBody;
 use berth_api::models::{
     ContainerConfig, HealthConfig, HostConfig, HostConfigLogConfig, PortBinding,
-    RestartPolicyNameEnum,
 };
 use berth_api::query::ContainerCreateQuery;
 use clap::Args;
@@ -331,8 +330,9 @@ fn ports(publish: &[String], expose: &[String]) -> Result<(ExposedPorts, PortMap
             None => (p.to_owned(), "tcp".to_owned()),
         }
     };
-    let port_range = |s: &str, spec: &str| -> Result<(u16, u16), OptsError> {
-        let bad = || OptsError(format!("invalid port format for --publish: {spec}"));
+    // docker's nat.ParsePortSpec words a bad port by its side
+    let port_range = |s: &str, side: &str| -> Result<(u16, u16), OptsError> {
+        let bad = || OptsError(format!("invalid {side}: {s}"));
         let (a, b) = s.split_once('-').unwrap_or((s, s));
         let a: u16 = a.parse().map_err(|_| bad())?;
         let b: u16 = b.parse().map_err(|_| bad())?;
@@ -361,11 +361,11 @@ fn ports(publish: &[String], expose: &[String]) -> Result<(ExposedPorts, PortMap
                 )));
             }
         };
-        let (c0, c1) = port_range(&ctr, spec)?;
+        let (c0, c1) = port_range(&ctr, "containerPort")?;
         let host_range = if host.is_empty() {
             None
         } else {
-            Some(port_range(&host, spec)?)
+            Some(port_range(&host, "hostPort")?)
         };
         if let Some((h0, h1)) = host_range
             && h1 - h0 != c1 - c0
@@ -562,19 +562,21 @@ impl ContainerOpts {
             sysctls.insert(k, v);
         }
         let (security_opt, unconfined_paths) = security_opts(&self.security_opt)?;
-        let restart = self
-            .restart
-            .as_deref()
-            .map(|r| restart_policy(r).map_err(OptsError))
-            .transpose()?;
+        // docker checks the conflict with --rm on the policy's name before (and whether or
+        // not) the name is a known one
         if self.rm
-            && let Some(p) = &restart
-            && p.name != Some(RestartPolicyNameEnum::NO)
+            && let Some(r) = self.restart.as_deref()
+            && !matches!(r.split(':').next(), Some("" | "no"))
         {
             return Err(OptsError(
                 "conflicting options: cannot specify both --restart and --rm".into(),
             ));
         }
+        let restart = self
+            .restart
+            .as_deref()
+            .map(|r| restart_policy(r).map_err(OptsError))
+            .transpose()?;
         let network = self.network.as_deref().map(network_mode).transpose()?;
         let (exposed, port_bindings) = ports(&self.publish, &self.expose)?;
         // Healthcheck.

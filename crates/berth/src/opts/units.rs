@@ -118,8 +118,14 @@ pub fn ulimit(s: &str) -> Result<ResourcesUlimits, String> {
         if v == "infinity" {
             return Ok(-1);
         }
-        v.parse::<i64>().map_err(|_| {
-            format!("invalid ulimit value {v:?} in {s} (expected an integer or \"infinity\")")
+        // go-units parses with strconv.ParseInt; docker prints its error as is
+        v.parse::<i64>().map_err(|e| {
+            use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+            let why = match e.kind() {
+                PosOverflow | NegOverflow => "value out of range",
+                _ => "invalid syntax",
+            };
+            format!("strconv.ParseInt: parsing {v:?}: {why}")
         })
     };
     let parts: Vec<&str> = limits.split(':').collect();

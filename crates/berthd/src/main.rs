@@ -100,22 +100,36 @@ fn group_id(name: &str) -> anyhow::Result<u32> {
         })
 }
 
+/// Logs to stderr: our crates at `--log-level`, everything else from warnings up. A fixed
+/// per-target filter, not `EnvFilter`: its directive parser and regex engine would be
+/// linked (and paged in) for a filter that never changes.
+fn init_logging(log_level: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level: LevelFilter = match log_level {
+        "fatal" => LevelFilter::ERROR,
+        l => l
+            .parse()
+            .with_context(|| format!("invalid log level {l:?}"))?,
+    };
+    let targets = Targets::new()
+        .with_target("berthd", level)
+        .with_target("berth_engine", level)
+        .with_default(LevelFilter::WARN);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(targets)
+        .init();
+    Ok(())
+}
+
 fn run(flags: Flags) -> anyhow::Result<()> {
     // Descriptors inherited from whoever started us must not reach the shims: a pipe at fd 3
     // would be taken for a shim's startup channel (shims report on their stdout).
     let _ = berth_sys::process::cloexec_from(3);
     let s = Settings::resolve(flags)?;
-    let level = if s.log_level == "fatal" {
-        "error".to_string()
-    } else {
-        s.log_level.clone()
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "berthd={level},berth_engine={level},warn"
-        )))
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&s.log_level)?;
     let _data_lock = lock_root(&s.data_root)?;
     let _exec_lock = lock_root(&s.exec_root)?;
     let sockets: Vec<PathBuf> = s

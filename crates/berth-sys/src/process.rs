@@ -523,6 +523,20 @@ pub fn pin_malloc_thresholds(bytes: usize) -> bool {
     }
 }
 
+/// Caps the number of glibc malloc arenas (`mallopt` M_ARENA_MAX), for long-running daemons;
+/// call it before starting threads. By default glibc gives threads up to 8 arenas per core;
+/// each keeps its own free lists, so after a burst of work the freed chunks of several arenas
+/// stay resident side by side, fragmented past what `malloc_trim` can return. Threads beyond
+/// the cap share the existing arenas. True if glibc accepted the value.
+pub fn limit_malloc_arenas(arenas: usize) -> bool {
+    let Ok(v) = libc::c_int::try_from(arenas) else {
+        return false;
+    };
+    // SAFETY: mallopt takes two integers and only changes the allocator's own parameters,
+    // under glibc's internal lock; no memory is handed out or freed by the call.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, v) == 1 }
+}
+
 #[cfg(test)]
 mod inherited_tests {
     use super::*;
@@ -544,6 +558,55 @@ mod inherited_tests {
         // SAFETY: as above.
         let after = unsafe { libc::mallinfo2() }.hblkhd;
         assert!(after < during, "buffer not returned: {during} -> {after}");
+    }
+
+    /// The number of arenas glibc has made so far (`<heap nr=` entries of `malloc_info`).
+    fn malloc_arenas() -> usize {
+        let mut buf: *mut libc::c_char = std::ptr::null_mut();
+        let mut len: libc::size_t = 0;
+        // SAFETY: open_memstream stores a malloc'ed buffer and its length in the two
+        // pointers, which outlive the stream (closed below, before they are read).
+        let f = unsafe { libc::open_memstream(&mut buf, &mut len) };
+        assert!(!f.is_null(), "open_memstream failed");
+        // SAFETY: f is an open stream; malloc_info only writes XML to it.
+        assert_eq!(unsafe { libc::malloc_info(0, f) }, 0);
+        // SAFETY: f is open and closed once; closing flushes into buf/len.
+        assert_eq!(unsafe { libc::fclose(f) }, 0);
+        // SAFETY: after fclose, buf points to len initialized bytes owned by us.
+        let xml = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+        let n = String::from_utf8_lossy(xml).matches("<heap nr=").count();
+        // SAFETY: buf came from open_memstream's malloc and is freed once.
+        unsafe { libc::free(buf.cast()) };
+        n
+    }
+
+    #[test]
+    fn limited_arenas_are_shared_by_new_threads() {
+        assert!(!limit_malloc_arenas(usize::MAX), "too large for a c_int");
+        let before = malloc_arenas();
+        assert!(before >= 1, "no arena reported");
+        // Cap at what exists now (a test harness may have made more than one already).
+        assert!(limit_malloc_arenas(before));
+        // Four threads allocating at the same time would each get a new arena by default.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(5));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    let v = std::hint::black_box(vec![7u8; 1024]);
+                    b.wait();
+                    b.wait();
+                    drop(v);
+                })
+            })
+            .collect();
+        barrier.wait();
+        let during = malloc_arenas();
+        barrier.wait();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(during, before, "threads made new arenas past the cap");
     }
 
     #[test]

@@ -17,8 +17,15 @@ use clap::Parser;
 /// layer copies) are mmapped and go back to the kernel when freed (docs/engine.md, memory).
 const MALLOC_THRESHOLD: usize = 128 << 10;
 
+/// glibc malloc arenas for the daemon: one, shared by the async workers and blocking threads.
+/// With one per thread, the freed chunks of several arenas stay resident side by side after
+/// a busy burst; API work is dominated by syscalls and I/O, not allocator contention
+/// (docs/engine.md, memory).
+const MALLOC_ARENAS: usize = 1;
+
 fn main() {
     berth_sys::process::pin_malloc_thresholds(MALLOC_THRESHOLD);
+    berth_sys::process::limit_malloc_arenas(MALLOC_ARENAS);
     let flags = Flags::parse();
     if let Err(e) = run(flags) {
         eprintln!("berthd: {e:#}");

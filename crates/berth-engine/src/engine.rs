@@ -421,15 +421,22 @@ impl Engine {
 
     /// Applies a state transition and persists it (the one place state changes).
     fn transition(&self, c: &Container, t: Transition, durable: bool) -> Result<ContainerRecord> {
-        let rec = {
-            let mut rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
-            let mut next = rec.state.clone();
-            status::apply(&c.id, &mut next, t)?;
-            rec.state = next;
-            rec.clone()
-        };
+        let rec = self.transition_unsaved(c, t)?;
         record::put(self.store.db(), &rec, durable)?;
         Ok(rec)
+    }
+
+    /// Applies a state transition in memory only (every API reads the in-memory record):
+    /// for a state the next durable write replaces anyway — `removing`, which the
+    /// removal's commit deletes with the record, or writes durably as `dead` if the removal
+    /// fails. A write without fsync would not survive a crash either (redb keeps only
+    /// durable commits), so skipping it loses nothing.
+    fn transition_unsaved(&self, c: &Container, t: Transition) -> Result<ContainerRecord> {
+        let mut rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = rec.state.clone();
+        status::apply(&c.id, &mut next, t)?;
+        rec.state = next;
+        Ok(rec.clone())
     }
 
     fn update_record(
@@ -1009,16 +1016,20 @@ impl Engine {
             });
             return;
         }
-        let rec = match self.transition(
-            c,
-            Transition::Exited {
-                exit_code: code,
-                oom_killed: oom,
-                at,
-                error: error.clone(),
-            },
-            false,
-        ) {
+        let exited = Transition::Exited {
+            exit_code: code,
+            oom_killed: oom,
+            at,
+            error: error.clone(),
+        };
+        // An auto-remove container is removed next: its record is deleted (or written as
+        // `dead`) durably then, so this state need not be written (see transition_unsaved).
+        let saved = if c.record().host_config.auto_remove.unwrap_or(false) {
+            self.transition_unsaved(c, exited)
+        } else {
+            self.transition(c, exited, false)
+        };
+        let rec = match saved {
             Ok(rec) => rec,
             Err(e) => {
                 tracing::warn!(id = %c.id, "exit not recorded: {e}");
@@ -1608,9 +1619,10 @@ impl Engine {
                 }
                 let exits = c.life.borrow().exits;
                 let dir = self.state_dir(&c.id);
-                // No fsync: the removal's durable commit follows, and a failed removal
-                // writes the record (with this flag) durably.
-                self.update_record_with(&c, false, |r| r.manually_stopped = true)?;
+                // In memory only: the removal's durable commit deletes the record, and a
+                // failed removal writes the record (with this flag) durably. (A write
+                // without fsync would not survive a crash anyway.)
+                c.rec.lock().unwrap_or_else(|e| e.into_inner()).manually_stopped = true;
                 let _ = shim::call::<berth_shim::Empty>(
                     &dir,
                     &Request::Kill {
@@ -1635,7 +1647,7 @@ impl Engine {
                     .await;
                 Self::wait_exit_after(&c, exits, Some(Duration::from_secs(10))).await;
             }
-            match self.transition(&c, Transition::RemovalStarted, false) {
+            match self.transition_unsaved(&c, Transition::RemovalStarted) {
                 Ok(_) => {}
                 Err(e) if c.status() == Status::Removing => {
                     // Another removal (auto-remove) got there first.
@@ -1659,11 +1671,10 @@ impl Engine {
         let dir = self.container_dir(id);
         let sdir = self.state_dir(id);
         let res = tokio::task::spawn_blocking(move || -> Result<()> {
-            // The record goes first, without an fsync: the snapshot's removal commits durably
-            // right after and carries it (one fsync, not two). If anything below fails, the
-            // record is put back (RemovalFailed); a crash in between keeps both.
-            record::delete(store.db(), &cid, false)?;
-            match store.remove_container(&cid) {
+            // The record and the snapshot go in one durable commit (one write transaction,
+            // one fsync). If anything below fails, the record is put back (RemovalFailed); a
+            // crash before the commit keeps both.
+            match store.remove_container_with(&cid, |w| record::delete_in(w, &cid)) {
                 Ok(()) => {}
                 Err(berth_store::StoreError::SnapshotNotFound(_)) => {
                     record::delete(store.db(), &cid, true)?;

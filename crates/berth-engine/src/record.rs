@@ -91,6 +91,13 @@ pub(crate) fn delete(db: &redb::Database, id: &str, durable: bool) -> Result<()>
     Ok(())
 }
 
+/// Deletes a record inside a write transaction someone else commits (the removal's).
+pub(crate) fn delete_in(w: &redb::WriteTransaction, id: &str) -> berth_store::Result<()> {
+    let mut t = w.open_table(CONTAINERS)?;
+    t.remove(id)?;
+    Ok(())
+}
+
 /// Every record; undecodable ones are reported and skipped, never fatal.
 pub(crate) fn load_all(db: &redb::Database) -> Result<Vec<ContainerRecord>> {
     {

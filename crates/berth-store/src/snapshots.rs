@@ -479,8 +479,20 @@ impl Store {
 
     /// Removes a container's snapshot (its upper dir is gone afterwards).
     pub fn remove_container(&self, key: &str) -> Result<()> {
+        self.remove_container_with(key, |_| Ok(()))
+    }
+
+    /// [`Store::remove_container`], with `also` run in the same durable write transaction
+    /// (the engine deletes the container's record there: one commit and one fsync for
+    /// both). Without the snapshot nothing is committed, `also` included.
+    pub fn remove_container_with(
+        &self,
+        key: &str,
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+    ) -> Result<()> {
         let full_key = format!("{CONTAINER_PREFIX}{key}");
         let w = self.db.begin_write()?;
+        also(&w)?;
         let rec: SnapshotRecord;
         {
             let mut t = w.open_table(SNAPSHOTS)?;

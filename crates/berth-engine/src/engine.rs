@@ -1622,7 +1622,10 @@ impl Engine {
                 // In memory only: the removal's durable commit deletes the record, and a
                 // failed removal writes the record (with this flag) durably. (A write
                 // without fsync would not survive a crash anyway.)
-                c.rec.lock().unwrap_or_else(|e| e.into_inner()).manually_stopped = true;
+                c.rec
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .manually_stopped = true;
                 let _ = shim::call::<berth_shim::Empty>(
                     &dir,
                     &Request::Kill {

@@ -336,3 +336,51 @@ fn docker_tar_streams_export_import_save_load() {
     let o = d.docker(&["load", "-i", "/dev/null"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn docker_system_prune_removes_stopped_containers_and_keeps_running_ones() {
+    require!();
+    let d = Daemon::start();
+    d.import_busybox();
+    let stopped = d.docker_ok(&[
+        "create",
+        "--name",
+        "berth-test-pr-stopped",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "berth-test-pr-running",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    // docker's system prune also prunes networks and the build cache: Berth has neither yet,
+    // and must answer both so the command completes.
+    let out = d.docker_ok(&["system", "prune", "-f"]);
+    assert!(
+        out.contains("Deleted Containers:") && out.contains(&stopped),
+        "{out}"
+    );
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    let left = d.docker_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left, "berth-test-pr-running");
+    assert_eq!(d.docker_ok(&["network", "prune", "-f"]), "");
+    let o = d.docker(&["network", "prune", "-f", "--filter", "bogus=1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("invalid filter 'bogus'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.docker(&["network", "prune", "-f", "--filter", "until=notatime"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    d.docker_ok(&["rm", "-f", "berth-test-pr-running"]);
+}

@@ -1,4 +1,5 @@
-//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`.
+//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`, and the prunes of what Berth does
+//! not have yet (`/networks/prune`, `/build/prune`).
 
 use std::time::Duration;
 
@@ -7,14 +8,14 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use berth_api::query::EventsQuery;
+use axum::routing::{get, post};
+use berth_api::query::{EventsQuery, PruneQuery};
 use berth_engine::events::{EventFilter, parse_time};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{AppState, SERVER, json_response, query, stream_response};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -23,6 +24,48 @@ pub fn routes() -> Router<AppState> {
         .route("/info", get(info))
         .route("/system/df", get(df))
         .route("/events", get(events))
+        .route("/networks/prune", post(networks_prune))
+        .route("/build/prune", post(build_prune))
+}
+
+/// Checks a prune's filters as Docker does: known keys only, `until` a valid time.
+fn prune_filters(raw: Option<String>, allowed: &[&str]) -> ApiResult<()> {
+    let q: PruneQuery = query(raw)?;
+    q.filters
+        .validate(allowed)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(until) = q.filters.get("until").first() {
+        parse_time(until)?;
+    }
+    Ok(())
+}
+
+/// `POST /networks/prune`. Berth has no user-defined networks yet (bridge networks come
+/// with the networking issue), so nothing is ever unused; answering like Docker with an
+/// empty list lets `docker system prune` and `docker network prune` complete.
+async fn networks_prune(RawQuery(q): RawQuery) -> ApiResult<Response> {
+    prune_filters(q, &["until", "label", "label!"])?;
+    Ok(json_response(&json!({"NetworksDeleted": null})))
+}
+
+/// `POST /build/prune`. There is no build cache before the build issue, so nothing to free.
+async fn build_prune(RawQuery(q): RawQuery) -> ApiResult<Response> {
+    prune_filters(
+        q,
+        &[
+            "until",
+            "id",
+            "parent",
+            "type",
+            "description",
+            "inuse",
+            "shared",
+            "private",
+        ],
+    )?;
+    Ok(json_response(
+        &json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+    ))
 }
 
 async fn ping() -> Response {

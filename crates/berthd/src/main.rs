@@ -227,6 +227,9 @@ fn run(flags: Flags) -> anyhow::Result<()> {
         for srv in servers {
             srv.abort();
         }
+        // Removed containers' directories still being deleted in the background: finish
+        // while this daemon still owns the data root (pid file), so a stop leaves none.
+        engine.shutdown().await;
         for path in &sockets {
             let _ = std::fs::remove_file(path);
         }

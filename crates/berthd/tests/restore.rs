@@ -155,3 +155,41 @@ fn a_second_daemon_on_the_same_root_is_refused() {
     assert_eq!(d2.request("GET", "/_ping", None).unwrap().status, 200);
     assert_eq!(d.request("GET", "/_ping", None).unwrap().status, 200);
 }
+
+#[test]
+fn a_stop_finishes_deleting_removed_containers() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    // An open event stream keeps a request task (and so the engine) alive at the stop: the
+    // deletion must not rely on the engine being dropped.
+    let mut events = std::process::Command::new(common::docker_cli())
+        .args(["events"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A removed container's directories are renamed into the trash and deleted in the
+    // background; many files make that deletion outlast the SIGTERM that follows at once.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /d && cd /d && seq 1 30000 | xargs touch",
+    ]);
+    d.terminate();
+    let _ = events.kill();
+    let _ = events.wait();
+    let trash = d.data_root().join("trash");
+    let left: Vec<_> = std::fs::read_dir(&trash)
+        .unwrap_or_else(|e| panic!("{}: {e}", trash.display()))
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", trash.display());
+}

@@ -162,6 +162,17 @@ impl Daemon {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Stops the daemon as an operator does (SIGTERM) and waits for it to exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(c.id() as i32).unwrap(),
+                rustix::process::Signal::TERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
     /// SIGKILLs the daemon (live restore tests).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

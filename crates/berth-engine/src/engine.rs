@@ -91,6 +91,9 @@ impl EngineConfig {
 /// `--pids-limit -1` lifts it per container, `--default-pids-limit 0` for the daemon.
 pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
 
+/// The `ociVersion` of bundles handed to an external runtime (runc, crun): see `create`.
+const EXTERNAL_RUNTIME_OCI_VERSION: &str = "1.0.2-dev";
+
 /// What `wait` can wait for.
 pub use berth_api::query::WaitCondition;
 
@@ -797,7 +800,13 @@ impl Engine {
             default_pids_limit: self.cfg.default_pids_limit,
             info,
         };
-        let oci = spec::build(&input, &mut |s, caps| self.seccomp_for(s, caps))?;
+        let mut oci = spec::build(&input, &mut |s, caps| self.seccomp_for(s, caps))?;
+        if runtime != berth_shim::BUILTIN_RUNTIME {
+            // crun before 1.9 (Debian 12 ships 1.8.1) refuses any ociVersion without "1.0"
+            // in it ("unknown version specified"); Docker 20.10 writes this one, and runc
+            // and crun read the fields we set the same way under either version.
+            oci["ociVersion"] = serde_json::json!(EXTERNAL_RUNTIME_OCI_VERSION);
+        }
         let bytes = serde_json::to_vec(&oci)
             .map_err(|e| EngineError::Internal(format!("encoding config.json: {e}")))?;
         std::fs::write(dir.join("config.json"), bytes).map_err(EngineError::io(format!(

@@ -72,23 +72,52 @@ pub struct Daemon {
     pub sock: PathBuf,
     pub cgroup_parent: String,
     child: Option<Child>,
+    /// A program (and its arguments) berthd is exec'd through, e.g. `unshare`.
+    wrapper: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        let mut d = Daemon::start_stopped();
+        d.spawn();
+        d
+    }
+
+    /// Starts berthd in a private mount namespace in which a hybrid host's cgroup2 mount
+    /// (`/sys/fs/cgroup/unified`) is unmounted: crun 1.8 refuses hybrid hosts ("cgroups in
+    /// hybrid mode not supported"), and this is how a v1-only host looks to it. Nothing
+    /// changes outside the namespace; overlay mounts made inside stay inside.
+    pub fn start_without_unified_cgroup2() -> Daemon {
+        let mut d = Daemon::start_stopped();
+        d.wrapper = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi; exec \"$@\"",
+            "cgv1ns",
+        ]
+        .map(String::from)
+        .to_vec();
+        d.spawn();
+        d
+    }
+
+    fn start_stopped() -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("berth-test-d")
             .tempdir_in("/tmp")
             .unwrap();
         let cg = format!("/{}", dir.path().file_name().unwrap().to_string_lossy());
-        let mut d = Daemon {
+        Daemon {
             sock: dir.path().join("run/berth.sock"),
             dir,
             cgroup_parent: cg,
             child: None,
-        };
-        d.spawn();
-        d
+            wrapper: Vec::new(),
+        }
     }
 
     pub fn data_root(&self) -> PathBuf {
@@ -115,7 +144,16 @@ impl Daemon {
             .unwrap();
         let cfg = self.dir.path().join("daemon.json");
         std::fs::write(&cfg, "{}").unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let berthd = env!("CARGO_BIN_EXE_berthd");
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(berthd);
+                c
+            }
+            None => Command::new(berthd),
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(self.data_root())
             .arg("--exec-root")

@@ -129,6 +129,9 @@ pub struct Container {
     life: watch::Sender<Life>,
     op: tokio::sync::Mutex<()>,
     shim: Mutex<ShimState>,
+    /// The init's host pid as the shim reported it at spawn (its startup line), so a
+    /// start after attach needs no second request to learn it.
+    init_pid: std::sync::atomic::AtomicI32,
     /// The exit of the last shim this daemon spawned for it: a new shim waits for it, so
     /// it never races the old one's cleanup of the runtime state (same id, same cgroup).
     shim_gone: Mutex<Option<shim::ShimGone>>,
@@ -151,6 +154,7 @@ impl Container {
             life: watch::channel(Life::default()).0,
             op: tokio::sync::Mutex::new(()),
             shim: Mutex::new(ShimState::None),
+            init_pid: std::sync::atomic::AtomicI32::new(0),
             shim_gone: Mutex::new(None),
         })
     }
@@ -925,6 +929,7 @@ impl Engine {
             berth_shim::EXIT_FILE,
             berth_shim::SOCKET_FILE,
             berth_shim::PID_FILE,
+            berth_shim::STARTED_FILE,
         ] {
             let _ = std::fs::remove_file(dir.join(f));
         }
@@ -948,6 +953,8 @@ impl Engine {
         drop(netns);
         let spawned = spawned?;
         *c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()) = Some(spawned.gone);
+        c.init_pid
+            .store(spawned.pid, std::sync::atomic::Ordering::Relaxed);
         c.set_shim(if start_now {
             ShimState::Started
         } else {
@@ -1131,26 +1138,25 @@ impl Engine {
                         // Attached but never started: nothing to keep.
                         let _ = shim::call::<berth_shim::Empty>(&dir, &Request::Shutdown).await;
                     }
-                    berth_shim::Status::Running | berth_shim::Status::Paused => {
+                    berth_shim::Status::Running
+                    | berth_shim::Status::Paused
+                    | berth_shim::Status::Stopped => {
                         if !rec.state.status.is_alive() {
                             // The start was not persisted before a crash.
-                            let _ = self.transition(
+                            let _ = self.transition_unsaved(
                                 &c,
                                 Transition::Started {
                                     pid: st.pid as i64,
                                     at: st.started_at.clone().unwrap_or_else(now),
                                 },
-                                false,
                             );
+                            let _ =
+                                self.update_record_with(&c, false, |r| r.manually_stopped = false);
                         }
                         if st.status == berth_shim::Status::Paused && c.status() == Status::Running
                         {
                             let _ = self.transition(&c, Transition::Paused, false);
                         }
-                        c.set_shim(ShimState::Started);
-                        self.monitor(c.clone(), true);
-                    }
-                    berth_shim::Status::Stopped => {
                         c.set_shim(ShimState::Started);
                         self.monitor(c.clone(), true);
                     }
@@ -1164,9 +1170,10 @@ impl Engine {
                         c.set_shim(ShimState::Started);
                         self.handle_exit(&c, exit).await;
                     } else if rec.state.status == Status::Created
-                        && let Ok(e) = exit
+                        && (exit.is_ok() || dir.join(berth_shim::STARTED_FILE).exists())
                     {
-                        // Started and exited while the start was not yet persisted.
+                        // Started while the start was not yet persisted, then exited (its
+                        // `exit.json`) or died with its shim (only the `started` file).
                         let _ = self.transition(
                             &c,
                             Transition::Started {
@@ -1176,7 +1183,7 @@ impl Engine {
                             false,
                         );
                         c.set_shim(ShimState::Started);
-                        self.handle_exit(&c, Ok(e)).await;
+                        self.handle_exit(&c, exit).await;
                     }
                 }
             }
@@ -1249,11 +1256,8 @@ impl Engine {
                 match shim::call::<StartReply>(&dir, &Request::Start).await {
                     Ok(r) => {
                         c.set_shim(ShimState::Started);
-                        let pid = shim::call::<StateReply>(&dir, &Request::State)
-                            .await
-                            .map(|s| s.pid as i64)
-                            .unwrap_or(0);
-                        Ok((pid, r.started_at))
+                        let pid = c.init_pid.load(std::sync::atomic::Ordering::Relaxed);
+                        Ok((i64::from(pid), r.started_at))
                     }
                     Err(e) => Err(e),
                 }
@@ -1277,10 +1281,14 @@ impl Engine {
     ) -> Result<()> {
         match started {
             Ok((pid, at)) => {
-                let rec = self.transition(c, Transition::Started { pid, at }, false)?;
-                // Always durable: this commit is what makes `running` survive a daemon crash
-                // (the transition above skips the fsync); restore.rs fails without it.
-                self.update_record(c, |r| r.manually_stopped = false)?;
+                // A first start (from `created`) is committed without fsync: after a berthd
+                // crash the durable record says `created`, and the restore learns that the
+                // container started from its shim (alive), `exit.json`, or the shim's
+                // `started` file (shim gone without an exit). A start of an exited container
+                // stays durable: its durable record holds the previous run's exit.
+                let first = c.status() == Status::Created;
+                self.transition_unsaved(c, Transition::Started { pid, at })?;
+                let rec = self.update_record_with(c, !first, |r| r.manually_stopped = false)?;
                 self.container_event("start", &rec, &[]);
                 Ok(())
             }

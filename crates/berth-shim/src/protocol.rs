@@ -42,6 +42,11 @@ pub const SOCKET_FILE: &str = "shim.sock";
 pub const PID_FILE: &str = "shim.pid";
 /// `<state_dir>/exit.json`.
 pub const EXIT_FILE: &str = "exit.json";
+/// `<state_dir>/started`: an empty file the shim makes once its container's app runs,
+/// before it answers `start`. berthd records a first start without fsync; after a berthd
+/// crash this file tells it that a container whose record still says `created` did start
+/// (its shim may be gone without an `exit.json`: SIGKILLed with its container).
+pub const STARTED_FILE: &str = "started";
 /// The descriptor on which the shim writes its one startup line.
 pub const SYNC_FD: i32 = 3;
 /// The process name the shim gives itself (`ps`, `/proc/PID/comm`).

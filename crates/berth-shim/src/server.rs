@@ -11,8 +11,8 @@ use crate::backend::{Backend, ChildStdio};
 use crate::log::{LineSplitter, LogFile};
 use berth_shim::stream::{StreamType, frame_header};
 use berth_shim::{
-    EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, ShimConfig,
-    ShimError, StartReply, StateReply, StatsReply, Status, now_rfc3339,
+    EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, STARTED_FILE,
+    ShimConfig, ShimError, StartReply, StateReply, StatsReply, Status, now_rfc3339,
     protocol::{MAX_REQUEST_LINE as MAX_REQUEST_LINE_LEN, to_line},
 };
 use nix::sys::signal::{SigSet, Signal};
@@ -197,6 +197,7 @@ impl Shim {
         // From here on a failure must not leave a socket that looks alive.
         let guard = SocketGuard(Some(sock));
         let _ = std::fs::remove_file(state_dir.join(EXIT_FILE));
+        let _ = std::fs::remove_file(state_dir.join(STARTED_FILE));
         let shim_pid = rustix::process::getpid().as_raw_nonzero().get();
         replace_file(
             &state_dir.join(PID_FILE),
@@ -289,6 +290,7 @@ impl Shim {
             }
         }
         let phase = if cfg.start_now {
+            mark_started(&state_dir);
             Phase::Running
         } else {
             Phase::Created
@@ -1042,6 +1044,7 @@ impl Shim {
             }
         }
         self.backend.start()?;
+        mark_started(&self.state_dir);
         let at = now_rfc3339();
         self.started_at = Some(at.clone());
         self.phase = Phase::Running;
@@ -1155,6 +1158,15 @@ fn winsize(height: u16, width: u16) -> rustix::termios::Winsize {
         ws_col: width,
         ws_xpixel: 0,
         ws_ypixel: 0,
+    }
+}
+
+/// Makes `<state_dir>/started` ([`STARTED_FILE`]) for berthd's restore. A failure is
+/// logged, not fatal: the container runs; only a restore after a berthd crash before the
+/// start was recorded durably would then miss that it started.
+fn mark_started(state_dir: &Path) {
+    if let Err(e) = std::fs::write(state_dir.join(STARTED_FILE), b"") {
+        warn!("write {}/{STARTED_FILE}: {e}", state_dir.display());
     }
 }
 

@@ -38,6 +38,8 @@ fn run_now_logs_both_streams_and_reports_the_exit_code() {
     let mut r = f.spawn();
     let pid = r.pid();
     assert!(pid > 0);
+    // started at once: the shim says so for berthd's restore (`started`)
+    assert!(f.state_dir().join(berth_shim::STARTED_FILE).exists());
     let shim_pid: i32 = std::fs::read_to_string(f.state_dir().join("shim.pid"))
         .unwrap()
         .parse()
@@ -150,6 +152,10 @@ fn created_container_waits_for_start_and_attach_sees_all_output() {
     let st = f.client().state().unwrap();
     assert_eq!(st.status, Status::Created);
     assert!(st.started_at.is_none());
+    // berthd's restore tells "started" from "created" by this file (its first start is
+    // recorded without fsync): absent until the start, there before the start answers.
+    let marker = f.state_dir().join(berth_shim::STARTED_FILE);
+    assert!(!marker.exists(), "a created container is not started");
     // docker run's order: attach, wait, start.
     let attached = f.client().attach(false, true, true).unwrap();
     let stdout_only = f.client().attach(false, true, false).unwrap();
@@ -162,6 +168,11 @@ fn created_container_waits_for_start_and_attach_sees_all_output() {
         .collect();
     let started = f.client().start().unwrap();
     assert!(started.started_at.parse::<jiff::Timestamp>().is_ok());
+    assert!(
+        marker.exists(),
+        "start answered before {} was made",
+        marker.display()
+    );
     // A second start never runs it again: "already running", "has exited", or (once the
     // short-lived container is gone) no shim at all.
     if let Ok(mut c) = Client::connect(&f.state_dir()) {
@@ -264,6 +275,7 @@ fn shutdown_removes_a_created_container_and_answers_waiters() {
     );
     assert!(r.wait_shim().success());
     assert!(!f.state_dir().join("exit.json").exists());
+    assert!(!f.state_dir().join(berth_shim::STARTED_FILE).exists());
     assert_cleaned(&f);
 }
 

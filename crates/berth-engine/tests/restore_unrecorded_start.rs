@@ -1,0 +1,219 @@
+//! A first start is recorded without fsync (see `Engine::record_start`), so after a berthd
+//! crash the durable record of a started container may still say `created`. The restore
+//! must still learn the truth from the container's shim: alive and running → `running`;
+//! gone without an `exit.json` but with its `started` file → exited (255); never started →
+//! still `created`.
+//!
+//! The crash is simulated by starting containers through their shims directly (the engine
+//! never records those starts), then dropping the engine and opening a new one on the same
+//! roots. Real containers through real shims; needs root and the `berth-shim` binary of
+//! this target dir (`cargo build -p berth-shim`); prints `skipped: ...` otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use berth_engine::engine::{Engine, EngineConfig};
+use berth_engine::status::Status;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Removes what the test made even when an assertion fails: the containers (through a
+/// fresh engine), then the cgroups.
+struct Cleanup {
+    cfg: Option<EngineConfig>,
+    cgroup_parent: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(cfg) = self.cfg.take() {
+            let rt = runtime();
+            rt.block_on(async {
+                if let Ok(engine) = Engine::open(cfg).await {
+                    let ids: Vec<String> = engine.all().iter().map(|c| c.id.clone()).collect();
+                    for id in ids {
+                        let _ = engine.remove(&id, true, false).await;
+                    }
+                    engine.shutdown().await;
+                }
+            });
+        }
+        let name = self.cgroup_parent.trim_start_matches('/').to_string();
+        for _ in 0..40 {
+            let mut left = false;
+            for c in std::fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let base = c.path().join(&name);
+                if base.is_dir() {
+                    remove_tree(&base);
+                    left |= base.exists();
+                }
+            }
+            if !left {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            remove_tree(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn config(root: &Path, shim: &Path, cgroup_parent: &str) -> EngineConfig {
+    let mut cfg = EngineConfig::new(root.join("data"), root.join("run"), shim.to_path_buf());
+    cfg.cgroup_parent = cgroup_parent.to_string();
+    cfg
+}
+
+fn busybox_tar(root: &Path, busybox: &Path) -> PathBuf {
+    let rootfs = root.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
+    let tar = root.join("busybox.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    tar
+}
+
+fn kill9(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+#[test]
+fn restore_learns_starts_that_were_not_recorded() {
+    let test = "restore_learns_starts_that_were_not_recorded";
+    if !berth_fixtures::require_root(test) {
+        return;
+    }
+    let shim = berth_fixtures::workspace_bin("berth-shim");
+    if !shim.is_file() {
+        eprintln!(
+            "skipped: {test}: {} missing (cargo build -p berth-shim)",
+            shim.display()
+        );
+        return;
+    }
+    let Some(busybox) = berth_fixtures::busybox() else {
+        eprintln!("skipped: {test}: no busybox");
+        return;
+    };
+    let dir = berth_fixtures::temp_dir("engine-restore");
+    let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-restore"));
+    let _cleanup = Cleanup {
+        cfg: Some(config(dir.path(), &shim, &cgroup_parent)),
+        cgroup_parent: cgroup_parent.clone(),
+    };
+    let state_dir = |id: &str| dir.path().join("run/containers").join(id);
+
+    // Daemon 1: three containers whose shims hold a created container (attach before
+    // start); two of them are started behind the engine's back, as if berthd crashed
+    // right after their start answered.
+    let rt = runtime();
+    let ids: Vec<String> = rt.block_on(async {
+        let engine: Arc<Engine> = Engine::open(config(dir.path(), &shim, &cgroup_parent))
+            .await
+            .expect("open the engine");
+        engine
+            .image_import(
+                std::fs::File::open(busybox_tar(dir.path(), &busybox)).unwrap(),
+                Some("busybox".into()),
+                Some("latest".into()),
+                None,
+                Vec::new(),
+            )
+            .await
+            .expect("import busybox");
+        let mut ids = Vec::new();
+        for name in [
+            "berth-test-restore-killed",
+            "berth-test-restore-running",
+            "berth-test-restore-created",
+        ] {
+            let body = serde_json::from_value(serde_json::json!({
+                "Image": "busybox",
+                "Cmd": ["sleep", "1000"],
+                "HostConfig": {"NetworkMode": "none"},
+            }))
+            .unwrap();
+            let (id, _) = engine.create(Some(name), body).await.expect("create");
+            drop(engine.attach(&id, false, true, true).await.expect("attach"));
+            ids.push(id);
+        }
+        ids
+    });
+    drop(rt); // the engine and its tasks are gone: berthd "crashed"
+    let mut init_pids = Vec::new();
+    for id in &ids[..2] {
+        let mut c = berth_shim::client::Client::connect(&state_dir(id)).expect("reach the shim");
+        c.start().expect("start through the shim");
+        init_pids.push(c.state().expect("shim state").pid);
+        assert!(state_dir(id).join(berth_shim::STARTED_FILE).exists());
+    }
+    assert!(!state_dir(&ids[2]).join(berth_shim::STARTED_FILE).exists());
+    // While berthd is down, the first container dies with its shim (no exit.json).
+    let shim_pid: i32 = std::fs::read_to_string(state_dir(&ids[0]).join(berth_shim::PID_FILE))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kill9(shim_pid);
+    kill9(init_pids[0]);
+    // The shim was this process's child (the engine spawned it): reap it.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(shim_pid), None);
+    assert!(!state_dir(&ids[0]).join(berth_shim::EXIT_FILE).exists());
+
+    // Daemon 2 on the same roots: the restore.
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = Engine::open(config(dir.path(), &shim, &cgroup_parent))
+            .await
+            .expect("reopen the engine");
+        let killed = engine.lookup(&ids[0]).unwrap().record().state;
+        assert_eq!(
+            (killed.status, killed.exit_code),
+            (Status::Exited, 255),
+            "a started container that died with its shim: {killed:?}"
+        );
+        let running = engine.lookup(&ids[1]).unwrap().record().state;
+        assert_eq!(running.status, Status::Running, "{running:?}");
+        assert_eq!(running.pid, i64::from(init_pids[1]));
+        assert!(
+            Path::new(&format!("/proc/{}", init_pids[1])).exists(),
+            "the running container survived"
+        );
+        let created = engine.lookup(&ids[2]).unwrap().record().state;
+        assert_eq!(created.status, Status::Created, "{created:?}");
+        for id in &ids {
+            engine.remove(id, true, false).await.expect("remove");
+        }
+        engine.shutdown().await;
+    });
+}

@@ -10,7 +10,10 @@
 #      and socket, a private bridge; never --bridge=none), and for podman when installed;
 #      then the harness's report with every engine side by side.
 # Env: BENCH (harness dir, default ../shared/bench), SKIP_HARNESS=1 (only part 1),
-#      PEERS="docker podman" (which peers to run). Run as root.
+#      PEERS="docker podman" (which peers to run), OLD_BIN=<dir with another build's
+#      berth, berthd, berth-shim> (A/B: after part 1, a second private berthd from that
+#      build and AB_PAIRS (default 60) alternated pairs of `run --rm`, old/new order swapped
+#      every pair, each build with its own CLI; medians, ratio, load). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -96,6 +99,37 @@ cat >"$WORK/targets.json" <<EOF
  "berthd_idle_rss_mb": $IDLE_RSS, "version_ms": $VER_MS}
 EOF
 mkdir -p target/bench && cp "$WORK/targets.json" target/bench/engine-targets.json
+
+if [ -n "${OLD_BIN:-}" ]; then
+  echo "== A/B: run --rm, this build against $OLD_BIN, alternated pairs"
+  "$OLD_BIN/berthd" --data-root "$WORK/old-data" --exec-root "$WORK/old-run" \
+    -H "unix://$WORK/old.sock" --cgroup-parent /berth-test-enginebench-old \
+    --config-file <(echo '{}') >"$WORK/berthd-old.log" 2>&1 &
+  OLD_PID=$!
+  for _ in $(seq 100); do BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" version >/dev/null 2>&1 && break; sleep 0.05; done
+  BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" import "$WORK/busybox.tar" busybox:latest >/dev/null
+  python3 - "${AB_PAIRS:-60}" "$WORK/old.sock" "$OLD_BIN/berth" "$WORK/berth.sock" "$BERTH" <<'PY'
+import os, statistics, subprocess, sys, time
+n = int(sys.argv[1]); builds = {"old": sys.argv[2:4], "new": sys.argv[4:6]}
+times = {"old": [], "new": []}
+for i in range(n):
+    for k in (("old", "new") if i % 2 == 0 else ("new", "old")):
+        sock, cli = builds[k]
+        env = dict(os.environ, BERTH_HOST="unix://" + sock)
+        t = time.perf_counter()
+        subprocess.run([cli, "run", "--rm", "--network", "none", "busybox", "true"], env=env, check=True)
+        times[k].append((time.perf_counter() - t) * 1000)
+o, w = statistics.median(times["old"]), statistics.median(times["new"])
+print(f"run --rm median: old {o:.2f} ms, new {w:.2f} ms, old/new {o / w:.2f}x "
+      f"({n} pairs, load {open('/proc/loadavg').read().split()[0]})")
+PY
+  BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" ps -aq | xargs -r env BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" rm -f >/dev/null 2>&1 || true
+  kill "$OLD_PID" 2>/dev/null || true
+  wait "$OLD_PID" 2>/dev/null || true
+  for cg in /sys/fs/cgroup/*/berth-test-enginebench-old; do
+    [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+fi
 [ "${SKIP_HARNESS:-}" = 1 ] && exit 0
 
 echo "== 2. team harness, side by side"

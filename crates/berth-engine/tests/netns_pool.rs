@@ -4,8 +4,9 @@
 //! Needs root and the `berth-shim` binary of this target dir (`cargo build -p berth-shim`);
 //! prints `skipped: ...` otherwise.
 
+mod common;
+
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -114,36 +115,8 @@ impl Drop for Fixture {
             });
             drop(engine);
         }
-        // The containers' cgroups, deepest first (shims may hold theirs for a moment).
-        let name = self.cgroup_parent.trim_start_matches('/').to_string();
-        for _ in 0..40 {
-            let mut left = false;
-            for c in std::fs::read_dir("/sys/fs/cgroup")
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let base = c.path().join(&name);
-                if base.is_dir() {
-                    remove_tree(&base);
-                    left |= base.exists();
-                }
-            }
-            if !left {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        common::remove_test_cgroups(&self.cgroup_parent);
     }
-}
-
-fn remove_tree(dir: &Path) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            remove_tree(&e.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 fn netns_inode(pid: i32) -> u64 {

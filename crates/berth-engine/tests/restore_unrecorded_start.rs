@@ -9,6 +9,8 @@
 //! roots. Real containers through real shims; needs root and the `berth-shim` binary of
 //! this target dir (`cargo build -p berth-shim`); prints `skipped: ...` otherwise.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -45,35 +47,8 @@ impl Drop for Cleanup {
                 }
             });
         }
-        let name = self.cgroup_parent.trim_start_matches('/').to_string();
-        for _ in 0..40 {
-            let mut left = false;
-            for c in std::fs::read_dir("/sys/fs/cgroup")
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let base = c.path().join(&name);
-                if base.is_dir() {
-                    remove_tree(&base);
-                    left |= base.exists();
-                }
-            }
-            if !left {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        common::remove_test_cgroups(&self.cgroup_parent);
     }
-}
-
-fn remove_tree(dir: &Path) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            remove_tree(&e.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 fn config(root: &Path, shim: &Path, cgroup_parent: &str) -> EngineConfig {

@@ -8,16 +8,9 @@ use common::{Daemon, require, stderr, stdout, wait_until};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn docker(d: &Daemon, args: &[&str]) -> Command {
-    let mut c = Command::new(common::docker_cli());
-    c.args(args)
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"));
-    c
-}
-
 fn docker_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
-    let mut c = docker(d, args)
+    let mut c = d
+        .docker_command(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -67,7 +60,8 @@ fn docker_stdin_start_attach() {
         "-c",
         "echo out; echo err >&2; exit 6",
     ]);
-    let o = docker(&d, &["start", "-a", "berth-test-sa"])
+    let o = d
+        .docker_command(&["start", "-a", "berth-test-sa"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));

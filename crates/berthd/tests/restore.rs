@@ -163,10 +163,8 @@ fn a_stop_finishes_deleting_removed_containers() {
     d.import_busybox();
     // An open event stream keeps a request task (and so the engine) alive at the stop: the
     // deletion must not rely on the engine being dropped.
-    let mut events = std::process::Command::new(common::docker_cli())
-        .args(["events"])
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+    let mut events = d
+        .docker_command(&["events"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

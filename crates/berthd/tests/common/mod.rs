@@ -225,13 +225,19 @@ impl Daemon {
 
     /// Runs the real docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(docker_cli())
-            .args(args)
-            .env("DOCKER_HOST", self.host())
-            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+        self.docker_command(args)
             .stdin(Stdio::null())
             .output()
             .expect("running docker")
+    }
+
+    /// The docker CLI aimed at this daemon, to spawn (streams) or run.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_cli());
+        c.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        c
     }
 
     /// Runs the docker CLI and returns its trimmed stdout, asserting success.

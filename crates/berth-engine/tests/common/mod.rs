@@ -1,0 +1,37 @@
+//! Shared by the engine's integration tests.
+
+use std::path::Path;
+
+/// Removes a test's cgroups (`<hierarchy>/<cgroup_parent>/...`, deepest first) in every v1
+/// hierarchy and the unified one; shims that just exited may still hold theirs for a
+/// moment, so this retries for up to two seconds.
+pub fn remove_test_cgroups(cgroup_parent: &str) {
+    let name = cgroup_parent.trim_start_matches('/').to_string();
+    for _ in 0..40 {
+        let mut left = false;
+        for c in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let base = c.path().join(&name);
+            if base.is_dir() {
+                remove_tree(&base);
+                left |= base.exists();
+            }
+        }
+        if !left {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn remove_tree(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            remove_tree(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}

@@ -46,22 +46,7 @@ impl Fixture {
             cgroup_parent,
         };
         // A busybox image, imported from a tar of a rootfs dir.
-        let rootfs = fx.dir.path().join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-        std::fs::copy(&busybox, rootfs.join("bin/busybox")).unwrap();
-        for applet in ["sh", "sleep", "ip", "cat"] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-        let tar = fx.dir.path().join("busybox.tar");
-        let ok = Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        let tar = common::busybox_tar(fx.dir.path(), &busybox, &["sh", "sleep", "ip", "cat"]);
         fx.engine()
             .image_import(
                 std::fs::File::open(&tar).unwrap(),

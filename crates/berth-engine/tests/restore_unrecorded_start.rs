@@ -11,8 +11,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_engine::engine::{Engine, EngineConfig};
@@ -55,24 +54,6 @@ fn config(root: &Path, shim: &Path, cgroup_parent: &str) -> EngineConfig {
     let mut cfg = EngineConfig::new(root.join("data"), root.join("run"), shim.to_path_buf());
     cfg.cgroup_parent = cgroup_parent.to_string();
     cfg
-}
-
-fn busybox_tar(root: &Path, busybox: &Path) -> PathBuf {
-    let rootfs = root.join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sleep")).unwrap();
-    let tar = root.join("busybox.tar");
-    let ok = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    tar
 }
 
 fn kill9(pid: i32) {
@@ -118,7 +99,7 @@ fn restore_learns_starts_that_were_not_recorded() {
             .expect("open the engine");
         engine
             .image_import(
-                std::fs::File::open(busybox_tar(dir.path(), &busybox)).unwrap(),
+                std::fs::File::open(common::busybox_tar(dir.path(), &busybox, &["sleep"])).unwrap(),
                 Some("busybox".into()),
                 Some("latest".into()),
                 None,

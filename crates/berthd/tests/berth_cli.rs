@@ -3,29 +3,12 @@
 //! output shapes are compared with the real docker CLI against the same daemon.
 
 mod common;
-use common::{Daemon, require, stderr, stdout, wait_until};
+use common::{Daemon, berth_bin, require_cli, stderr, stdout, wait_until};
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-fn berth_bin() -> std::path::PathBuf {
-    common::bin_dir().join("berth")
-}
-
-macro_rules! require_cli {
-    () => {
-        require!();
-        if !berth_bin().exists() {
-            eprintln!(
-                "skipped: berth is not built in {} (cargo build -p berth)",
-                common::bin_dir().display()
-            );
-            return;
-        }
-    };
-}
 
 /// A daemon with `busybox:latest` imported through `berth import`.
 fn daemon() -> Daemon {

@@ -2,27 +2,10 @@
 //! key order, template errors, export's init-layer entries, and `run -i` when stdout is gone.
 
 mod common;
-use common::{Daemon, require, stderr, stdout};
+use common::{Daemon, berth_bin, require_cli, stderr, stdout};
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-
-fn berth_bin() -> std::path::PathBuf {
-    common::bin_dir().join("berth")
-}
-
-macro_rules! require_cli {
-    () => {
-        require!();
-        if !berth_bin().exists() {
-            eprintln!(
-                "skipped: berth is not built in {} (cargo build -p berth)",
-                common::bin_dir().display()
-            );
-            return;
-        }
-    };
-}
 
 /// A daemon with `busybox:latest` and one running container `berth-test-out`.
 fn daemon_with_container() -> Daemon {

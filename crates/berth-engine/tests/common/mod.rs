@@ -1,6 +1,7 @@
 //! Shared by the engine's integration tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Removes a test's cgroups (`<hierarchy>/<cgroup_parent>/...`, deepest first) in every v1
 /// hierarchy and the unified one; shims that just exited may still hold theirs for a
@@ -34,4 +35,26 @@ fn remove_tree(dir: &Path) {
         }
     }
     let _ = std::fs::remove_dir(dir);
+}
+
+/// A tar of a minimal busybox root filesystem (`bin/busybox` plus the given applet links),
+/// made under `root`, for `image_import`.
+pub fn busybox_tar(root: &Path, busybox: &Path, applets: &[&str]) -> PathBuf {
+    let rootfs = root.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    let tar = root.join("busybox.tar");
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success(), "tar of the busybox rootfs");
+    tar
 }

@@ -67,6 +67,28 @@ macro_rules! require {
 }
 pub(crate) use require;
 
+/// The built `berth` CLI next to berthd.
+pub fn berth_bin() -> PathBuf {
+    bin_dir().join("berth")
+}
+
+/// Like [`require!`], and also skips (saying why) when the `berth` CLI is not built.
+#[allow(unused_macros)] // only the CLI test files use it
+macro_rules! require_cli {
+    () => {
+        common::require!();
+        if !common::berth_bin().exists() {
+            eprintln!(
+                "skipped: berth is not built in {} (cargo build -p berth)",
+                common::bin_dir().display()
+            );
+            return;
+        }
+    };
+}
+#[allow(unused_imports)] // only the CLI test files use it
+pub(crate) use require_cli;
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,

@@ -191,3 +191,47 @@ fn a_stop_finishes_deleting_removed_containers() {
         .collect();
     assert!(left.is_empty(), "left in {}: {left:?}", trash.display());
 }
+
+#[test]
+fn an_auto_removed_container_stays_removed_after_a_daemon_crash() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    // The removal of an auto-remove container is committed without fsync, so a SIGKILL
+    // right after it loses that commit: the record comes back, its directories do not.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "berth-test-autoremoved",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    d.kill9();
+    d.spawn();
+    assert_eq!(d.docker_ok(&["ps", "-aq"]), "", "{}", d.log());
+    let containers = d.data_root().join("containers");
+    let left: Vec<_> = std::fs::read_dir(&containers)
+        .unwrap_or_else(|e| panic!("{}: {e}", containers.display()))
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left in {}: {left:?}",
+        containers.display()
+    );
+    // The name is free again.
+    d.docker_ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "berth-test-autoremoved",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+}

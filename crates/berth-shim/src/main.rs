@@ -1,5 +1,7 @@
 //! `berth-shim <state_dir>`: supervises one container (see `docs/shim.md` and the library's
-//! `protocol` module for the contract with berthd).
+//! `protocol` module for the contract with berthd). `berth-shim --standby` is the same shim
+//! spawned ahead of its container; it reads the state directory from stdin (see
+//! `standby.rs`).
 //!
 //! Single-threaded on purpose: the runtime library forks, and one epoll loop is all an
 //! idle container's supervisor needs (memory per container is the product's density).
@@ -18,6 +20,7 @@ mod backend;
 mod handoff;
 mod log;
 mod server;
+mod standby;
 
 use berth_shim::{ErrorReply, Startup};
 use std::fs::File;
@@ -108,12 +111,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    // `None`: a standby, told its state directory later.
     let dir = match (args.next(), args.next()) {
-        (Some(d), None) if d != "--help" && d != "-h" => PathBuf::from(d),
+        (Some(a), None) if a == standby::STANDBY_FLAG => None,
+        (Some(d), None) if d != "--help" && d != "-h" => Some(PathBuf::from(d)),
         _ => {
             let _ = writeln!(
                 std::io::stderr(),
-                "usage: berth-shim <state_dir>\n\n\
+                "usage: berth-shim <state_dir>\n       berth-shim --standby   (reads <state_dir> \
+                 from stdin)\n\n\
                  Supervises one container described by <state_dir>/shim.json; spawned by berthd \
                  (see docs/shim.md)."
             );
@@ -121,6 +127,24 @@ fn main() -> ExitCode {
         }
     };
     let channel = Channel::open();
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            standby::prepare();
+            match standby::wait_for_state_dir() {
+                Ok(Some(d)) => d,
+                // The spawner went away before handing over a container.
+                Ok(None) => return ExitCode::SUCCESS,
+                Err(e) => {
+                    channel.send(&Startup::Err(ErrorReply {
+                        error: e.message,
+                        kind: e.kind,
+                    }));
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     match server::Shim::setup(&dir) {
         Ok((shim, pid, warnings)) => {
             channel.send(&Startup::Ok { pid, warnings });

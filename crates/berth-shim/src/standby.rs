@@ -1,0 +1,159 @@
+//! `berth-shim --standby`: a shim spawned before its container exists.
+//!
+//! Exec'ing the shim and linking it (libseccomp, libgcc_s, libm, libc) is the same work for
+//! every container, so berthd does it ahead of time: it keeps one standby shim that has
+//! already been exec'd, linked, has taken its startup channel and detected the host's
+//! cgroup layout, and is blocked reading its stdin (a pipe berthd holds). A container start
+//! hands it the state directory:
+//!
+//! ```text
+//!  berthd                                       standby (berth-shim --standby)
+//!  posix_spawn, stdin + stdout pipes   ───▶     exec, dynamic linking, startup channel,
+//!  (off any request's path)                     host cgroup layout; read(stdin) blocks
+//!  write "<state_dir>\n", close stdin  ───▶     from here on exactly `berth-shim <state_dir>`:
+//!  read the startup line (stdout)      ◀───     setup, the startup line, serve
+//!  berthd exits or is SIGKILLed        ───▶     read gives EOF: exit 0 at once, quietly
+//! ```
+//!
+//! Before the hand-off the standby holds nothing of any container: no state directory, no
+//! cgroup, no socket, no file. Its only tie is the pipe on stdin, so it can never outlive
+//! its spawner: the kernel closes berthd's end when berthd goes, however it goes.
+
+use berth_shim::{Kind, ShimError};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+/// argv[1] of a standby.
+pub const STANDBY_FLAG: &str = "--standby";
+
+/// The longest hand-off line accepted (a path longer than `PATH_MAX` cannot be opened).
+const MAX_LINE: usize = 4096;
+
+/// The container-independent work a shim would otherwise do after its hand-off: the host's
+/// cgroup layout (`/proc/self/mountinfo`, `/proc/self/cgroup`) is read once per process and
+/// kept, so the container's create finds it ready. A failure is not cached: the create
+/// detects again and reports it.
+pub fn prepare() {
+    let _ = berth_cgroups::Hierarchy::host();
+}
+
+/// Blocks until the spawner writes the state directory as one line on stdin. `Ok(None)`
+/// when stdin reached its end first (the spawner went away; a partial line counts as
+/// none): the standby then exits without touching anything.
+pub fn wait_for_state_dir() -> Result<Option<PathBuf>, ShimError> {
+    let line = match read_line(rustix::stdio::stdin(), MAX_LINE)? {
+        Some(l) => l,
+        None => return Ok(None),
+    };
+    parse_line(line).map(Some)
+}
+
+/// The state directory from the hand-off line (without its newline).
+fn parse_line(line: Vec<u8>) -> Result<PathBuf, ShimError> {
+    if line.is_empty() {
+        return Err(ShimError::new(
+            Kind::Invalid,
+            "the standby was handed an empty state directory (the spawner must write \
+             \"<state_dir>\\n\" on its stdin)",
+        ));
+    }
+    if line.contains(&0) {
+        return Err(ShimError::new(
+            Kind::Invalid,
+            "the standby was handed a state directory containing a NUL byte",
+        ));
+    }
+    Ok(PathBuf::from(OsString::from_vec(line)))
+}
+
+/// Reads up to the first newline (returned without it). `None` at EOF before a newline.
+fn read_line(fd: rustix::fd::BorrowedFd<'_>, max: usize) -> Result<Option<Vec<u8>>, ShimError> {
+    use rustix::io::Errno;
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) => return Ok(None),
+            Ok(n) => {
+                let chunk = &buf[..n];
+                if let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+                    line.extend_from_slice(&chunk[..end]);
+                    return if line.len() > max {
+                        Err(too_long(max))
+                    } else {
+                        Ok(Some(line))
+                    };
+                }
+                line.extend_from_slice(chunk);
+                if line.len() > max {
+                    return Err(too_long(max));
+                }
+            }
+            Err(Errno::INTR) => {}
+            // A spawner that made the pipe non-blocking on our side too.
+            Err(Errno::AGAIN) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    &fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                let _ = rustix::event::poll(&mut fds, None);
+            }
+            Err(e) => {
+                return Err(ShimError::internal(format!(
+                    "read the state directory from the hand-off pipe (stdin): {e}"
+                )));
+            }
+        }
+    }
+}
+
+fn too_long(max: usize) -> ShimError {
+    ShimError::new(
+        Kind::Invalid,
+        format!("the standby was handed a state directory longer than {max} bytes"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    fn read_from(bytes: &[u8], max: usize) -> Result<Option<Vec<u8>>, ShimError> {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let mut w = std::fs::File::from(w);
+        w.write_all(bytes).unwrap();
+        drop(w);
+        read_line(r.as_fd(), max)
+    }
+
+    #[test]
+    fn a_line_is_the_state_dir_and_eof_before_a_newline_is_none() {
+        assert_eq!(
+            read_from(b"/run/berth/containers/abc\n", 4096).unwrap(),
+            Some(b"/run/berth/containers/abc".to_vec())
+        );
+        // Anything after the newline is not ours to read.
+        assert_eq!(read_from(b"/a\n/b\n", 4096).unwrap(), Some(b"/a".to_vec()));
+        assert_eq!(read_from(b"", 4096).unwrap(), None);
+        assert_eq!(read_from(b"/run/berth/cont", 4096).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_lines_are_invalid_with_a_reason() {
+        let e = read_from(&[b'x'; 600], 100).unwrap_err();
+        assert_eq!(e.kind, Kind::Invalid);
+        assert!(e.message.contains("longer than 100 bytes"), "{}", e.message);
+        let e = parse_line(Vec::new()).unwrap_err();
+        assert_eq!(e.kind, Kind::Invalid);
+        assert!(e.message.contains("empty state directory"), "{}", e.message);
+        let e = parse_line(b"/a\0b".to_vec()).unwrap_err();
+        assert!(e.message.contains("NUL"), "{}", e.message);
+        assert_eq!(
+            parse_line(b"/run/x".to_vec()).unwrap(),
+            PathBuf::from("/run/x")
+        );
+    }
+}

@@ -13,9 +13,9 @@
 //!
 //!   ```text
 //!    Launcher::new      spawn a standby on a blocking-pool thread ──▶ ready
-//!    spawn(state_dir)   take the ready one, write "<state_dir>\n", close its stdin,
-//!                       read the startup line; a new standby is spawned on a
-//!                       blocking-pool thread (never on the request's tokio worker)
+//!    spawn(state_dir)   take the ready one, write "<state_dir>\n", close its stdin; a
+//!                       new standby is spawned on a blocking-pool thread (never on the
+//!                       request's tokio worker) while this one sets up; read the line
 //!    none ready / dead  (a burst, or it was killed): spawn `berth-shim <state_dir>` as
 //!                       before — a dead standby shows as EPIPE on the write
 //!    Launcher dropped,  its stdin pipe closes: the standby reads EOF and exits 0; it holds
@@ -163,14 +163,15 @@ impl Launcher {
             Some(standby) => standby.hand_off(state_dir).await,
             None => None,
         };
+        // The next standby is spawned while this shim sets its container up: that mostly
+        // waits for the container's init, leaving a core free.
+        self.refill();
         let process = match handed {
             Some(p) => p,
             // No standby (a burst, or it died): the spawn blocks this worker as it always did.
             None => self.binary.spawn(state_dir.as_os_str(), false)?,
         };
-        let result = read_startup(process, state_dir).await;
-        self.refill();
-        result
+        read_startup(process, state_dir).await
     }
 
     /// The ready standby, if any and still alive.

@@ -68,6 +68,58 @@ fn resolved_path(fd: BorrowedFd<'_>, rootfs: &Path) -> CResult<PathBuf> {
     }
 }
 
+/// Opens `path` (relative to `dir`) with `O_PATH`, refusing every symlink and every way out
+/// of `dir`: what it opens is exactly the lexical path.
+fn open_strict(dir: BorrowedFd<'_>, path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat2(
+        dir,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )
+}
+
+/// The common case of a missing mount destination: only its last component is missing and
+/// its parent is a real directory reached without any symlink (`/dev/pts` on a fresh `/dev`).
+/// Creates the last component there and opens it, again refusing symlinks; the result is the
+/// lexical path. `None` whenever that is not the case (a missing or symlinked ancestor, a
+/// dangling symlink as the last component, anything appearing meanwhile, any error): the
+/// caller then takes the careful component-by-component path, which also reports errors.
+fn create_last(root: BorrowedFd<'_>, r: &Path, file: bool) -> Option<OwnedFd> {
+    let name = r.file_name()?;
+    let parent = match r.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let pfd = rustix::fs::openat2(
+        root,
+        parent,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )
+    .ok()?;
+    create_in(pfd.as_fd(), name, file).ok()?;
+    open_strict(pfd.as_fd(), Path::new(name)).ok()
+}
+
+/// Creates `name` in `dir`: an empty file (mode 0644, never through a symlink) or a
+/// directory (0755). An existing entry is an error (`EEXIST`).
+fn create_in(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, file: bool) -> rustix::io::Result<()> {
+    if file {
+        rustix::fs::openat(
+            dir,
+            name,
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop)
+    } else {
+        rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))
+    }
+}
+
 /// Opens `dest` inside the rootfs (O_PATH), creating missing directories (and, if `file`, the
 /// final file) without ever leaving the rootfs. Returns the fd and the path it resolved to.
 pub(crate) fn open_in_root(
@@ -79,15 +131,14 @@ pub(crate) fn open_in_root(
     let r = rel(dest);
     let what = || format!("mount destination {}", dest.display());
     // Fast path: exists and no symlink on the way, so the resolved path is the lexical one.
-    match rustix::fs::openat2(
-        root,
-        r,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-    ) {
+    match open_strict(root, r) {
         Ok(fd) => return Ok((fd, dest.to_path_buf())),
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {}
+        Err(rustix::io::Errno::NOENT) => {
+            if let Some(fd) = create_last(root, r, file) {
+                return Ok((fd, dest.to_path_buf()));
+            }
+        }
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {}
         Err(e) => return Err(format!("{}: {e}", what())),
     }
     match rustix::fs::openat2(
@@ -176,22 +227,7 @@ pub(crate) fn open_in_root(
                 path = rel(&crate::mounts::clean_container_path(&next)).to_path_buf();
                 continue 'restart;
             }
-            let res = if last && file {
-                rustix::fs::openat(
-                    &pfd,
-                    name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::WRONLY
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o644),
-                )
-                .map(drop)
-            } else {
-                rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o755))
-            };
-            match res {
+            match create_in(pfd.as_fd(), name, last && file) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => created = true,
                 Err(e) => return Err(format!("{}: create {}: {e}", what(), prefix.display())),
             }
@@ -211,7 +247,8 @@ pub(crate) struct RootfsEnv<'a> {
 }
 
 /// Steps before the hooks: propagation, rootfs, mounts, devices, masked/read-only paths.
-/// Returns the rootfs fd (for `pivot_root`).
+/// Returns the rootfs fd (for `pivot_root`). Runs in the init with umask 0 (set at its
+/// start), which device creation relies on.
 pub(crate) fn setup(env: &RootfsEnv<'_>) -> CResult<OwnedFd> {
     let plan = env.plan;
     // Nothing we mount may propagate back to the host (default rslave, like runc).
@@ -476,8 +513,9 @@ fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResul
         _ => false,
     };
     let (target, resolved) = open_in_root(root, env.rootfs, &m.dest, file)?;
+    // Only a bind landing exactly on /proc needs to know whether its source is a procfs.
     let source_is_proc = match &m.kind {
-        MountKind::Bind { source, .. } => statfs_is_proc(source),
+        MountKind::Bind { source, .. } if resolved == Path::new("/proc") => statfs_is_proc(source),
         _ => false,
     };
     check_proc_mount(m, &resolved, source_is_proc).map_err(|e| e.to_string())?;
@@ -560,7 +598,7 @@ fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResul
                 propagate(top.as_fd(), &m.propagation, &what)?;
             }
         }
-        MountKind::Cgroup => mount_cgroups(env, root, m, &resolved, &what)?,
+        MountKind::Cgroup => mount_cgroups(env, root, m, target, &resolved, &what)?,
     }
     Ok(())
 }
@@ -642,6 +680,7 @@ fn mount_cgroups(
     env: &RootfsEnv<'_>,
     root: BorrowedFd<'_>,
     m: &MountPlan,
+    target: OwnedFd,
     resolved: &Path,
     what: &str,
 ) -> CResult<()> {
@@ -649,7 +688,6 @@ fn mount_cgroups(
     let readonly = m.flags.contains(MsFlags::MS_RDONLY);
     // cgroup v2: one filesystem.
     if let Some(path) = env.cgroup_paths.get("") {
-        let (target, _) = open_in_root(root, env.rootfs, resolved, false)?;
         let mut f = flags;
         if readonly {
             f |= MsFlags::MS_RDONLY;
@@ -686,7 +724,6 @@ fn mount_cgroups(
         return Ok(());
     }
     // cgroup v1: a tmpfs with one directory per hierarchy, like runc.
-    let (target, _) = open_in_root(root, env.rootfs, resolved, false)?;
     nix::mount::mount(
         Some("tmpfs"),
         fd_path(target.as_fd()).as_str(),
@@ -695,11 +732,22 @@ fn mount_cgroups(
         Some("mode=755"),
     )
     .map_err(err(format!("{what}: mount tmpfs for cgroups")))?;
+    // The tmpfs is ours, empty, and nothing else runs in this mount namespace: its
+    // directories are made right in it and the hierarchies attached by name relative to it
+    // (one component, a trailing symlink is not followed), with no resolution from the
+    // rootfs. Anything unusual takes the careful path.
+    let (top, _) = open_in_root(root, env.rootfs, resolved, false)?;
+    let sub_fd = |name: &str| -> CResult<OwnedFd> {
+        match open_dir_in(top.as_fd(), name) {
+            Some(fd) => Ok(fd),
+            None => Ok(open_in_root(root, env.rootfs, &resolved.join(name), false)?.0),
+        }
+    };
     for (subsystem, host_dir) in env.cgroup_paths {
         let name = subsystem.strip_prefix("name=").unwrap_or(subsystem);
-        let dest = resolved.join(name);
-        let (sub, _) = open_in_root(root, env.rootfs, &dest, false)?;
+        let made = make_dir(top.as_fd(), name);
         if env.cgroupns {
+            let sub = sub_fd(name)?;
             let opts = if subsystem.starts_with("name=") {
                 format!("none,{subsystem}")
             } else {
@@ -732,53 +780,134 @@ fn mount_cgroups(
             }
             setattr(tree.as_fd(), set, 0, false)
                 .map_err(err(format!("{what}: cgroup {subsystem} options")))?;
-            rustix::mount::move_mount(
-                &tree,
-                "",
-                &sub,
-                "",
-                MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-            )
+            if made {
+                rustix::mount::move_mount(
+                    &tree,
+                    "",
+                    &top,
+                    name,
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                )
+            } else {
+                rustix::mount::move_mount(
+                    &tree,
+                    "",
+                    &sub_fd(name)?,
+                    "",
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+                )
+            }
             .map_err(err(format!("{what}: attach cgroup {subsystem}")))?;
         }
     }
     if readonly {
-        let (top, _) = open_in_root(root, env.rootfs, resolved, false)?;
         setattr(top.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, false)
             .map_err(err(format!("{what}: read-only")))?;
     }
     Ok(())
 }
 
-fn create_devices(env: &RootfsEnv<'_>, root: BorrowedFd<'_>) -> CResult<()> {
-    for d in &env.plan.devices {
-        create_device(env, root, d)?;
+/// Makes directory `name` in `dir` if `name` is one plain component; whether this call
+/// made it (an existing entry, whatever it is, is not ours to trust).
+fn make_dir(dir: BorrowedFd<'_>, name: &str) -> bool {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return false;
     }
-    let (dev, _) = open_in_root(root, env.rootfs, Path::new("/dev"), false)?;
+    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755)).is_ok()
+}
+
+/// Opens directory `name` (one plain component) in `dir`, refusing a symlink; `None` when
+/// that does not work out (the caller resolves it the careful way).
+fn open_dir_in(dir: BorrowedFd<'_>, name: &str) -> Option<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return None;
+    }
+    rustix::fs::openat2(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )
+    .ok()
+}
+
+fn create_devices(env: &RootfsEnv<'_>, root: BorrowedFd<'_>) -> CResult<()> {
+    // The devices share a few parent directories (usually all are in /dev): each is resolved
+    // once. Nodes are made with our umask of 0 (set at the init's start) by our
+    // fsuid/fsgid, so chmod/chown only run when they would change something.
+    let owner = (rustix::process::geteuid(), rustix::process::getegid());
+    let mut parent: Option<(&Path, DevDir)> = None;
+    for d in &env.plan.devices {
+        let p = d.path.parent().unwrap_or(Path::new("/"));
+        let dir = match &mut parent {
+            Some((cached, dir)) if *cached == p => dir,
+            slot => &mut slot.insert((p, open_dev_dir(env, root, p)?)).1,
+        };
+        create_device(env, root, dir, owner, d)?;
+    }
+    let dev = match parent {
+        Some((p, dir)) if p == Path::new("/dev") => dir.fd,
+        _ => open_in_root(root, env.rootfs, Path::new("/dev"), false)?.0,
+    };
     let with_core = Path::new("/proc/kcore").exists();
     for (target, link) in default_symlinks(with_core) {
         let name = Path::new(link).file_name().expect("static link name");
-        if link == "/dev/ptmx" {
-            // A device node the image or linux.devices put there gives way to the symlink
-            // into the container's own devpts instance.
-            let _ = rustix::fs::unlinkat(&dev, name, rustix::fs::AtFlags::empty());
-        }
         match rustix::fs::symlinkat(target, &dev, name) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) if link == "/dev/ptmx" => {
+                // A device node the image or linux.devices put there gives way to the
+                // symlink into the container's own devpts instance.
+                let _ = rustix::fs::unlinkat(&dev, name, rustix::fs::AtFlags::empty());
+                match rustix::fs::symlinkat(target, &dev, name) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(format!("symlink {link} -> {target}: {e}")),
+                }
+            }
+            Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(format!("symlink {link} -> {target}: {e}")),
         }
     }
     Ok(())
 }
 
-fn create_device(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, d: &DevicePlan) -> CResult<()> {
+/// A directory device nodes are made in.
+struct DevDir {
+    fd: OwnedFd,
+    /// New entries get the directory's group instead of our fsgid.
+    setgid: bool,
+    /// A default ACL replaces the umask: the mode given to mknod may not be the result.
+    default_acl: bool,
+}
+
+fn open_dev_dir(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<DevDir> {
+    let (fd, _) = open_in_root(root, env.rootfs, p, false)?;
+    let setgid = rustix::fs::fstat(&fd).map_or(true, |st| st.st_mode & libc::S_ISGID != 0);
+    let default_acl = !matches!(
+        rustix::fs::getxattr_query(fd_path(fd.as_fd()).as_str(), "system.posix_acl_default"),
+        Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP)
+    );
+    Ok(DevDir {
+        fd,
+        setgid,
+        default_acl,
+    })
+}
+
+fn create_device(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    dir: &DevDir,
+    (euid, egid): (rustix::fs::Uid, rustix::fs::Gid),
+    d: &DevicePlan,
+) -> CResult<()> {
     let what = format!("device {}", d.path.display());
-    let parent = d.path.parent().unwrap_or(Path::new("/"));
     let name = d
         .path
         .file_name()
         .ok_or_else(|| format!("{what}: no file name"))?;
-    let (pfd, _) = open_in_root(root, env.rootfs, parent, false)?;
+    let pfd = &dir.fd;
     let kind = match d.kind {
         'b' => rustix::fs::FileType::BlockDevice,
         'p' => rustix::fs::FileType::Fifo,
@@ -788,7 +917,7 @@ fn create_device(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, d: &DevicePlan) -> C
         Err(rustix::io::Errno::PERM)
     } else {
         rustix::fs::mknodat(
-            &pfd,
+            pfd,
             name,
             kind,
             Mode::from_raw_mode(d.mode),
@@ -819,21 +948,28 @@ fn create_device(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, d: &DevicePlan) -> C
         }
         Err(e) => return Err(format!("{what}: mknod: {e}")),
     }
-    rustix::fs::chmodat(
-        &pfd,
-        name,
-        Mode::from_raw_mode(d.mode),
-        rustix::fs::AtFlags::empty(),
-    )
-    .map_err(err(format!("{what}: chmod")))?;
-    rustix::fs::chownat(
-        &pfd,
-        name,
-        Some(rustix::fs::Uid::from_raw(d.uid)),
-        Some(rustix::fs::Gid::from_raw(d.gid)),
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(err(format!("{what}: chown")))
+    // With umask 0 and no default ACL, mknod applied the permission bits exactly; special
+    // bits may have been dropped.
+    if d.mode & !0o777 != 0 || dir.default_acl {
+        rustix::fs::chmodat(
+            pfd,
+            name,
+            Mode::from_raw_mode(d.mode),
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(err(format!("{what}: chmod")))?;
+    }
+    if d.uid != euid.as_raw() || d.gid != egid.as_raw() || dir.setgid {
+        rustix::fs::chownat(
+            pfd,
+            name,
+            Some(rustix::fs::Uid::from_raw(d.uid)),
+            Some(rustix::fs::Gid::from_raw(d.gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(err(format!("{what}: chown")))?;
+    }
+    Ok(())
 }
 
 fn open_existing(root: BorrowedFd<'_>, p: &Path) -> CResult<Option<OwnedFd>> {
@@ -930,4 +1066,165 @@ pub(crate) fn kernel_settings(plan: &Plan, procfd: BorrowedFd<'_>) -> CResult<()
 /// A C string from text that is known to contain no NUL (an empty string otherwise).
 pub(crate) fn cstr(s: &str) -> CString {
     CString::new(s).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    //! `open_in_root` on plain directories (no mounts, no root needed): the fast paths must
+    //! give exactly what the careful path gives, and nothing may ever be created outside.
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, symlink};
+
+    struct Root {
+        _dir: tempfile::TempDir,
+        rootfs: PathBuf,
+        outside: PathBuf,
+        fd: OwnedFd,
+    }
+
+    fn root() -> Root {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-rootfs-")
+            .tempdir()
+            .unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let rootfs = base.join("rootfs");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(rootfs.join("dev")).unwrap();
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        let fd = rustix::fs::open(
+            &rootfs,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        Root {
+            _dir: dir,
+            rootfs,
+            outside,
+            fd,
+        }
+    }
+
+    impl Root {
+        fn open(&self, dest: &str, file: bool) -> CResult<(OwnedFd, PathBuf)> {
+            open_in_root(self.fd.as_fd(), &self.rootfs, Path::new(dest), file)
+        }
+
+        /// The fd refers to `path` (inside the rootfs, relative to `/`).
+        fn assert_is(&self, fd: &OwnedFd, path: &str) {
+            let st = rustix::fs::fstat(fd).unwrap();
+            let md = std::fs::symlink_metadata(self.rootfs.join(path.trim_start_matches('/')))
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!((st.st_dev, st.st_ino), (md.dev(), md.ino()), "{path}");
+        }
+
+        fn assert_outside_untouched(&self) {
+            let left: Vec<_> = std::fs::read_dir(&self.outside).unwrap().collect();
+            assert!(left.is_empty(), "created outside the rootfs: {left:?}");
+        }
+    }
+
+    #[test]
+    fn missing_last_component_is_created_where_it_reads() {
+        let r = root();
+        let (fd, p) = r.open("/dev/pts", false).unwrap();
+        assert_eq!(p, Path::new("/dev/pts"));
+        r.assert_is(&fd, "/dev/pts");
+        let md = std::fs::metadata(r.rootfs.join("dev/pts")).unwrap();
+        assert!(md.is_dir());
+        assert_eq!(md.mode() & 0o7777, 0o755 & !umask());
+
+        let (fd, p) = r.open("/etc/hosts", true).unwrap();
+        assert_eq!(p, Path::new("/etc/hosts"));
+        r.assert_is(&fd, "/etc/hosts");
+        assert!(
+            std::fs::metadata(r.rootfs.join("etc/hosts"))
+                .unwrap()
+                .is_file()
+        );
+
+        // Existing: opened as is.
+        let (fd, p) = r.open("/dev/pts", false).unwrap();
+        assert_eq!(p, Path::new("/dev/pts"));
+        r.assert_is(&fd, "/dev/pts");
+    }
+
+    fn umask() -> u32 {
+        // Read, not set (other tests run on other threads).
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        let v = s.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+        u32::from_str_radix(v.trim(), 8).unwrap()
+    }
+
+    #[test]
+    fn missing_ancestors_are_created_one_by_one() {
+        let r = root();
+        let (fd, p) = r.open("/a/b/c", false).unwrap();
+        assert_eq!(p, Path::new("/a/b/c"));
+        r.assert_is(&fd, "/a/b/c");
+    }
+
+    // The fast path must not create a dangling symlink's target outside the rootfs: the
+    // target is created inside, like runc's securejoin.
+    #[test]
+    fn dangling_symlink_as_last_component_stays_inside() {
+        let r = root();
+        let escape = r.outside.join("created");
+        symlink(&escape, r.rootfs.join("dev/abs")).unwrap();
+        symlink(
+            format!("../../../../../../../..{}", escape.display()),
+            r.rootfs.join("dev/rel"),
+        )
+        .unwrap();
+        for (dest, file) in [("/dev/abs", false), ("/dev/rel", true)] {
+            let (fd, p) = r.open(dest, file).unwrap();
+            assert_eq!(p, escape, "{dest}");
+            r.assert_is(&fd, escape.to_str().unwrap());
+            r.assert_outside_untouched();
+            std::fs::remove_dir_all(r.rootfs.join(escape.strip_prefix("/").unwrap()))
+                .or_else(|_| std::fs::remove_file(r.rootfs.join(escape.strip_prefix("/").unwrap())))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn symlinked_parent_pointing_outside_stays_inside() {
+        let r = root();
+        // An existing directory outside, reached through an absolute symlink in the image.
+        symlink(&r.outside, r.rootfs.join("abs")).unwrap();
+        let (fd, p) = r.open("/abs/pts", false).unwrap();
+        assert_eq!(p, r.outside.join("pts"));
+        r.assert_is(&fd, p.to_str().unwrap());
+        r.assert_outside_untouched();
+        // Through `..` past the root.
+        symlink("../../../../../../../..", r.rootfs.join("dev/up")).unwrap();
+        let (fd, p) = r.open("/dev/up/etc/hostname", true).unwrap();
+        assert_eq!(p, Path::new("/etc/hostname"));
+        r.assert_is(&fd, "/etc/hostname");
+        r.assert_outside_untouched();
+    }
+
+    #[test]
+    fn made_dir_refuses_a_symlink() {
+        let r = root();
+        let cg = r.rootfs.join("dev");
+        symlink(&r.outside, cg.join("cpu")).unwrap();
+        let dir = rustix::fs::open(&cg, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        assert!(
+            !make_dir(dir.as_fd(), "cpu"),
+            "an existing entry is not ours"
+        );
+        assert!(
+            open_dir_in(dir.as_fd(), "cpu").is_none(),
+            "a symlink is refused"
+        );
+        assert!(!make_dir(dir.as_fd(), "../x"));
+        assert!(open_dir_in(dir.as_fd(), "..").is_none());
+        assert!(make_dir(dir.as_fd(), "memory"));
+        let fd = open_dir_in(dir.as_fd(), "memory").expect("a plain directory");
+        r.assert_is(&fd, "/dev/memory");
+        r.assert_outside_untouched();
+    }
 }

@@ -46,6 +46,10 @@ const CASES: &[Case] = &[
         "network_and_uts_joined_by_the_calling_thread",
         network_and_uts_joined_by_the_calling_thread,
     ),
+    (
+        "docker_like_mount_table_and_dev",
+        docker_like_mount_table_and_dev,
+    ),
 ];
 
 fn main() {
@@ -560,4 +564,326 @@ fn network_and_uts_joined_by_the_calling_thread() {
         ns_inode("/proc/thread-self/ns/ipc"),
         "a new IPC namespace"
     );
+}
+
+/// One line of a mountinfo, with the parent named by its mount point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MountLine {
+    point: String,
+    parent: String,
+    root: String,
+    options: String,
+    fstype: String,
+    /// Super options of the filesystems the runtime makes itself (binds show the host's).
+    super_options: String,
+}
+
+fn parse_mountinfo(text: &str) -> Vec<MountLine> {
+    let rows: Vec<(String, String, MountLine)> = text
+        .lines()
+        .map(|l| {
+            let (a, b) = l
+                .split_once(" - ")
+                .unwrap_or_else(|| panic!("mountinfo: {l}"));
+            let f: Vec<&str> = a.split(' ').collect();
+            let g: Vec<&str> = b.split(' ').collect();
+            let line = MountLine {
+                point: f[4].into(),
+                parent: String::new(),
+                root: f[3].into(),
+                // Per-mount options and the optional (propagation) fields.
+                options: f[5..].join(" "),
+                fstype: g[0].into(),
+                super_options: g[2].into(),
+            };
+            (f[0].to_string(), f[1].to_string(), line)
+        })
+        .collect();
+    rows.iter()
+        .map(|(_, parent, line)| {
+            let mut line = line.clone();
+            line.parent = rows
+                .iter()
+                .find(|(id, _, _)| id == parent)
+                .map_or("-".into(), |(_, _, p)| p.point.clone());
+            line
+        })
+        .collect()
+}
+
+/// The container's mounts and `/dev` for Docker's configuration (berth-engine's spec for an
+/// unprivileged `docker run`: its mounts with the cgroup mount and three file binds, moby's
+/// masked and read-only paths, default devices plus two in `linux.devices`, one of them in
+/// a directory to create and owned by someone else). Written down from what the runtime
+/// produced before the rootfs fast paths (no ENOENT probes, directories made in the fresh
+/// cgroup tmpfs, device parents resolved once, chmod/chown only when needed): every mount
+/// in order, with parent, options and propagation, and every node in `/dev`.
+fn docker_like_mount_table_and_dev() {
+    if skip() {
+        return;
+    }
+    let mut b = Bundle::new();
+    let files = temp_dir("docker-files");
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        std::fs::write(files.path().join(f), format!("{f}\n")).unwrap();
+    }
+    let ro = ["ro", "nosuid", "noexec", "nodev"];
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ro}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]}),
+    ];
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind",
+            "source": files.path().join(f), "options": ["rbind", "rprivate"]}));
+    }
+    let masked = [
+        "/proc/asound",
+        "/proc/acpi",
+        "/proc/interrupts",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ];
+    let readonly = [
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ];
+    b.set("/mounts", json!(mounts));
+    b.set("/linux/maskedPaths", json!(masked));
+    b.set("/linux/readonlyPaths", json!(readonly));
+    b.set(
+        "/linux/devices",
+        json!([{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200,
+                "fileMode": 0o640, "uid": 1000, "gid": 1001},
+               {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]),
+    );
+    b.args(&[
+        "/bin/sh",
+        "-c",
+        "cat /proc/self/mountinfo; echo ---; \
+         stat -c '%n %F %a %u:%g %t:%T %N' /dev/* /dev/net/* | sort",
+    ]);
+    let cg = unique_id("dockerlike-cgroup");
+    b.set("/linux/cgroupsPath", json!(format!("/{cg}")));
+    let (code, text) = run_piped(&b, "dockerlike", false);
+    assert_eq!(code, 0, "{text}");
+    let (table, dev) = text.split_once("---\n").expect("two parts");
+    let got = parse_mountinfo(table);
+
+    // What the host has decides which masked/read-only paths exist and which cgroup v1
+    // hierarchies are bound.
+    let host_mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let dev_null = host_mounts
+        .iter()
+        .filter(|m| Path::new("/dev/null").starts_with(&m.point))
+        .max_by_key(|m| m.point.len())
+        .unwrap()
+        .clone();
+    let line =
+        |point: &str, parent: &str, root: &str, options: &str, fstype: &str, sup: &str| MountLine {
+            point: point.into(),
+            parent: parent.into(),
+            root: root.into(),
+            options: options.into(),
+            fstype: fstype.into(),
+            super_options: sup.into(),
+        };
+    let mut want = vec![
+        line(
+            "/proc",
+            "/",
+            "/",
+            "rw,nosuid,nodev,noexec,relatime",
+            "proc",
+            "rw",
+        ),
+        line(
+            "/dev",
+            "/",
+            "/",
+            "rw,nosuid",
+            "tmpfs",
+            "rw,size=65536k,mode=755",
+        ),
+        line(
+            "/dev/pts",
+            "/dev",
+            "/",
+            "rw,nosuid,noexec,relatime",
+            "devpts",
+            "rw,gid=5,mode=620,ptmxmode=666",
+        ),
+        line(
+            "/sys",
+            "/",
+            "/",
+            "ro,nosuid,nodev,noexec,relatime",
+            "sysfs",
+            "ro",
+        ),
+    ];
+    let v1: Vec<&MountLine> = host_mounts
+        .iter()
+        .filter(|m| m.fstype == "cgroup" && m.point.starts_with("/sys/fs/cgroup/"))
+        .collect();
+    let cg_opts = "ro,nosuid,nodev,noexec,relatime";
+    if v1.is_empty() {
+        want.push(line("/sys/fs/cgroup", "/sys", "/", cg_opts, "cgroup2", "*"));
+    } else {
+        want.push(line(
+            "/sys/fs/cgroup",
+            "/sys",
+            "/",
+            cg_opts,
+            "tmpfs",
+            "rw,mode=755",
+        ));
+        let mut hier: Vec<MountLine> = v1
+            .iter()
+            .map(|m| {
+                let sup = &m.super_options;
+                line(
+                    &m.point,
+                    "/sys/fs/cgroup",
+                    &format!("/{cg}"),
+                    cg_opts,
+                    "cgroup",
+                    sup,
+                )
+            })
+            .collect();
+        hier.sort_by(|a, b| a.point.cmp(&b.point));
+        want.extend(hier);
+    }
+    want.push(line(
+        "/dev/mqueue",
+        "/dev",
+        "/",
+        "rw,nosuid,nodev,noexec,relatime",
+        "mqueue",
+        "rw",
+    ));
+    want.push(line(
+        "/dev/shm",
+        "/dev",
+        "/",
+        "rw,nosuid,nodev,noexec,relatime",
+        "tmpfs",
+        "rw,size=65536k",
+    ));
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        want.push(line(&format!("/etc/{f}"), "/", "*", "*", "*", "*"));
+    }
+    for p in masked {
+        let Ok(md) = std::fs::symlink_metadata(p) else {
+            continue;
+        };
+        let parent = if p.starts_with("/proc") {
+            "/proc"
+        } else {
+            "/sys"
+        };
+        if md.is_dir() {
+            want.push(line(p, parent, "/", "ro,relatime", "tmpfs", "ro"));
+        } else {
+            want.push(line(
+                p,
+                parent,
+                "*",
+                &dev_null.options,
+                &dev_null.fstype,
+                "*",
+            ));
+        }
+    }
+    for p in readonly {
+        if Path::new(p).exists() {
+            let root = p.trim_start_matches("/proc");
+            want.push(line(
+                p,
+                "/proc",
+                root,
+                "ro,nosuid,nodev,noexec,relatime",
+                "proc",
+                "rw",
+            ));
+        }
+    }
+
+    // The root: the rootfs bind, whatever the host's options.
+    assert_eq!(got[0].point, "/", "{got:#?}");
+    let mut got = got[1..].to_vec();
+    // Fields that depend on the host are compared where written as "*"; cgroup hierarchies
+    // in name order (the order of the runtime's map).
+    let sub_start = got
+        .iter()
+        .position(|m| m.point.starts_with("/sys/fs/cgroup/"));
+    if let Some(s) = sub_start {
+        let end = s + got[s..]
+            .iter()
+            .take_while(|m| m.point.starts_with("/sys/fs/cgroup/"))
+            .count();
+        got[s..end].sort_by(|a, b| a.point.cmp(&b.point));
+    }
+    for (g, w) in got.iter_mut().zip(&want) {
+        for (gf, wf) in [
+            (&mut g.root, &w.root),
+            (&mut g.options, &w.options),
+            (&mut g.fstype, &w.fstype),
+            (&mut g.super_options, &w.super_options),
+        ] {
+            if wf == "*" {
+                *gf = "*".into();
+            }
+        }
+    }
+    assert_eq!(got, want, "mount table:\n{table}");
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        let m = parse_mountinfo(table)
+            .into_iter()
+            .find(|m| m.point == format!("/etc/{f}"))
+            .unwrap();
+        assert!(m.root.ends_with(&format!("/{f}")), "{m:?}");
+        assert!(!m.options.contains("shared:"), "rprivate: {m:?}");
+    }
+
+    let mut want_dev = vec![
+        "/dev/fd symbolic link 777 0:0 0:0 '/dev/fd' -> '/proc/self/fd'",
+        "/dev/full character special file 666 0:0 1:7 /dev/full",
+        "/dev/fuse character special file 666 0:0 a:e5 /dev/fuse",
+        "/dev/mqueue directory 1777 0:0 0:0 /dev/mqueue",
+        "/dev/net directory 755 0:0 0:0 /dev/net",
+        "/dev/net/tun character special file 640 1000:1001 a:c8 /dev/net/tun",
+        "/dev/null character special file 666 0:0 1:3 /dev/null",
+        "/dev/ptmx symbolic link 777 0:0 0:0 '/dev/ptmx' -> 'pts/ptmx'",
+        "/dev/pts directory 755 0:0 0:0 /dev/pts",
+        "/dev/random character special file 666 0:0 1:8 /dev/random",
+        "/dev/shm directory 1777 0:0 0:0 /dev/shm",
+        "/dev/stderr symbolic link 777 0:0 0:0 '/dev/stderr' -> '/proc/self/fd/2'",
+        "/dev/stdin symbolic link 777 0:0 0:0 '/dev/stdin' -> '/proc/self/fd/0'",
+        "/dev/stdout symbolic link 777 0:0 0:0 '/dev/stdout' -> '/proc/self/fd/1'",
+        "/dev/tty character special file 666 0:0 5:0 /dev/tty",
+        "/dev/urandom character special file 666 0:0 1:9 /dev/urandom",
+        "/dev/zero character special file 666 0:0 1:5 /dev/zero",
+    ];
+    if Path::new("/proc/kcore").exists() {
+        want_dev.push("/dev/core symbolic link 777 0:0 0:0 '/dev/core' -> '/proc/kcore'");
+    }
+    want_dev.sort();
+    let got_dev: Vec<&str> = dev.lines().collect();
+    assert_eq!(got_dev, want_dev, "/dev:\n{dev}");
 }

@@ -355,16 +355,31 @@ fn load_seccomp(c: &Common<'_>, f: &CompiledFilter) -> CResult<()> {
     Ok(())
 }
 
-fn set_user_and_caps(p: &ProcessPlan) -> CResult<()> {
-    let last = berth_sys::process::last_cap();
-    for cap in 0..=last {
-        if p.caps.bounding & (1u64 << cap) == 0 {
-            berth_sys::process::capbset_drop(cap).map_err(err(format!(
-                "drop {} from the bounding set",
-                crate::caps::name(cap)
-            )))?;
+/// Drops every capability not in `keep` from the bounding set: one `prctl` per capability
+/// the kernel knows. The first unknown number answers `EINVAL` and ends the pass, so the
+/// kernel's last capability need not be read first (`/proc/sys/kernel/cap_last_cap` is
+/// five syscalls, and the container's `/proc` may not even be mounted).
+fn drop_bounding(keep: u64) -> CResult<()> {
+    for cap in 0..64 {
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
+        match berth_sys::process::capbset_drop(cap) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => {
+                return Err(format!(
+                    "drop {} from the bounding set: {e}",
+                    crate::caps::name(cap)
+                ));
+            }
         }
     }
+    Ok(())
+}
+
+fn set_user_and_caps(p: &ProcessPlan) -> CResult<()> {
+    drop_bounding(p.caps.bounding)?;
     rustix::thread::set_keep_capabilities(true).map_err(err("keep capabilities"))?;
     let gids: Vec<rustix::fs::Gid> = p
         .additional_gids
@@ -389,12 +404,18 @@ fn set_user_and_caps(p: &ProcessPlan) -> CResult<()> {
     };
     rustix::thread::set_capabilities(None, sets).map_err(err("set capabilities"))?;
     let _ = rustix::thread::clear_ambient_capability_set();
-    for cap in 0..=last {
-        if p.caps.ambient & (1u64 << cap) != 0 {
-            berth_sys::process::cap_ambient_raise(cap).map_err(err(format!(
-                "raise {} in the ambient set (it must also be permitted and inheritable)",
-                crate::caps::name(cap)
-            )))?;
+    for cap in (0..64).filter(|c| p.caps.ambient & (1u64 << c) != 0) {
+        match berth_sys::process::cap_ambient_raise(cap) {
+            Ok(()) => {}
+            // A capability this kernel does not know (EINVAL) is skipped, like in the
+            // bounding set.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => {
+                return Err(format!(
+                    "raise {} in the ambient set (it must also be permitted and inheritable): {e}",
+                    crate::caps::name(cap)
+                ));
+            }
         }
     }
     Ok(())

@@ -38,8 +38,7 @@ fn open_dir(p: &Path) -> Option<OwnedFd> {
 
 /// Our own cgroup2 path (`0::/...` in /proc/self/cgroup).
 fn own_v2_cgroup() -> Option<PathBuf> {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .ok()?
+    crate::state::read_proc_text("/proc/self/cgroup")?
         .lines()
         .find_map(|l| {
             l.strip_prefix("0::")

@@ -54,7 +54,7 @@ pub(crate) struct Common<'a> {
 
 /// The calling thread's ignored signals (`SigIgn` in /proc/thread-self/status).
 pub(crate) fn ignored_signals() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    let s = crate::state::read_proc_text("/proc/thread-self/status")?;
     let v = s.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
     u64::from_str_radix(v.trim(), 16).ok()
 }

@@ -166,12 +166,35 @@ pub(crate) fn process_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
+/// Reads a small procfs file with one buffer. `std::fs::read_to_string` sizes its buffer
+/// from the file's size, which procfs reports as 0, and then probes with reads growing from
+/// 32 bytes: 10 syscalls for a 600-byte `/proc/PID/stat` instead of 4.
+pub(crate) fn read_proc_text(path: &str) -> Option<String> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(n * 2, 0);
+        }
+        match rustix::io::read(&fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).ok()
+}
+
 /// (state char, start time) of a process from /proc/PID/stat.
 pub(crate) fn proc_stat(pid: i32) -> Option<(char, u64)> {
     if pid <= 0 {
         return None;
     }
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let s = read_proc_text(&format!("/proc/{pid}/stat"))?;
     // The command name is in parentheses and may itself contain ") ".
     let rest = &s[s.rfind(')')? + 1..];
     let mut fields = rest.split_ascii_whitespace();
@@ -231,6 +254,16 @@ mod tests {
         ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn proc_text_is_read_whole() {
+        let big = read_proc_text("/proc/self/mountinfo").unwrap();
+        assert_eq!(
+            big,
+            std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+        );
+        assert!(read_proc_text("/proc/self/no-such-file").is_none());
     }
 
     #[test]

@@ -1,12 +1,72 @@
 //! The command line: global options and the verb tree (docker's names and aliases).
+//!
+//! Parsing is the CLI's start-up cost, paid before every request, so the tree is built only
+//! as far as the command line needs ([`Cli::try_parse_from`]): each verb's flags are added
+//! when that verb is parsed (`defer`), and the root gets only the verb being run, because
+//! clap copies the global options into every verb of the root it parses with.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::commands::{
     container, create, events, export, history, image, images, import, info, inspect, kill, load,
     logs, ps, rename, restart, rm, rmi, run, save, start, stop, system, tag, version, wait,
 };
 
+/// The parsed command line.
+#[derive(Debug)]
+pub struct Cli {
+    pub global: GlobalOpts,
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The whole tree: the root, its global options and every verb.
+    pub fn command() -> clap::Command {
+        Command::augment_subcommands(GlobalOpts::command())
+    }
+
+    /// Parses `args` (the program name first) as the whole tree would. A command line that
+    /// names one of our verbs is parsed by the root with only that verb in it (one without
+    /// a verb by the root alone); anything else, and every error, help and usage text,
+    /// comes from the whole tree (it lists and suggests verbs, and flags of other verbs), so
+    /// what users see does not depend on the shortcut.
+    pub fn try_parse_from(args: &[impl AsRef<str>]) -> Result<Cli, clap::Error> {
+        let argv = || args.iter().map(AsRef::as_ref);
+        if let Some(root) = Self::command_for(verb_of(args).as_deref())
+            && let Ok(mut matches) = root.try_get_matches_from(argv())
+        {
+            return Self::from_matches(&mut matches);
+        }
+        let mut root = Self::command();
+        let mut matches = root.try_get_matches_from_mut(argv())?;
+        Self::from_matches(&mut matches).map_err(|e| e.format(&mut root))
+    }
+
+    /// The root with only `verb` (its first word) in it, if it is one of ours; without a
+    /// verb (`berth --version`), the root alone.
+    fn command_for(verb: Option<&str>) -> Option<clap::Command> {
+        let root = GlobalOpts::command();
+        let Some(verb) = verb else {
+            return Some(root);
+        };
+        let name = verb.split(' ').next()?;
+        let sub = Self::command().find_subcommand(name)?.clone();
+        Some(root.subcommand(sub))
+    }
+
+    /// The command line that `matches` (from [`Cli::command`] or the shortcut) hold.
+    pub fn from_matches(matches: &mut clap::ArgMatches) -> Result<Cli, clap::Error> {
+        Ok(Cli {
+            global: GlobalOpts::from_arg_matches_mut(matches)?,
+            command: match matches.subcommand_name() {
+                Some(_) => Some(Command::from_arg_matches_mut(matches)?),
+                None => None,
+            },
+        })
+    }
+}
+
+// The root command itself: its help text (the doc comment), settings and global options.
 /// A Docker-compatible container engine client.
 #[derive(Debug, Parser)]
 #[command(
@@ -14,7 +74,7 @@ use crate::commands::{
     disable_version_flag = true,
     arg_required_else_help = true
 )]
-pub struct Cli {
+pub struct GlobalOpts {
     /// Daemon socket to connect to (unix:///path, or tcp://HOST:PORT with --tlsverify);
     /// default $BERTH_HOST, $DOCKER_HOST or unix:///run/berth/berth.sock
     #[arg(short = 'H', long = "host", global = true, value_name = "HOST")]
@@ -27,8 +87,6 @@ pub struct Cli {
     /// Print version information and quit
     #[arg(short = 'v', long = "version")]
     pub version: bool,
-    #[command(subcommand)]
-    pub command: Option<Command>,
 }
 
 /// docker's TLS options for `tcp://` hosts (used only when the host is `tcp://`).
@@ -71,8 +129,12 @@ impl TlsArgs {
     }
 }
 
-/// The verbs.
+// The verbs. Each verb's flags are added only when that verb is parsed or its help is shown
+// (`defer`): building every verb's flags up front was most of the CLI's start-up. A doc
+// comment here, or on a verb's `Args` struct, would replace the root's or the verb's help
+// text (they are applied after the variant's), so these are plain comments.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Create and run a new container from an image
     Run(run::RunArgs),
@@ -161,13 +223,13 @@ pub fn docker_usage(verb: &str) -> Option<&'static str> {
 
 /// The verb (one or two words: `ps`, `container ls`) an argument list runs, skipping the
 /// global options before it.
-pub fn verb_of(args: &[String]) -> Option<String> {
-    let mut it = args.iter().skip(1).peekable();
+pub fn verb_of(args: &[impl AsRef<str>]) -> Option<String> {
+    let mut it = args.iter().map(AsRef::as_ref).skip(1).peekable();
     while let Some(a) = it.next() {
         if a.starts_with('-') {
             // global options that take a value in the next argument
             if matches!(
-                a.as_str(),
+                a,
                 "-H" | "--host"
                     | "--tlscacert"
                     | "--tlscert"
@@ -182,13 +244,13 @@ pub fn verb_of(args: &[String]) -> Option<String> {
             }
             continue;
         }
-        if matches!(a.as_str(), "container" | "image" | "system")
+        if matches!(a, "container" | "image" | "system")
             && let Some(sub) = it.peek()
             && !sub.starts_with('-')
         {
             return Some(format!("{a} {sub}"));
         }
-        return Some(a.clone());
+        return Some(a.to_owned());
     }
     None
 }

@@ -17,8 +17,6 @@ pub mod template;
 use std::ffi::OsString;
 use std::io::Write;
 
-use clap::Parser;
-
 /// An error that carries its exit code; `message` (if any) is printed to stderr as is.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", message.as_deref().unwrap_or(""))]

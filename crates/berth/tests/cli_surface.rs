@@ -6,13 +6,13 @@
 //!
 //! The verbs come from the tree itself, so a new verb or flag shows up here as a diff. After
 //! an intended change, regenerate and review the diff:
-//! `BERTH_BLESS=1 cargo nextest run -p berth -E 'test(cli_surface)'`.
+//! `BERTH_BLESS=1 cargo nextest run -p berth -E 'test(cli_surface)'`. To check a change
+//! against another build, bless with that build's binary (`BERTH_SURFACE_BIN=/path/to/berth`)
+//! first, then run the test as usual.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-use clap::CommandFactory;
 
 /// A socket that does not exist: verbs that get past parsing fail to connect, the same way
 /// every time, and never reach a real daemon.
@@ -49,6 +49,20 @@ fn cases() -> Vec<Vec<String>> {
         &["--bogus"],
         &["-Z"],
         &["rn"],
+        &["-Z", "run", "busybox"],
+        &["--netwrk", "none", "run", "busybox"],
+        &["--tlsverify", "true", "run", "busybox"],
+        &["-DH", "run", "ps"],
+        &["-H", "run", "ps"],
+        &["--", "run", "busybox"],
+        &["run", "--", "busybox"],
+        &["run", "--help", "busybox"],
+        &["run", "busybox", "--help"],
+        &["container", "ls", "--", "x"],
+        &["container", "--help"],
+        &["container", "--version"],
+        &["ps", "--version"],
+        &["ps", "-v"],
         &["container", "bogus"],
         &["container", "list", "--help"],
         &["container", "ps", "--help"],
@@ -98,7 +112,9 @@ fn cases() -> Vec<Vec<String>> {
 
 /// `$ berth ARGS`, the exit code, stdout and stderr of one run.
 fn transcript_of(args: &[String]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let bin =
+        std::env::var_os("BERTH_SURFACE_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_berth").into());
+    let out = Command::new(bin)
         .args(args)
         .env_clear()
         .env("BERTH_HOST", NO_DAEMON)

@@ -3,7 +3,6 @@
 
 use berth::cli::{Cli, Command};
 use berth::opts::container::{CreateRequest, PullPolicy};
-use clap::Parser;
 use serde_json::{Value, json};
 
 fn parse(args: &[&str]) -> Result<CreateRequest, String> {

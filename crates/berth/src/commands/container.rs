@@ -22,6 +22,7 @@ pub struct ContainerInspectArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // built when used, like the top-level verbs (cli.rs)
 pub enum ContainerCommand {
     /// List containers
     #[command(visible_aliases = ["list", "ps"])]

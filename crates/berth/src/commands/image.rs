@@ -17,6 +17,7 @@ pub struct ImageInspectArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // built when used, like the top-level verbs (cli.rs)
 pub enum ImageCommand {
     /// List images
     #[command(visible_alias = "list")]

@@ -52,7 +52,7 @@ impl Ctx {
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<i32> {
-    if cli.version {
+    if cli.global.version {
         println!("Berth version {}", env!("CARGO_PKG_VERSION"));
         return Ok(0);
     }
@@ -61,13 +61,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             StatusError::new(125, "berth: a command is required; see 'berth --help'").into(),
         );
     };
-    let host = Host::resolve_with_tls(cli.host.as_deref(), &cli.tls.to_flags(), |k| {
-        std::env::var(k).ok()
-    })
+    let host = Host::resolve_with_tls(
+        cli.global.host.as_deref(),
+        &cli.global.tls.to_flags(),
+        |k| std::env::var(k).ok(),
+    )
     .map_err(|e| StatusError::new(125, e.to_string()))?;
     let ctx = Ctx {
         client: Client::new(host),
-        debug: cli.debug,
+        debug: cli.global.debug,
     };
     match command {
         Command::Run(a) => run::run(&ctx, a),

@@ -35,6 +35,7 @@ pub struct SystemPruneArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)] // built when used, like the top-level verbs (cli.rs)
 pub enum SystemCommand {
     /// Show docker disk usage
     Df(DfArgs),

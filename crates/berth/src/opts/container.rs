@@ -15,7 +15,9 @@ use super::env::{env_value, read_kv_file};
 use super::mount::{VolumeSpec, parse_mount, parse_tmpfs, parse_volume};
 use super::units::{go_duration_nanos, nano_cpus, ram_in_bytes, restart_policy, ulimit};
 
-/// Flags shared by `run` and `create` (`-h` is `--hostname`, as in Docker; help is `--help`).
+// Flags shared by `run` and `create` (`-h` is `--hostname`, as in Docker; help is `--help`).
+// Not a doc comment: clap would make it the help text of `run` and `create`, whose flags are
+// added after their own text (`defer`, cli.rs).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ContainerOpts {
     /// Attach to STDIN, STDOUT or STDERR

@@ -742,7 +742,8 @@ fn docker_like_mount_table_and_dev() {
         .collect();
     let cg_opts = "ro,nosuid,nodev,noexec,relatime";
     if v1.is_empty() {
-        want.push(line("/sys/fs/cgroup", "/sys", "/", cg_opts, "cgroup2", "*"));
+        // cgroup2 without a cgroup namespace: the container's cgroup bound.
+        want.push(line("/sys/fs/cgroup", "/sys", "*", cg_opts, "cgroup2", "*"));
     } else {
         want.push(line(
             "/sys/fs/cgroup",

@@ -50,6 +50,10 @@ const CASES: &[Case] = &[
         "docker_like_mount_table_and_dev",
         docker_like_mount_table_and_dev,
     ),
+    (
+        "docker_like_mount_table_with_cgroup_namespace",
+        docker_like_mount_table_with_cgroup_namespace,
+    ),
 ];
 
 fn main() {
@@ -619,10 +623,22 @@ fn parse_mountinfo(text: &str) -> Vec<MountLine> {
 /// cgroup tmpfs, device parents resolved once, chmod/chown only when needed): every mount
 /// in order, with parent, options and propagation, and every node in `/dev`.
 fn docker_like_mount_table_and_dev() {
+    docker_like(false);
+}
+
+/// The same with a cgroup namespace (cgroup filesystems mounted, not the host's bound).
+fn docker_like_mount_table_with_cgroup_namespace() {
+    docker_like(true);
+}
+
+fn docker_like(cgroupns: bool) {
     if skip() {
         return;
     }
     let mut b = Bundle::new();
+    if cgroupns {
+        b.set("/linux/namespaces/5", json!({"type": "cgroup"}));
+    }
     let files = temp_dir("docker-files");
     for f in ["resolv.conf", "hostname", "hosts"] {
         std::fs::write(files.path().join(f), format!("{f}\n")).unwrap();
@@ -757,14 +773,12 @@ fn docker_like_mount_table_and_dev() {
             .iter()
             .map(|m| {
                 let sup = &m.super_options;
-                line(
-                    &m.point,
-                    "/sys/fs/cgroup",
-                    &format!("/{cg}"),
-                    cg_opts,
-                    "cgroup",
-                    sup,
-                )
+                let root = if cgroupns {
+                    "/".into()
+                } else {
+                    format!("/{cg}")
+                };
+                line(&m.point, "/sys/fs/cgroup", &root, cg_opts, "cgroup", sup)
             })
             .collect();
         hier.sort_by(|a, b| a.point.cmp(&b.point));

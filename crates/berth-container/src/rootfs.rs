@@ -843,7 +843,7 @@ fn create_devices(env: &RootfsEnv<'_>, root: BorrowedFd<'_>) -> CResult<()> {
         let p = d.path.parent().unwrap_or(Path::new("/"));
         let dir = match &mut parent {
             Some((cached, dir)) if *cached == p => dir,
-            slot => &mut slot.insert((p, open_dev_dir(env, root, p)?)).1,
+            slot => &mut slot.insert((p, open_dev_dir(env, root, p, owner.1)?)).1,
         };
         create_device(env, root, dir, owner, d)?;
     }
@@ -875,22 +875,30 @@ fn create_devices(env: &RootfsEnv<'_>, root: BorrowedFd<'_>) -> CResult<()> {
 /// A directory device nodes are made in.
 struct DevDir {
     fd: OwnedFd,
-    /// New entries get the directory's group instead of our fsgid.
-    setgid: bool,
+    /// New entries may get the directory's group instead of our fsgid (a setgid
+    /// directory, or a filesystem mounted `grpid`), and it is not ours.
+    foreign_group: bool,
     /// A default ACL replaces the umask: the mode given to mknod may not be the result.
     default_acl: bool,
 }
 
-fn open_dev_dir(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<DevDir> {
+fn open_dev_dir(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    p: &Path,
+    egid: rustix::fs::Gid,
+) -> CResult<DevDir> {
     let (fd, _) = open_in_root(root, env.rootfs, p, false)?;
-    let setgid = rustix::fs::fstat(&fd).map_or(true, |st| st.st_mode & libc::S_ISGID != 0);
+    let foreign_group = rustix::fs::fstat(&fd).map_or(true, |st| {
+        st.st_mode & libc::S_ISGID != 0 || st.st_gid != egid.as_raw()
+    });
     let default_acl = !matches!(
         rustix::fs::getxattr_query(fd_path(fd.as_fd()).as_str(), "system.posix_acl_default"),
         Err(rustix::io::Errno::NODATA | rustix::io::Errno::NOTSUP)
     );
     Ok(DevDir {
         fd,
-        setgid,
+        foreign_group,
         default_acl,
     })
 }
@@ -959,7 +967,7 @@ fn create_device(
         )
         .map_err(err(format!("{what}: chmod")))?;
     }
-    if d.uid != euid.as_raw() || d.gid != egid.as_raw() || dir.setgid {
+    if d.uid != euid.as_raw() || d.gid != egid.as_raw() || dir.foreign_group {
         rustix::fs::chownat(
             pfd,
             name,

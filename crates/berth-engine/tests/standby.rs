@@ -258,6 +258,7 @@ async fn start_through_the_standby() {
 }
 
 /// Dropping the launcher (the engine going away) closes the standby's stdin: it exits.
+/// While it waits, `ps` shows it as `berth-shim`.
 #[test]
 fn a_standby_exits_when_its_launcher_is_dropped() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,6 +268,14 @@ fn a_standby_exits_when_its_launcher_is_dropped() {
     let rt = runtime();
     let launcher = rt.block_on(async { Launcher::new(&shim).expect("launcher") });
     let standby = the_standby_of(std::process::id() as i32);
+    // Named as every shim, though exec'd from a memfd (`/proc/self/fd/N`).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{standby}/comm")).unwrap_or_default()
+        != "berth-shim\n"
+    {
+        assert!(Instant::now() < deadline, "the standby never named itself");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(launcher);
     wait_exited(standby, "launcher dropped");
 }

@@ -33,8 +33,10 @@ const MAX_LINE: usize = 4096;
 /// The container-independent work a shim would otherwise do after its hand-off: the host's
 /// cgroup layout (`/proc/self/mountinfo`, `/proc/self/cgroup`) is read once per process and
 /// kept, so the container's create finds it ready. A failure is not cached: the create
-/// detects again and reports it.
+/// detects again and reports it. The name comes first: exec'd from berthd's memfd, a
+/// standby would otherwise show as its descriptor's number ("14") in `ps` while it waits.
 pub fn prepare() {
+    let _ = rustix::thread::set_name(c"berth-shim");
     let _ = berth_cgroups::Hierarchy::host();
 }
 

@@ -50,7 +50,9 @@ impl Cli {
             return Some(root);
         };
         let name = verb.split(' ').next()?;
-        let sub = Self::command().find_subcommand(name)?.clone();
+        // the verbs alone (their flags deferred) on a bare parent: only looked up here
+        let verbs = Command::augment_subcommands(clap::Command::new("berth"));
+        let sub = verbs.find_subcommand(name)?.clone();
         Some(root.subcommand(sub))
     }
 

@@ -17,7 +17,9 @@
 //!                       new standby is spawned on a blocking-pool thread (never on the
 //!                       request's tokio worker) while this one sets up; read the line
 //!    none ready / dead  (a burst, or it was killed): spawn `berth-shim <state_dir>` as
-//!                       before — a dead standby shows as EPIPE on the write
+//!                       before — a dead standby shows as EPIPE on the write, or as EOF
+//!                       without a startup line and without `shim.pid` (killed after
+//!                       the write, before its setup began)
 //!    Launcher dropped,  its stdin pipe closes: the standby reads EOF and exits 0; it holds
 //!    berthd gone        no container resources before the hand-off
 //!   ```
@@ -166,12 +168,22 @@ impl Launcher {
         // The next standby is spawned while this shim sets its container up: that mostly
         // waits for the container's init, leaving a core free.
         self.refill();
-        let process = match handed {
-            Some(p) => p,
-            // No standby (a burst, or it died): the spawn blocks this worker as it always did.
-            None => self.binary.spawn(state_dir.as_os_str(), false)?,
-        };
-        read_startup(process, state_dir).await
+        if let Some(process) = handed {
+            match read_startup(process).await? {
+                Some(spawned) => return Ok(spawned),
+                // Killed between our write and its read: it never began the setup (which
+                // writes shim.pid before it creates anything), so a fresh shim is safe.
+                None if !state_dir.join(berth_shim::PID_FILE).exists() => {
+                    tracing::debug!("the standby shim died before its setup; spawning a fresh one");
+                }
+                None => return Err(no_startup_line(state_dir)),
+            }
+        }
+        // No standby (a burst, or it died): the spawn blocks this worker as it always did.
+        let process = self.binary.spawn(state_dir.as_os_str(), false)?;
+        read_startup(process)
+            .await?
+            .ok_or_else(|| no_startup_line(state_dir))
     }
 
     /// The ready standby, if any and still alive.
@@ -232,8 +244,8 @@ impl Standby {
     }
 }
 
-/// Reads a shim's startup line.
-async fn read_startup(process: Process, state_dir: &Path) -> Result<Spawned> {
+/// Reads a shim's startup line; `None` when the shim exited without one.
+async fn read_startup(process: Process) -> Result<Option<Spawned>> {
     let mut reader = BufReader::new(process.stdout);
     let mut line = Vec::new();
     reader
@@ -241,17 +253,21 @@ async fn read_startup(process: Process, state_dir: &Path) -> Result<Spawned> {
         .await
         .map_err(EngineError::io("reading the shim's startup line"))?;
     if line.is_empty() {
-        return Err(EngineError::Internal(format!(
-            "the shim for {} exited without reporting (see the daemon's log)",
-            state_dir.display()
-        )));
+        return Ok(None);
     }
     let (pid, warnings) = berth_shim::Startup::parse(&line)?;
-    Ok(Spawned {
+    Ok(Some(Spawned {
         pid,
         warnings,
         gone: ShimGone(process.gone),
-    })
+    }))
+}
+
+fn no_startup_line(state_dir: &Path) -> EngineError {
+    EngineError::Internal(format!(
+        "the shim for {} exited without reporting (see the daemon's log)",
+        state_dir.display()
+    ))
 }
 
 /// A shim berthd spawned and reported its container created.

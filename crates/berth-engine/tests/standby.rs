@@ -257,6 +257,56 @@ async fn start_through_the_standby() {
     assert_eq!(fx.exit_code(&c).await, 137);
 }
 
+/// A standby killed after berthd wrote its state directory but before it read it (stopped,
+/// then SIGKILLed): EOF without a startup line and without `shim.pid`, so the start falls
+/// back to a fresh shim instead of failing.
+#[test]
+fn a_standby_killed_after_the_hand_off_is_replaced() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(killed_after_the_hand_off());
+}
+
+async fn killed_after_the_hand_off() {
+    let test = "a_standby_killed_after_the_hand_off_is_replaced";
+    let Some(fx) = Fixture::open(test).await else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    let standby = the_standby_of(me);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(standby),
+        nix::sys::signal::Signal::SIGSTOP,
+    );
+    let engine = fx.engine().clone();
+    let run = tokio::spawn(async move {
+        let body = serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["sh", "-c", "exit 5"],
+            "HostConfig": {"NetworkMode": "none"},
+        }))
+        .unwrap();
+        let (id, _) = engine.create(None, body).await.expect("create");
+        engine.start(&id).await.map(|()| id)
+    });
+    // The next standby is spawned right after the hand-off's write: then kill the first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while standbys_of(me).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no hand-off to the stopped standby"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kill9(standby);
+    let id = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the start finishes")
+        .unwrap()
+        .expect("the start succeeds with a fresh shim");
+    assert_eq!(fx.exit_code(&id).await, 5);
+    wait_exited(standby, "SIGKILL");
+}
+
 /// Dropping the launcher (the engine going away) closes the standby's stdin: it exits.
 /// While it waits, `ps` shows it as `berth-shim`.
 #[test]

@@ -29,13 +29,16 @@ impl Cli {
     /// names one of our verbs is parsed by the root with only that verb in it (one without
     /// a verb by the root alone); anything else, and every error, help and usage text,
     /// comes from the whole tree (it lists and suggests verbs, and flags of other verbs), so
-    /// what users see does not depend on the shortcut.
+    /// what users see does not depend on the shortcut. A parse that succeeds on the smaller
+    /// root is the whole tree's parse: same root options, same verb, and a word naming any
+    /// other verb would have been an error there.
     pub fn try_parse_from(args: &[impl AsRef<str>]) -> Result<Cli, clap::Error> {
         let argv = || args.iter().map(AsRef::as_ref);
         if let Some(root) = Self::command_for(verb_of(args).as_deref())
             && let Ok(mut matches) = root.try_get_matches_from(argv())
+            && let Ok(cli) = Self::from_matches(&mut matches)
         {
-            return Self::from_matches(&mut matches);
+            return Ok(cli);
         }
         let mut root = Self::command();
         let mut matches = root.try_get_matches_from_mut(argv())?;

@@ -52,6 +52,9 @@ impl From<ShimError> for EngineError {
 
 /// argv[1] of a shim spawned ahead of its container (`berth-shim --standby`).
 const STANDBY_FLAG: &str = "--standby";
+/// The longest state directory a standby reads from its stdin (see `berth-shim`'s
+/// `standby.rs`).
+const MAX_HAND_OFF_LINE: usize = 4096;
 
 /// Spawns shims from one sealed in-memory copy of the binary, keeping one spawned ahead.
 pub struct Launcher {
@@ -224,11 +227,16 @@ impl Launcher {
 
 impl Standby {
     /// Writes the state directory on the standby's stdin and closes it. `None` when the
-    /// standby is gone (EPIPE) or the path cannot travel as one line (a newline in it): the
-    /// caller spawns a fresh shim instead.
+    /// standby is gone (EPIPE) or the path cannot travel as one line (empty, a newline or
+    /// NUL in it, longer than the standby reads): the caller spawns a fresh shim instead,
+    /// which reports such a directory as it always did.
     async fn hand_off(mut self, state_dir: &Path) -> Option<Process> {
         let path = state_dir.as_os_str().as_bytes();
-        if path.is_empty() || path.contains(&b'\n') || path.contains(&0) {
+        if path.is_empty()
+            || path.len() > MAX_HAND_OFF_LINE
+            || path.contains(&b'\n')
+            || path.contains(&0)
+        {
             return None;
         }
         let mut stdin = self.0.stdin.take()?;

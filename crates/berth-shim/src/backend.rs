@@ -203,9 +203,9 @@ impl Backend {
                 }
             }
         };
-        let cgroup = Hierarchy::detect()
-            .and_then(|h| h.manager(&cgroup_path))
-            .ok();
+        // The layout the create used (read once per process; a standby read it before its
+        // hand-off), not a second parse of /proc/self/mountinfo.
+        let cgroup = Hierarchy::host().and_then(|h| h.manager(&cgroup_path)).ok();
         let pid = created.pid;
         Ok((
             Backend {

@@ -9,41 +9,68 @@ use crate::error::{Error, Result};
 /// Writes `value` with one `write(2)` (cgroup files take a value per write; a split write
 /// would be two values).
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
-    let fail = |source: io::Error| Error::Write {
-        path: path.to_path_buf(),
-        value: value.to_string(),
-        source,
-    };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .map_err(fail)?;
-    let n = f.write(value.as_bytes()).map_err(fail)?;
-    if n != value.len() {
-        return Err(fail(io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("short write ({n} of {} bytes)", value.len()),
-        )));
+    write_seq([(path, value)])
+}
+
+/// Writes each `(path, value)` in order, one `write(2)` per value, keeping the file open
+/// while consecutive writes go to the same path: v1's `devices.allow` takes one rule per
+/// write, so Docker's default rules cost one open/close instead of one per rule.
+pub(crate) fn write_seq<'a>(writes: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Result<()> {
+    let mut open: Option<(&Path, File)> = None;
+    for (path, value) in writes {
+        let fail = |source: io::Error| Error::Write {
+            path: path.to_path_buf(),
+            value: value.to_string(),
+            source,
+        };
+        let f = match &mut open {
+            Some((p, f)) if *p == path => f,
+            _ => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(path)
+                    .map_err(fail)?;
+                &mut open.insert((path, f)).1
+            }
+        };
+        let n = f.write(value.as_bytes()).map_err(fail)?;
+        if n != value.len() {
+            return Err(fail(io::Error::new(
+                io::ErrorKind::WriteZero,
+                format!("short write ({n} of {} bytes)", value.len()),
+            )));
+        }
     }
     Ok(())
 }
 
 /// Reads a whole (small) file: open, read until EOF, close. No `statx` for a size hint (cgroup
-/// files report size 4096 or 0 anyway).
+/// and proc files report size 4096 or 0 anyway).
 fn read_small(path: &Path) -> io::Result<String> {
+    read_sized(path, 4096)
+}
+
+/// Reads a whole kernel-generated file into one buffer of `size` bytes (doubled only when
+/// the content fills it): one `read(2)` for the data and one for EOF, where std's
+/// `read_to_string` starts with a `statx` and 32-byte probes because procfs reports size 0.
+pub(crate) fn read_sized(path: &Path, size: usize) -> io::Result<String> {
     let mut f = File::open(path)?;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; size.max(64)];
+    let mut len = 0;
     loop {
-        match f.read(&mut buf) {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// Reads a whole (small) file.
@@ -76,31 +103,54 @@ pub(crate) fn read_u64_opt(path: &Path) -> Result<u64> {
     }
 }
 
-/// Creates `rel` below `base` one level at a time; returns the directories it created
-/// (outermost first), so callers can initialize exactly those.
+/// Creates `rel` below `base`; returns the directories it created (outermost first), so
+/// callers can initialize exactly those.
+///
+/// The leaf first: a container's parent (`/berth`) nearly always exists, so one `mkdir`
+/// does it. Only when the leaf's parent is missing (ENOENT) are the levels made one at a
+/// time from the top.
 pub(crate) fn mkdir_levels(base: &Path, rel: &str) -> Result<Vec<PathBuf>> {
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let leaf = base.join(comps.join("/"));
+    match mkdir_one(&leaf) {
+        Ok(made) => return Ok(if made { vec![leaf] } else { Vec::new() }),
+        Err(Error::Io { ref source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut created = Vec::new();
     let mut cur = base.to_path_buf();
-    for c in rel.split('/').filter(|c| !c.is_empty()) {
+    for c in comps {
         cur.push(c);
-        match std::fs::create_dir(&cur) {
-            Ok(()) => created.push(cur.clone()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if !cur.is_dir() {
-                    return Err(Error::io(
-                        "mkdir",
-                        &cur,
-                        io::Error::new(
-                            io::ErrorKind::AlreadyExists,
-                            "exists and is not a directory",
-                        ),
-                    ));
-                }
-            }
-            Err(e) => return Err(Error::io("mkdir", &cur, e)),
+        if mkdir_one(&cur)? {
+            created.push(cur.clone());
         }
     }
     Ok(created)
+}
+
+/// `mkdir`; Ok(false) when a directory is already there.
+fn mkdir_one(dir: &Path) -> Result<bool> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if dir.is_dir() {
+                Ok(false)
+            } else {
+                Err(Error::io(
+                    "mkdir",
+                    dir,
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "exists and is not a directory",
+                    ),
+                ))
+            }
+        }
+        Err(e) => Err(Error::io("mkdir", dir, e)),
+    }
 }
 
 /// Removes a cgroup directory and any sub-cgroups below it (deepest first). Retries EBUSY a
@@ -170,4 +220,75 @@ pub(crate) fn procs_recursive(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_seq_keeps_one_fd_per_run_of_the_same_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        // Control files exist; writes never create files.
+        std::fs::write(&a, "").unwrap();
+        std::fs::write(&b, "").unwrap();
+        // On a regular file the kept fd shows as appended values (a cgroup file parses each
+        // write(2) on its own); a reopen truncates.
+        write_seq([(a.as_path(), "x"), (a.as_path(), "y"), (b.as_path(), "z")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "xy");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "z");
+        write_seq([(a.as_path(), "1"), (b.as_path(), "2"), (a.as_path(), "3")]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&a).unwrap(),
+            "3",
+            "reopened, truncated"
+        );
+        // A failing write names its own path and value; earlier ones stay done.
+        let missing = tmp.path().join("no/such");
+        let e = write_seq([(b.as_path(), "4"), (missing.as_path(), "5")]).unwrap_err();
+        assert!(
+            matches!(&e, Error::Write { path, value, .. } if *path == missing && value == "5"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "4");
+    }
+
+    #[test]
+    fn mkdir_levels_reports_exactly_what_it_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path();
+        // Missing parents: every level, outermost first.
+        assert_eq!(
+            mkdir_levels(base, "p/q/r").unwrap(),
+            [base.join("p"), base.join("p/q"), base.join("p/q/r")]
+        );
+        // Existing parent: just the leaf (one mkdir).
+        assert_eq!(mkdir_levels(base, "p/q/s").unwrap(), [base.join("p/q/s")]);
+        // Already there: nothing; empty components ignored.
+        assert!(mkdir_levels(base, "/p//q/s/").unwrap().is_empty());
+        assert!(mkdir_levels(base, "").unwrap().is_empty());
+        // A file in the way, as leaf or as a level: a clear error.
+        std::fs::write(base.join("f"), "").unwrap();
+        for rel in ["f", "f/g"] {
+            let e = mkdir_levels(base, rel).unwrap_err();
+            assert!(e.to_string().contains("mkdir"), "{rel}: {e}");
+        }
+    }
+
+    #[test]
+    fn read_sized_grows_past_its_first_buffer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("big");
+        let text = "line of text\n".repeat(1000);
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(read_sized(&p, 100).unwrap(), text);
+        assert_eq!(read_sized(&p, 1 << 20).unwrap(), text);
+        let mi = read_sized(Path::new("/proc/self/mountinfo"), 64).unwrap();
+        // (Not compared with a second read: other processes mount meanwhile.)
+        assert!(
+            mi.ends_with('\n') && mi.lines().all(|l| l.contains(" - ")),
+            "{mi}"
+        );
+    }
 }

@@ -87,9 +87,13 @@ impl Hierarchy {
 
     /// Detects the host's layout from `/proc/self/mountinfo` and `/proc/self/cgroup`.
     pub fn detect() -> Result<Hierarchy> {
-        let read = |p: &str| std::fs::read_to_string(p).map_err(|e| Error::io("read", p, e));
-        let mountinfo = read("/proc/self/mountinfo")?;
-        let own = read("/proc/self/cgroup")?;
+        // One sized buffer each (mountinfo of a busy host runs to tens of KiB).
+        let read = |p: &str, size| {
+            crate::fsio::read_sized(std::path::Path::new(p), size)
+                .map_err(|e| Error::io("read", p, e))
+        };
+        let mountinfo = read("/proc/self/mountinfo", 32 * 1024)?;
+        let own = read("/proc/self/cgroup", 4096)?;
         Hierarchy::from_proc(&mountinfo, &own)
     }
 

@@ -101,14 +101,23 @@ impl Probe for V1Probe<'_> {
 
 /// Copies cpuset.cpus/mems down from the parent into every level under `mount` along `rel`
 /// that has them empty (new cpuset cgroups start empty and refuse processes until set).
-fn ensure_cpuset(mount: &Path, rel: &str) -> Result<()> {
+///
+/// Levels in `created` (just made by us) are not read: a new cpuset cgroup is either empty or,
+/// with the parent's `cgroup.clone_children` set, already holds the parent's values, and
+/// writing the parent's values is right in both cases.
+fn ensure_cpuset(mount: &Path, rel: &str, created: &[PathBuf]) -> Result<()> {
     let mut parent = mount.to_path_buf();
     let mut parent_vals: [Option<String>; 2] = [None, None];
     let mut cur = mount.to_path_buf();
     for c in rel.split('/').filter(|c| !c.is_empty()) {
         cur.push(c);
+        let fresh = created.contains(&cur);
         for (i, f) in ["cpuset.cpus", "cpuset.mems"].into_iter().enumerate() {
-            let v = fsio::read(&cur.join(f))?;
+            let v = if fresh {
+                String::new()
+            } else {
+                fsio::read(&cur.join(f))?
+            };
             if v.trim().is_empty() {
                 let pv = match &parent_vals[i] {
                     Some(pv) => pv.clone(),
@@ -131,11 +140,16 @@ impl CgroupManager for V1Manager {
     }
 
     fn create(&self) -> Result<()> {
+        let mut cpuset_created = Vec::new();
+        let cpuset = self.dirs.get("cpuset");
         for (_, (mount, rel)) in self.unique() {
-            fsio::mkdir_levels(mount, rel)?;
+            let created = fsio::mkdir_levels(mount, rel)?;
+            if cpuset.is_some_and(|(m, r)| m == mount && r == rel) {
+                cpuset_created = created;
+            }
         }
-        if let Some((mount, rel)) = self.dirs.get("cpuset") {
-            ensure_cpuset(mount, rel)?;
+        if let Some((mount, rel)) = cpuset {
+            ensure_cpuset(mount, rel, &cpuset_created)?;
         }
         Ok(())
     }
@@ -149,10 +163,12 @@ impl CgroupManager for V1Manager {
             targets.push(dir.join(&w.file));
         }
         crate::warn_ignored(&plan.ignored);
-        for (w, path) in plan.writes.iter().zip(targets) {
-            fsio::write(&path, &w.value)?;
-        }
-        Ok(())
+        fsio::write_seq(
+            targets
+                .iter()
+                .zip(&plan.writes)
+                .map(|(path, w)| (path.as_path(), w.value.as_str())),
+        )
     }
 
     fn add_process(&self, pid: i32) -> Result<()> {

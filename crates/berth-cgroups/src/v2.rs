@@ -211,9 +211,13 @@ impl CgroupManager for V2Manager {
         // Now the controllers' files exist: choose files by what is really there.
         let plan = plan::plan_v2(res, &V2Probe(&self.dir))?;
         crate::warn_ignored(&plan.ignored);
-        for w in &plan.writes {
-            fsio::write(&self.file(&w.file), &w.value)?;
-        }
+        let targets: Vec<PathBuf> = plan.writes.iter().map(|w| self.file(&w.file)).collect();
+        fsio::write_seq(
+            targets
+                .iter()
+                .zip(&plan.writes)
+                .map(|(path, w)| (path.as_path(), w.value.as_str())),
+        )?;
         if let Some(state) = &plan.devices {
             self.attach_device_filter(state)?;
         }

@@ -367,3 +367,84 @@ fn kill_all_sigkill_reaches_every_process() {
     assert!(left.is_empty(), "still running: {left:?}");
     cg.destroy().unwrap();
 }
+
+/// Docker's `run` rules (deny all, then runc's standard list, as berth-container appends
+/// them): every rule lands, though they are written through one open `devices.allow`.
+#[test]
+fn docker_default_device_rules_all_land() {
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "devices") {
+        return;
+    }
+    let cg = CgroupGuard::new(&h, &format!("/{}", unique("devdefault")));
+    cg.create().unwrap();
+    let rules = resources(
+        r#"{"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "b", "access": "m"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}
+        ]}"#,
+    );
+    cg.apply(&rules).unwrap();
+    let list = read(cg.paths()["devices"].join("devices.list"));
+    let mut lines: Vec<&str> = list.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "b *:* m",
+            "c *:* m",
+            "c 10:200 rwm",
+            "c 136:* rwm",
+            "c 1:3 rwm",
+            "c 1:5 rwm",
+            "c 1:7 rwm",
+            "c 1:8 rwm",
+            "c 1:9 rwm",
+            "c 5:0 rwm",
+            "c 5:2 rwm",
+        ]
+    );
+}
+
+/// A new container below an existing parent (`/berth/<id>`) is made with one mkdir per
+/// hierarchy and gets the parent's cpuset, not the root's.
+#[test]
+fn new_cgroup_below_an_existing_parent_inherits_its_cpuset() {
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "cpuset") {
+        return;
+    }
+    let name = unique("cpuset");
+    let parent = CgroupGuard::new(&h, &format!("/{name}"));
+    parent.create().unwrap();
+    let pdir = parent.paths()["cpuset"].clone();
+    let first_cpu = read(pdir.join("cpuset.cpus"))
+        .trim()
+        .split([',', '-'])
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(pdir.join("cpuset.cpus"), &first_cpu).unwrap();
+    let child = CgroupGuard::new(&h, &format!("/{name}/c1"));
+    child.create().unwrap();
+    let cdir = child.paths()["cpuset"].clone();
+    assert_eq!(read(cdir.join("cpuset.cpus")).trim(), first_cpu);
+    assert_eq!(
+        read(cdir.join("cpuset.mems")).trim(),
+        read(pdir.join("cpuset.mems")).trim()
+    );
+    // Existing levels keep their values on a second create.
+    child.create().unwrap();
+    assert_eq!(read(cdir.join("cpuset.cpus")).trim(), first_cpu);
+    drop(child);
+}

@@ -182,14 +182,11 @@ pub enum Command {
     /// Show the history of an image
     History(history::HistoryArgs),
     /// Manage images
-    #[command(subcommand)]
-    Image(image::ImageCommand),
+    Image(image::ImageArgs),
     /// Manage containers
-    #[command(subcommand)]
-    Container(container::ContainerCommand),
+    Container(container::ContainerArgs),
     /// Manage Berth
-    #[command(subcommand)]
-    System(system::SystemCommand),
+    System(system::SystemArgs),
     /// Show the Berth version information
     Version(version::VersionArgs),
     /// Display system-wide information

@@ -21,8 +21,19 @@ pub struct ContainerInspectArgs {
     pub containers: Vec<String>,
 }
 
+// `berth container VERB`: a verb of its own whose subcommands are built only when it runs,
+// like every verb's flags (cli.rs). Plain comments: a doc comment would replace the help
+// text of `container`.
+#[derive(Debug, Args)]
+#[command(subcommand_required = true, arg_required_else_help = true)]
+#[group(skip)]
+pub struct ContainerArgs {
+    #[command(subcommand)]
+    pub command: ContainerCommand,
+}
+
 #[derive(Debug, Subcommand)]
-#[command(defer = true)] // built when used, like the top-level verbs (cli.rs)
+#[command(defer = true)]
 pub enum ContainerCommand {
     /// List containers
     #[command(visible_aliases = ["list", "ps"])]

@@ -16,8 +16,19 @@ pub struct ImageInspectArgs {
     pub images: Vec<String>,
 }
 
+// `berth image VERB`: a verb of its own whose subcommands are built only when it runs,
+// like every verb's flags (cli.rs). Plain comments: a doc comment would replace the help
+// text of `image`.
+#[derive(Debug, Args)]
+#[command(subcommand_required = true, arg_required_else_help = true)]
+#[group(skip)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
 #[derive(Debug, Subcommand)]
-#[command(defer = true)] // built when used, like the top-level verbs (cli.rs)
+#[command(defer = true)]
 pub enum ImageCommand {
     /// List images
     #[command(visible_alias = "list")]

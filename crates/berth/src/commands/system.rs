@@ -34,8 +34,19 @@ pub struct SystemPruneArgs {
     pub force: bool,
 }
 
+// `berth system VERB`: a verb of its own whose subcommands are built only when it runs,
+// like every verb's flags (cli.rs). Plain comments: a doc comment would replace the help
+// text of `system`.
+#[derive(Debug, Args)]
+#[command(subcommand_required = true, arg_required_else_help = true)]
+#[group(skip)]
+pub struct SystemArgs {
+    #[command(subcommand)]
+    pub command: SystemCommand,
+}
+
 #[derive(Debug, Subcommand)]
-#[command(defer = true)] // built when used, like the top-level verbs (cli.rs)
+#[command(defer = true)]
 pub enum SystemCommand {
     /// Show docker disk usage
     Df(DfArgs),

@@ -16,6 +16,9 @@
 #      every pair, each build with its own CLI; medians, ratio, load). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Measure what users run: a developer shell's RUST_BACKTRACE=1 makes every error value the
+# binaries build (anyhow) capture a backtrace.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 ROOT=$(pwd)
 BENCH=${BENCH:-$ROOT/../shared/bench}
 PEERS=${PEERS:-docker podman}

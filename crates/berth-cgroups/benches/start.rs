@@ -3,7 +3,7 @@
 //! resources (deny all devices, then runc's standard allow list), destroy. Joining is left out:
 //! the container's init joins by itself (see `berth-container`'s `cgroup_join`).
 //!
-//! Needs root and a cgroup host. Run the binary directly for `strace -c` / hyperfine:
+//! Needs root and a cgroup host (set `BERTH_BENCH_V2_ROOT` to a cgroup2 mount to bench v2). Run the binary directly for `strace -c` / hyperfine:
 //! `cargo bench -p berth-cgroups --bench start --no-run`, then `<binary> 200`.
 
 use berth_cgroups::{CgroupPath, Hierarchy};
@@ -37,7 +37,11 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(100);
     let res: LinuxResources = serde_json::from_str(RESOURCES).expect("static resources");
-    let host = Hierarchy::host().expect("cgroup hierarchy");
+    // BERTH_BENCH_V2_ROOT=/sys/fs/cgroup/unified: the v2 manager on a hybrid host's cgroup2.
+    let host = match std::env::var_os("BERTH_BENCH_V2_ROOT") {
+        Some(root) => Hierarchy::v2_at(root),
+        None => Hierarchy::host().expect("cgroup hierarchy"),
+    };
     let parent = format!("/berth-test-bench-{}", std::process::id());
     let parent_cg = host
         .manager(&CgroupPath::parse(&parent).expect("valid path"))

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_oci::spec::runtime::LinuxResources;
@@ -14,11 +15,19 @@ use crate::{CgroupManager, CgroupVersion, fsio};
 pub(crate) struct V1Manager {
     /// controller → (mount point, path relative to it)
     dirs: BTreeMap<String, (PathBuf, String)>,
+    /// `create` made the devices directory and `apply` has not run since: no process can be
+    /// inside yet, so the first `apply` writes the device rules without reading
+    /// `devices.list` first (skipping writes only matters for a running container, where a
+    /// rewrite briefly denies devices; the writes give the same list either way).
+    devices_fresh: AtomicBool,
 }
 
 impl V1Manager {
     pub(crate) fn new(dirs: BTreeMap<String, (PathBuf, String)>) -> V1Manager {
-        V1Manager { dirs }
+        V1Manager {
+            dirs,
+            devices_fresh: AtomicBool::new(false),
+        }
     }
 
     fn dir(&self, controller: &str) -> Option<PathBuf> {
@@ -83,8 +92,9 @@ impl V1Manager {
     }
 }
 
-/// Probes the target cgroup's directories.
-struct V1Probe<'a>(&'a V1Manager);
+/// Probes the target cgroup's directories; `.1`: the devices directory is fresh (see
+/// `V1Manager::devices_fresh`).
+struct V1Probe<'a>(&'a V1Manager, bool);
 
 impl Probe for V1Probe<'_> {
     fn has(&self, controller: &str, file: &str) -> bool {
@@ -93,6 +103,9 @@ impl Probe for V1Probe<'_> {
             .is_some_and(|d| d.join(file).exists())
     }
     fn read(&self, controller: &str, file: &str) -> Option<String> {
+        if self.1 && controller == "devices" && file == "devices.list" {
+            return None;
+        }
         self.0
             .dir(controller)
             .and_then(|d| fsio::read(&d.join(file)).ok())
@@ -142,12 +155,18 @@ impl CgroupManager for V1Manager {
     fn create(&self) -> Result<()> {
         let mut cpuset_created = Vec::new();
         let cpuset = self.dirs.get("cpuset");
-        for (_, (mount, rel)) in self.unique() {
+        let devices = self.dir("devices");
+        let mut devices_fresh = false;
+        for (dir, (mount, rel)) in self.unique() {
             let created = fsio::mkdir_levels(mount, rel)?;
+            if devices.as_ref() == Some(&dir) {
+                devices_fresh = created.last() == Some(&dir);
+            }
             if cpuset.is_some_and(|(m, r)| m == mount && r == rel) {
                 cpuset_created = created;
             }
         }
+        self.devices_fresh.store(devices_fresh, Ordering::Relaxed);
         if let Some((mount, rel)) = cpuset {
             ensure_cpuset(mount, rel, &cpuset_created)?;
         }
@@ -155,7 +174,8 @@ impl CgroupManager for V1Manager {
     }
 
     fn apply(&self, res: &LinuxResources) -> Result<()> {
-        let plan = plan::plan_v1(res, &V1Probe(self))?;
+        let fresh = self.devices_fresh.swap(false, Ordering::Relaxed);
+        let plan = plan::plan_v1(res, &V1Probe(self, fresh))?;
         // Every controller first, so a missing one fails before anything is written.
         let mut targets = Vec::with_capacity(plan.writes.len());
         for w in &plan.writes {

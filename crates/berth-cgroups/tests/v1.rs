@@ -376,7 +376,8 @@ fn docker_default_device_rules_all_land() {
     if !need(&h, "devices") {
         return;
     }
-    let cg = CgroupGuard::new(&h, &format!("/{}", unique("devdefault")));
+    let name = unique("devdefault");
+    let cg = CgroupGuard::new(&h, &format!("/{name}"));
     cg.create().unwrap();
     let rules = resources(
         r#"{"devices": [
@@ -414,6 +415,14 @@ fn docker_default_device_rules_all_land() {
             "c 5:2 rwm",
         ]
     );
+    // A second apply (an update) finds the list in place and keeps it.
+    cg.apply(&rules).unwrap();
+    assert_eq!(read(cg.paths()["devices"].join("devices.list")), list);
+    // So does a fresh create + apply below a parent that already has these rules.
+    let child = CgroupGuard::new(&h, &format!("/{name}/c1"));
+    child.create().unwrap();
+    child.apply(&rules).unwrap();
+    assert_eq!(read(child.paths()["devices"].join("devices.list")), list);
 }
 
 /// A new container below an existing parent (`/berth/<id>`) is made with one mkdir per

@@ -5,65 +5,17 @@
 //! prints `skipped: ...` otherwise.
 
 mod common;
+#[path = "common/fixture.rs"]
+mod fixture;
 
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
-use std::sync::Arc;
 
-use berth_engine::engine::{Engine, EngineConfig};
+use fixture::Fixture;
 
-struct Fixture {
-    engine: Option<Arc<Engine>>,
-    dir: tempfile::TempDir,
-    cgroup_parent: String,
-}
+const NETNS_APPLETS: &[&str] = &["sh", "sleep", "ip", "cat"];
 
 impl Fixture {
-    async fn open(test: &str) -> Option<Fixture> {
-        if !berth_fixtures::require_root(test) {
-            return None;
-        }
-        let shim = berth_fixtures::workspace_bin("berth-shim");
-        if !shim.is_file() {
-            eprintln!(
-                "skipped: {test}: {} missing (cargo build -p berth-shim)",
-                shim.display()
-            );
-            return None;
-        }
-        let Some(busybox) = berth_fixtures::busybox() else {
-            eprintln!("skipped: {test}: no busybox");
-            return None;
-        };
-        let dir = berth_fixtures::temp_dir("engine-netns");
-        let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-netns"));
-        let mut cfg = EngineConfig::new(dir.path().join("data"), dir.path().join("run"), shim);
-        cfg.cgroup_parent = cgroup_parent.clone();
-        let engine = Engine::open(cfg).await.expect("open the engine");
-        let fx = Fixture {
-            engine: Some(engine),
-            dir,
-            cgroup_parent,
-        };
-        // A busybox image, imported from a tar of a rootfs dir.
-        let tar = common::busybox_tar(fx.dir.path(), &busybox, &["sh", "sleep", "ip", "cat"]);
-        fx.engine()
-            .image_import(
-                std::fs::File::open(&tar).unwrap(),
-                Some("busybox".into()),
-                Some("latest".into()),
-                None,
-                Vec::new(),
-            )
-            .await
-            .expect("import busybox");
-        Some(fx)
-    }
-
-    fn engine(&self) -> &Arc<Engine> {
-        self.engine.as_ref().unwrap()
-    }
-
     /// Creates and starts `sleep` with this network mode; returns (id, init pid).
     async fn run_sleep(&mut self, network: &str) -> (String, i32) {
         let body = serde_json::from_value(serde_json::json!({
@@ -77,30 +29,6 @@ impl Fixture {
         let pid = self.engine().lookup(&id).unwrap().record().state.pid as i32;
         assert!(pid > 0, "a running init");
         (id, pid)
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(engine) = self.engine.take() {
-            let ids: Vec<String> = engine.all().iter().map(|c| c.id.clone()).collect();
-            // Drop runs inside the test's runtime: remove on a thread with a runtime of its own.
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        for id in ids {
-                            let _ = engine.remove(&id, true, false).await;
-                        }
-                    })
-                });
-            });
-            drop(engine);
-        }
-        common::remove_test_cgroups(&self.cgroup_parent);
     }
 }
 
@@ -130,7 +58,12 @@ fn in_netns(pid: i32, args: &[&str]) -> String {
 /// gives); two containers never share one; `host` keeps the host's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_none_gets_its_own_namespace_with_loopback_up() {
-    let Some(mut fx) = Fixture::open("network_none_gets_its_own_namespace_with_loopback_up").await
+    let Some(mut fx) = Fixture::open(
+        "network_none_gets_its_own_namespace_with_loopback_up",
+        "engine-netns",
+        NETNS_APPLETS,
+    )
+    .await
     else {
         return;
     };
@@ -166,7 +99,13 @@ async fn network_none_gets_its_own_namespace_with_loopback_up() {
 /// A restarted container gets a fresh namespace (each is used once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_takes_a_fresh_namespace() {
-    let Some(mut fx) = Fixture::open("restart_takes_a_fresh_namespace").await else {
+    let Some(mut fx) = Fixture::open(
+        "restart_takes_a_fresh_namespace",
+        "engine-netns",
+        NETNS_APPLETS,
+    )
+    .await
+    else {
         return;
     };
     let (id, pid) = fx.run_sleep("none").await;

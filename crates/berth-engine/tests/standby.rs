@@ -6,14 +6,16 @@
 //! target dir (`cargo build -p berth-shim`); prints `skipped: ...` otherwise.
 
 mod common;
+#[path = "common/fixture.rs"]
+mod fixture;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_engine::engine::{Engine, EngineConfig};
 use berth_engine::shim::Launcher;
+use fixture::{Fixture, shim_bin};
 
 /// The tests find "the" standby among this process's children: one test at a time (they
 /// share a process under `cargo test`).
@@ -28,21 +30,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn shim_bin(test: &str) -> Option<PathBuf> {
-    if !berth_fixtures::require_root(test) {
-        return None;
-    }
-    let shim = berth_fixtures::workspace_bin("berth-shim");
-    if !shim.is_file() {
-        eprintln!(
-            "skipped: {test}: {} missing (cargo build -p berth-shim)",
-            shim.display()
-        );
-        return None;
-    }
-    Some(shim)
 }
 
 /// `(parent pid, state)` from `/proc/<pid>/stat`.
@@ -114,47 +101,7 @@ fn kill9(pid: i32) {
 
 /// An engine on private roots with a busybox image; removes its containers and cgroups on
 /// drop, even when an assertion failed.
-struct Fixture {
-    engine: Option<Arc<Engine>>,
-    dir: tempfile::TempDir,
-    cgroup_parent: String,
-}
-
 impl Fixture {
-    async fn open(test: &str) -> Option<Fixture> {
-        let shim = shim_bin(test)?;
-        let Some(busybox) = berth_fixtures::busybox() else {
-            eprintln!("skipped: {test}: no busybox");
-            return None;
-        };
-        let dir = berth_fixtures::temp_dir("engine-standby");
-        let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-standby"));
-        let mut cfg = EngineConfig::new(dir.path().join("data"), dir.path().join("run"), shim);
-        cfg.cgroup_parent = cgroup_parent.clone();
-        let engine = Engine::open(cfg).await.expect("open the engine");
-        let fx = Fixture {
-            engine: Some(engine),
-            dir,
-            cgroup_parent,
-        };
-        let tar = common::busybox_tar(fx.dir.path(), &busybox, &["sh", "sleep", "cat"]);
-        fx.engine()
-            .image_import(
-                std::fs::File::open(&tar).unwrap(),
-                Some("busybox".into()),
-                Some("latest".into()),
-                None,
-                Vec::new(),
-            )
-            .await
-            .expect("import busybox");
-        Some(fx)
-    }
-
-    fn engine(&self) -> &Arc<Engine> {
-        self.engine.as_ref().unwrap()
-    }
-
     /// Creates and starts `sh -c <script>` (network none); returns (id, the shim's pid).
     async fn run(&self, script: &str) -> (String, i32) {
         let body = serde_json::from_value(serde_json::json!({
@@ -192,30 +139,6 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        if let Some(engine) = self.engine.take() {
-            let ids: Vec<String> = engine.all().iter().map(|c| c.id.clone()).collect();
-            // Drop runs inside the test's runtime: remove on a thread with a runtime of its own.
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        for id in ids {
-                            let _ = engine.remove(&id, true, false).await;
-                        }
-                    })
-                });
-            });
-            drop(engine);
-        }
-        common::remove_test_cgroups(&self.cgroup_parent);
-    }
-}
-
 /// A container starts in the standby that was waiting (its shim is that very process), a
 /// new standby is made for the next one, and one killed before its hand-off is replaced by
 /// a fresh spawn without the start noticing.
@@ -227,7 +150,7 @@ fn containers_start_through_the_standby_and_a_killed_one_is_replaced() {
 
 async fn start_through_the_standby() {
     let test = "containers_start_through_the_standby_and_a_killed_one_is_replaced";
-    let Some(fx) = Fixture::open(test).await else {
+    let Some(fx) = Fixture::open(test, "engine-standby", &["sh", "sleep", "cat"]).await else {
         return;
     };
     let me = std::process::id() as i32;
@@ -268,7 +191,7 @@ fn a_standby_killed_after_the_hand_off_is_replaced() {
 
 async fn killed_after_the_hand_off() {
     let test = "a_standby_killed_after_the_hand_off_is_replaced";
-    let Some(fx) = Fixture::open(test).await else {
+    let Some(fx) = Fixture::open(test, "engine-standby", &["sh", "sleep", "cat"]).await else {
         return;
     };
     let me = std::process::id() as i32;

@@ -1,0 +1,94 @@
+//! An engine for integration tests that run real containers: a temp data root, its own
+//! cgroup parent and a busybox image. Included with `#[path]` by the tests that use it (not
+//! from `common/mod.rs`, so the others do not carry it unused).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_engine::engine::{Engine, EngineConfig};
+
+/// The `berth-shim` of this target dir; `None` (with the reason printed) without root or
+/// without the binary.
+pub fn shim_bin(test: &str) -> Option<PathBuf> {
+    if !berth_fixtures::require_root(test) {
+        return None;
+    }
+    let shim = berth_fixtures::workspace_bin("berth-shim");
+    if !shim.is_file() {
+        eprintln!(
+            "skipped: {test}: {} missing (cargo build -p berth-shim)",
+            shim.display()
+        );
+        return None;
+    }
+    Some(shim)
+}
+
+/// On drop: its containers removed (forced) and its cgroups deleted, also when a test fails.
+pub struct Fixture {
+    engine: Option<Arc<Engine>>,
+    pub dir: tempfile::TempDir,
+    cgroup_parent: String,
+}
+
+impl Fixture {
+    /// An engine named after `label` (temp dir and cgroup parent) with `busybox:latest`
+    /// holding these applets; `None` when the test must skip (the reason is printed).
+    pub async fn open(test: &str, label: &str, applets: &[&str]) -> Option<Fixture> {
+        let shim = shim_bin(test)?;
+        let Some(busybox) = berth_fixtures::busybox() else {
+            eprintln!("skipped: {test}: no busybox");
+            return None;
+        };
+        let dir = berth_fixtures::temp_dir(label);
+        let cgroup_parent = format!("/{}", berth_fixtures::unique_id(label));
+        let mut cfg = EngineConfig::new(dir.path().join("data"), dir.path().join("run"), shim);
+        cfg.cgroup_parent = cgroup_parent.clone();
+        let engine = Engine::open(cfg).await.expect("open the engine");
+        let fx = Fixture {
+            engine: Some(engine),
+            dir,
+            cgroup_parent,
+        };
+        let tar = crate::common::busybox_tar(fx.dir.path(), &busybox, applets);
+        fx.engine()
+            .image_import(
+                std::fs::File::open(&tar).unwrap(),
+                Some("busybox".into()),
+                Some("latest".into()),
+                None,
+                Vec::new(),
+            )
+            .await
+            .expect("import busybox");
+        Some(fx)
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.engine.as_ref().unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            let ids: Vec<String> = engine.all().iter().map(|c| c.id.clone()).collect();
+            // Drop runs inside the test's runtime: remove on a thread with a runtime of its own.
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        for id in ids {
+                            let _ = engine.remove(&id, true, false).await;
+                        }
+                    })
+                });
+            });
+            drop(engine);
+        }
+        crate::common::remove_test_cgroups(&self.cgroup_parent);
+    }
+}

@@ -657,30 +657,12 @@ fn docker_like(cgroupns: bool) {
         mounts.push(json!({"destination": format!("/etc/{f}"), "type": "bind",
             "source": files.path().join(f), "options": ["rbind", "rprivate"]}));
     }
-    let masked = [
-        "/proc/asound",
-        "/proc/acpi",
-        "/proc/interrupts",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/proc/scsi",
-        "/sys/firmware",
-        "/sys/devices/virtual/powercap",
-    ];
-    let readonly = [
-        "/proc/bus",
-        "/proc/fs",
-        "/proc/irq",
-        "/proc/sys",
-        "/proc/sysrq-trigger",
-    ];
     b.set("/mounts", json!(mounts));
-    b.set("/linux/maskedPaths", json!(masked));
-    b.set("/linux/readonlyPaths", json!(readonly));
+    b.set("/linux/maskedPaths", json!(berth_oci::paths::DOCKER_MASKED));
+    b.set(
+        "/linux/readonlyPaths",
+        json!(berth_oci::paths::DOCKER_READONLY),
+    );
     b.set(
         "/linux/devices",
         json!([{"path": "/dev/net/tun", "type": "c", "major": 10, "minor": 200,
@@ -803,7 +785,7 @@ fn docker_like(cgroupns: bool) {
     for f in ["resolv.conf", "hostname", "hosts"] {
         want.push(line(&format!("/etc/{f}"), "/", "*", "*", "*", "*"));
     }
-    for p in masked {
+    for p in berth_oci::paths::DOCKER_MASKED {
         let Ok(md) = std::fs::symlink_metadata(p) else {
             continue;
         };
@@ -825,7 +807,7 @@ fn docker_like(cgroupns: bool) {
             ));
         }
     }
-    for p in readonly {
+    for p in berth_oci::paths::DOCKER_READONLY {
         if Path::new(p).exists() {
             let root = p.trim_start_matches("/proc");
             want.push(line(

@@ -36,30 +36,9 @@ use crate::error::{EngineError, Result};
 /// `berth_oci::caps`.
 pub use berth_oci::caps::{ALL as ALL_CAPS, DOCKER_DEFAULT as DEFAULT_CAPS};
 
-/// Paths hidden from unprivileged containers (moby's defaults).
-pub const MASKED_PATHS: [&str; 12] = [
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Paths mounted read-only in unprivileged containers (moby's defaults).
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+/// Docker's masked and read-only paths for unprivileged containers: the one table in
+/// `berth_oci::paths`.
+pub use berth_oci::paths::{DOCKER_MASKED as MASKED_PATHS, DOCKER_READONLY as READONLY_PATHS};
 
 /// Docker's default `/dev/shm` size (64 MiB).
 pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;

@@ -160,3 +160,41 @@ fn rules_in_isolation() {
     );
     assert_eq!(resolv, "nameserver 10.0.0.2\nsearch lan\n");
 }
+
+/// The store's init layers hold exactly the default mount points that live on the image's
+/// root (not those inside another default mount, like `/dev/pts` or `/sys/fs/cgroup`), each
+/// as the kind the runtime mounts there: a bind-mounted file or a directory.
+#[test]
+fn init_layer_entries_are_the_default_mount_points_on_the_rootfs() {
+    use berth_store::init::{INIT_ENTRIES, InitKind};
+    let spec = build("{}");
+    let mounts = spec["mounts"].as_array().unwrap();
+    let dests: Vec<&str> = mounts
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    let mut on_rootfs: Vec<(String, InitKind)> = mounts
+        .iter()
+        .filter(|m| {
+            let d = m["destination"].as_str().unwrap();
+            !dests
+                .iter()
+                .any(|p| *p != d && d.starts_with(&format!("{p}/")))
+        })
+        .map(|m| {
+            let kind = if m["type"] == "bind" {
+                InitKind::File
+            } else {
+                InitKind::Dir
+            };
+            (m["destination"].as_str().unwrap().to_string(), kind)
+        })
+        .collect();
+    on_rootfs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut init: Vec<(String, InitKind)> = INIT_ENTRIES
+        .iter()
+        .map(|(p, k)| (p.to_string(), *k))
+        .collect();
+    init.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(on_rootfs, init);
+}

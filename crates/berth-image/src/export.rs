@@ -42,10 +42,11 @@ enum InitEntry {
 /// read-only in a private mount namespace for the duration (never on the host). Pause or
 /// stop the container first for a consistent result.
 ///
-/// Berth has no init layer on disk: it creates the mount points it needs (`/etc/hosts`, ...)
-/// in the container's writable layer at run time, with other modes than Docker's. So the
-/// export stacks a temporary init directory above the writable layer, which is mounted as
-/// a lower layer (whiteouts and opaque directories count there as well). The init entries
+/// Berth's own init layer (per image, `berth_store::init`) holds only the mount points the
+/// image lacks, with the runtime's modes, below the writable layer (containers made before
+/// it have them in their writable layer). So the export stacks a temporary init directory
+/// with Docker's entries above the writable layer, which is mounted as a lower layer
+/// (whiteouts and opaque directories count there as well). The init entries
 /// carry the writable layer's creation time (the container's), so exporting an unchanged
 /// container twice gives the same bytes.
 pub fn export_container(

@@ -148,7 +148,11 @@ fn deep_images_load_and_mount() {
         .store
         .prepare_container("berth-test-deep-load", &id)
         .unwrap();
-    assert_eq!(ov.lowerdirs.len(), 120);
+    assert_eq!(
+        ov.lowerdirs.len(),
+        121,
+        "120 layers and the image's init layer"
+    );
     if is_root() {
         let scratch = t.store.temp_dir("berth-test-mnt").unwrap();
         let seen = ov

@@ -124,6 +124,18 @@ impl Store {
                     s.key
                 ));
             }
+            if s.kind == SnapshotKind::Init && !s.key.starts_with(crate::init::INIT_KEY_PREFIX) {
+                rep.errors.push(format!(
+                    "snapshot {}: init snapshot with another key",
+                    s.key
+                ));
+            }
+            if let Some(i) = &s.init
+                && !snap_keys.contains(i.as_str())
+            {
+                rep.errors
+                    .push(format!("snapshot {}: init layer {i} is missing", s.key));
+            }
         }
         for d in &blobs {
             if !referenced.contains(d) {

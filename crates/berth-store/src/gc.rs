@@ -1,7 +1,8 @@
 //! Garbage collection: mark from roots, sweep the rest.
 //!
 //! Roots are image records (tagged or not: a dangling image stays until `rmi` or `prune`),
-//! container snapshots, and unexpired leases. Marks spread from an image to its manifest,
+//! container snapshots, and unexpired leases. An image marks its init layer, and so does a
+//! container whose snapshot names one. Marks spread from an image to its manifest,
 //! config and layer blobs and its layer chain, and from a snapshot to its parents. Sweeping
 //! removes unmarked snapshot records (one transaction), then their directories and links,
 //! then directories and links no record names (a crashed unpack), then unmarked blobs.
@@ -66,12 +67,15 @@ impl Store {
             for img in &images {
                 blobs.extend(img.blobs().cloned());
                 snaps.extend(img.layers.iter().map(|l| l.chain_id.to_string()));
+                snaps.insert(crate::init::init_key(&img.id));
             }
             let mut table = w.open_table(SNAPSHOTS)?;
             let all: Vec<SnapshotRecord> = crate::meta::read_all(&table, "snapshots")?;
             for s in &all {
                 if s.kind == crate::meta::SnapshotKind::Container {
                     snaps.insert(s.key.clone());
+                    // Kept while a container stacks on it, even after `rmi --force`.
+                    snaps.extend(s.init.iter().cloned());
                 }
             }
             // Spread marks down parent chains.

@@ -4,7 +4,8 @@
 //! <root>/
 //! ├── blobs/sha256/<hex>         immutable content, visible only after its digest verified
 //! ├── ingest/                    in-flight blob writes; removed at open
-//! ├── snapshots/<id>/fs          an unpacked layer (keyed by chain ID in the metadata), or a
+//! ├── snapshots/<id>/fs          an unpacked layer (keyed by chain ID in the metadata), an
+//! │                              image's init layer ([`init`]), or a
 //! │             <id>/work        container's upper dir (fs) and overlay work dir
 //! ├── snapshots/l/<LINK>         short symlinks → ../<id>/fs (keeps overlay's lowerdir option
 //! │                              under the page size for deep images, like Docker's overlay2)
@@ -22,8 +23,10 @@
 //!    in one transaction with [`Store::commit_image`]. A failure at any point leaves only
 //!    unreferenced content, which GC removes.
 //! 3. Containers get a snapshot with [`Store::prepare_container`] → an [`Overlay`] (lowerdirs,
-//!    upperdir, workdir) that the runtime mounts inside the container's mount namespace.
-//! 4. [`Store::gc`] marks from roots (images, container snapshots, unexpired leases) and sweeps
+//!    upperdir, workdir) that the runtime mounts inside the container's mount namespace; the
+//!    first container of an image also makes the image's init layer ([`init`]).
+//! 4. [`Store::gc`] marks from roots (images and their init layers, container snapshots and
+//!    the init layers they name, unexpired leases) and sweeps
 //!    blobs and snapshots; [`Store::fsck`] re-hashes every blob and checks every reference.
 #![forbid(unsafe_code)]
 
@@ -31,6 +34,7 @@ pub mod content;
 pub mod error;
 mod fsck;
 mod gc;
+pub mod init;
 pub mod meta;
 mod snapshots;
 mod trash;
@@ -38,7 +42,7 @@ mod trash;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use berth_oci::{Digest, Reference};
 use redb::{ReadableDatabase, ReadableTable};
@@ -60,6 +64,8 @@ pub struct Store {
     db: redb::Database,
     /// Operations hold it shared; GC holds it exclusively.
     ops: RwLock<()>,
+    /// Serializes the making of init layers (parallel creates of one image make it once).
+    init_lock: Mutex<()>,
     pub(crate) trash: trash::Trash,
 }
 
@@ -137,6 +143,7 @@ impl Store {
             content,
             db,
             ops: RwLock::new(()),
+            init_lock: Mutex::new(()),
             trash,
         };
         // Nothing can be in flight yet: clean up after a crash of the previous owner.
@@ -355,6 +362,8 @@ impl Store {
                     diff_id: Some(l.diff_id),
                     size: l.size,
                     image: None,
+                    init: None,
+                    entries: Vec::new(),
                     created_at: now.clone(),
                 };
                 snaps.insert(key.as_str(), encode(&rec).as_slice())?;

@@ -10,7 +10,9 @@
 //! ├── tags        &str → &str    "docker.io/library/busybox:latest" → "sha256:<image id>"
 //! ├── snapshots   &str → json    "sha256:<chain id>"  → SnapshotRecord{kind: layer, parent, diff_id, …}
 //! │                              "container:<id>"     → SnapshotRecord{kind: container, parent
-//! │                                                      (top chain id), image, …}
+//! │                                                      (top chain id), image, init, …}
+//! │                              "init:v1:<image id>" → SnapshotRecord{kind: init, parent (top
+//! │                                                      chain id), image, entries, …}
 //! └── leases      &str → json    "<lease id>" → LeaseRecord{expires, blobs, snapshots}
 //! ```
 //!
@@ -89,6 +91,8 @@ pub enum SnapshotKind {
     Layer,
     /// A container's writable upper/work dirs on top of a layer chain.
     Container,
+    /// An image's init layer: the mount points the image lacks (see [`crate::init`]).
+    Init,
 }
 
 /// A snapshot: a directory under `snapshots/<id>/` plus its short link `snapshots/l/<link>`.
@@ -108,9 +112,17 @@ pub struct SnapshotRecord {
     /// Unpacked size in bytes (layers).
     #[serde(default)]
     pub size: u64,
-    /// The image a container snapshot was made from.
+    /// The image a container or init snapshot was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Digest>,
+    /// A container's: the key of the init snapshot stacked between its upper dir and the
+    /// image's layers (None: none; containers made before init layers have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// An init snapshot's: the paths it holds, relative to the root (empty when the image
+    /// lacks nothing; containers then get no init layer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<String>,
     pub created_at: String,
 }
 

@@ -4,7 +4,8 @@
 //! A layer is unpacked once into `snapshots/<id>/fs` (by the caller, with whiteouts in
 //! overlay form) and registered under its chain ID by [`Store::commit_image`]. A container
 //! snapshot adds `snapshots/<id>/{fs,work}` as upper and work dir on top of its image's
-//! chain. Every snapshot also gets a short link `snapshots/l/<LINK>` → `../<id>/fs`; the
+//! chain, with the image's init layer (the mount points the image lacks, [`crate::init`])
+//! in between. Every snapshot also gets a short link `snapshots/l/<LINK>` → `../<id>/fs`; the
 //! overlay's lowerdirs name those links (as Docker's overlay2 does), so a 120-layer image
 //! still fits in the one-page mount option string of the classic mount(2) call. The mount
 //! helpers here prefer the new mount API (`fsconfig` with one `lowerdir+` per layer, no
@@ -58,7 +59,8 @@ impl Drop for PendingLayer {
 /// How to stack a container's root filesystem with overlayfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
-    /// Lower layers, top first, as short links (`<root>/snapshots/l/<LINK>`).
+    /// Lower layers, top first, as short links (`<root>/snapshots/l/<LINK>`); a container's
+    /// init layer, if it has one, comes first.
     pub lowerdirs: Vec<PathBuf>,
     /// The same layers by their real directories, top first.
     pub layer_dirs: Vec<PathBuf>,
@@ -375,19 +377,20 @@ impl Store {
             Some(top) => self.layer_chain(top)?,
             None => Vec::new(),
         };
-        self.overlay_of(&chain, None)
+        self.overlay_of(&chain, None, None)
     }
 
+    /// The overlay of `chain` (top first) with the init layer `init` above it, if any, and the
+    /// container snapshot `upper` on top, if any.
     fn overlay_of(
         &self,
         chain: &[SnapshotRecord],
+        init: Option<&SnapshotRecord>,
         upper: Option<&SnapshotRecord>,
     ) -> Result<Overlay> {
-        let mut lowerdirs: Vec<PathBuf> = chain
-            .iter()
-            .map(|r| self.links_dir().join(&r.link))
-            .collect();
-        let mut layer_dirs: Vec<PathBuf> = chain.iter().map(|r| self.snapshot_path(r)).collect();
+        let stack = || init.into_iter().chain(chain);
+        let mut lowerdirs: Vec<PathBuf> = stack().map(|r| self.links_dir().join(&r.link)).collect();
+        let mut layer_dirs: Vec<PathBuf> = stack().map(|r| self.snapshot_path(r)).collect();
         if lowerdirs.is_empty() {
             // overlayfs needs at least one lower layer; an image without layers gets an empty one.
             let empty = self.snapshots_dir().join("empty");
@@ -414,6 +417,7 @@ impl Store {
             Some(top) => self.layer_chain(top)?,
             None => Vec::new(),
         };
+        let init = self.init_layer_or_none(&img, &chain);
         let full_key = format!("{CONTAINER_PREFIX}{key}");
         let (id, link, dir) = self.new_snapshot_dir(true)?;
         let rec = SnapshotRecord {
@@ -425,6 +429,8 @@ impl Store {
             diff_id: None,
             size: 0,
             image: Some(image.clone()),
+            init: init.as_ref().map(|i| i.key.clone()),
+            entries: Vec::new(),
             created_at: now_rfc3339(),
         };
         let inserted = (|| -> Result<bool> {
@@ -447,7 +453,7 @@ impl Store {
             Ok(true)
         })();
         match inserted {
-            Ok(true) => self.overlay_of(&chain, Some(&rec)),
+            Ok(true) => self.overlay_of(&chain, init.as_ref(), Some(&rec)),
             Ok(false) => {
                 let _ = fs::remove_file(self.links_dir().join(&rec.link));
                 let _ = fs::remove_dir_all(&dir);
@@ -461,20 +467,105 @@ impl Store {
         }
     }
 
+    /// The init layer of `image` (whose layers are `chain`, top first) for a new container,
+    /// made on first use; None if the image lacks no mount point. Failing to make it is not
+    /// fatal: the container then has none, and the runtime creates what is missing in its
+    /// upper dir, as it always did.
+    fn init_layer_or_none(
+        &self,
+        image: &ImageRecord,
+        chain: &[SnapshotRecord],
+    ) -> Option<SnapshotRecord> {
+        match self.init_layer(image, chain) {
+            Ok(rec) if rec.entries.is_empty() => None,
+            Ok(rec) => Some(rec),
+            Err(e) => {
+                tracing::warn!(image = %image.id, error = %e, "making the image's init layer");
+                None
+            }
+        }
+    }
+
+    /// The record of `image`'s init layer ([`crate::init`]), made if it does not exist yet.
+    pub fn init_layer(
+        &self,
+        image: &ImageRecord,
+        chain: &[SnapshotRecord],
+    ) -> Result<SnapshotRecord> {
+        let key = crate::init::init_key(&image.id);
+        if let Some(rec) = self.snapshot(&key)? {
+            return Ok(rec);
+        }
+        // One maker at a time; whoever waited finds the record made.
+        let _serial = self.init_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rec) = self.snapshot(&key)? {
+            return Ok(rec);
+        }
+        // GC sweeps snapshot directories no record names: not this one before its commit.
+        let _op = self.op();
+        let layers: Vec<PathBuf> = chain.iter().map(|r| self.snapshot_path(r)).collect();
+        let plan = crate::init::plan(&layers)
+            .ctx(|| format!("reading the layers of image {}", image.id))?;
+        let dir = self.begin_layer()?;
+        crate::init::write(&dir.path(), &plan)
+            .ctx(|| format!("making the init layer of image {}", image.id))?;
+        let rec = SnapshotRecord {
+            key: key.clone(),
+            kind: SnapshotKind::Init,
+            id: dir.id.clone(),
+            link: dir.link.clone(),
+            parent: image.top_chain_id().cloned(),
+            diff_id: None,
+            size: 0,
+            image: Some(image.id.clone()),
+            init: None,
+            entries: plan
+                .keys()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            created_at: now_rfc3339(),
+        };
+        let w = self.db.begin_write()?;
+        {
+            let mut t = w.open_table(SNAPSHOTS)?;
+            if let Some(v) = t.get(key.as_str())? {
+                return decode("snapshots", &key, v.value());
+            }
+            // An image removed meanwhile would leave the layer to the next GC anyway.
+            if w.open_table(IMAGES)?
+                .get(image.id.to_string().as_str())?
+                .is_none()
+            {
+                return Err(StoreError::ImageNotFound(image.id.to_string()));
+            }
+            t.insert(key.as_str(), encode(&rec).as_slice())?;
+        }
+        w.commit()?;
+        dir.keep();
+        Ok(rec)
+    }
+
     /// The container snapshot's record.
     pub fn container_snapshot(&self, key: &str) -> Result<SnapshotRecord> {
         self.snapshot(&format!("{CONTAINER_PREFIX}{key}"))?
             .ok_or_else(|| StoreError::SnapshotNotFound(key.to_string()))
     }
 
-    /// How to mount an existing container snapshot.
+    /// How to mount an existing container snapshot: its upper dir over the init layer it was
+    /// made with (if any) over its image's layers.
     pub fn container_overlay(&self, key: &str) -> Result<Overlay> {
         let rec = self.container_snapshot(key)?;
         let chain = match &rec.parent {
             Some(top) => self.layer_chain(top)?,
             None => Vec::new(),
         };
-        self.overlay_of(&chain, Some(&rec))
+        // GC keeps the init layer a container names; without its record (a damaged store:
+        // fsck reports it) the runtime creates the mount points in the upper dir as before.
+        let init = match &rec.init {
+            Some(k) => self.snapshot(k)?,
+            None => None,
+        };
+        self.overlay_of(&chain, init.as_ref(), Some(&rec))
     }
 
     /// Removes a container's snapshot (its upper dir is gone afterwards).

@@ -21,6 +21,20 @@ fn is_root() -> bool {
 /// Registers an image whose layers each hold one file `layer<i>` (and `shared` overwritten by
 /// every layer), with a config blob of `config` bytes.
 fn add_image(store: &Store, config: &str, layers: usize, tags: &[&str]) -> ImageRecord {
+    add_image_filled(store, config, layers, tags, |i, dir| {
+        fs::write(dir.join(format!("layer{i}")), format!("{i}")).unwrap();
+        fs::write(dir.join("shared"), format!("{i}")).unwrap();
+    })
+}
+
+/// Like [`add_image`], with layer `i` (0 = bottom) filled by `fill(i, dir)`.
+fn add_image_filled(
+    store: &Store,
+    config: &str,
+    layers: usize,
+    tags: &[&str],
+    fill: impl Fn(usize, &Path),
+) -> ImageRecord {
     let _op = store.op();
     let mut new_layers = Vec::new();
     let mut refs = Vec::new();
@@ -35,8 +49,7 @@ fn add_image(store: &Store, config: &str, layers: usize, tags: &[&str]) -> Image
     let chains = chain_ids(&diff_ids);
     for i in 0..layers {
         let dir = store.begin_layer().unwrap();
-        fs::write(dir.path().join(format!("layer{i}")), format!("{i}")).unwrap();
-        fs::write(dir.path().join("shared"), format!("{i}")).unwrap();
+        fill(i, &dir.path());
         new_layers.push(NewLayer {
             chain_id: chains[i].clone(),
             parent: if i == 0 {
@@ -245,9 +258,16 @@ fn gc_removes_unreferenced_content_but_keeps_container_chains_and_leases() {
     for l in &b.layers {
         assert!(store.has_layer(&l.chain_id).unwrap());
     }
+    // ... and the init layer it stacks on (the image lacks every mount point).
+    let init = store.snapshot(&init::init_key(&b.id)).unwrap().unwrap();
+    assert_eq!(init.kind, SnapshotKind::Init);
     store.remove_container("berth-test-c1").unwrap();
     let r = store.gc().unwrap();
-    assert_eq!(r.snapshots_removed, 2, "{r:?}");
+    assert_eq!(
+        r.snapshots_removed, 3,
+        "b's two layers and its init layer: {r:?}"
+    );
+    assert!(!store.snapshot_path(&init).exists());
 
     store.delete_lease("berth-test-lease").unwrap();
     store.delete_image(&a.id).unwrap();
@@ -381,7 +401,11 @@ fn container_overlay_mounts_deep_chains_and_writes_go_to_upper() {
     let store = Store::open(dir.path()).unwrap();
     let img = add_image(&store, "deep", 120, &["deep"]);
     let ov = store.prepare_container("berth-test-deep", &img.id).unwrap();
-    assert_eq!(ov.lowerdirs.len(), 120);
+    assert_eq!(
+        ov.lowerdirs.len(),
+        121,
+        "the image's 120 layers and its init layer"
+    );
     // The classic option string with short links stays under a page even for 120 layers
     // when the data root is short; the new mount API has no limit at all.
     let target = store.temp_dir("berth-test-mnt").unwrap();
@@ -418,4 +442,227 @@ fn container_overlay_mounts_deep_chains_and_writes_go_to_upper() {
     ));
     store.remove_container("berth-test-deep").unwrap();
     assert!(!upper.exists());
+}
+
+/// The directory entries of `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Snapshot records of one kind.
+fn snapshots_of(store: &Store, kind: SnapshotKind) -> Vec<SnapshotRecord> {
+    store
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.kind == kind)
+        .collect()
+}
+
+/// The mount points an image lacks come from its init layer, made once by the first
+/// container and shared by the next; the containers' upper dirs stay empty, and a whiteout of
+/// `/proc` in the image's top layer does not hide the init layer's `/proc`.
+#[test]
+fn init_layer_holds_what_the_image_lacks_once_for_all_its_containers() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !is_root() {
+        eprintln!("skipped: whiteouts (mknod) and overlay mounts need root");
+        return;
+    }
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image_filled(&store, "init", 2, &["init"], |i, d| {
+        if i == 0 {
+            for p in ["proc", "dev", "etc"] {
+                fs::create_dir(d.join(p)).unwrap();
+            }
+            fs::write(d.join("etc/hosts"), "image's").unwrap();
+            fs::write(d.join("etc/hostname"), "image's").unwrap();
+        } else {
+            // The top layer deletes /proc and /etc/hostname.
+            for p in ["proc", "etc/hostname"] {
+                if p.contains('/') {
+                    fs::create_dir(d.join("etc")).unwrap();
+                }
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    d.join(p),
+                    rustix::fs::FileType::CharacterDevice,
+                    rustix::fs::Mode::empty(),
+                    rustix::fs::makedev(0, 0),
+                )
+                .unwrap();
+            }
+        }
+    });
+    let ov = store
+        .prepare_container("berth-test-init1", &img.id)
+        .unwrap();
+    let init = store.snapshot(&init::init_key(&img.id)).unwrap().unwrap();
+    assert_eq!(
+        init.entries,
+        ["etc", "etc/hostname", "etc/resolv.conf", "proc", "sys"],
+        "what the image lacks (and /etc, their parent)"
+    );
+    assert_eq!(
+        ov.layer_dirs[0],
+        store.snapshot_path(&init),
+        "init is the top lower"
+    );
+    assert_eq!(ov.layer_dirs.len(), 3);
+    let upper = ov.upperdir.clone().unwrap();
+    let target = store.temp_dir("berth-test-mnt").unwrap();
+    let seen = ov
+        .with_mounted(&target, |root| {
+            let kind = |p: &str| {
+                let m = fs::symlink_metadata(root.join(p)).unwrap();
+                (m.file_type().is_dir(), m.mode() & 0o7777, m.len())
+            };
+            (
+                kind("proc"),
+                kind("sys"),
+                kind("etc/hostname"),
+                fs::read_to_string(root.join("etc/hosts")).unwrap(),
+                names(&root.join("proc")),
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        (
+            (true, 0o755, seen.0.2),
+            (true, 0o755, seen.1.2),
+            (false, 0o644, 0),
+            "image's".to_string(),
+            Vec::<String>::new()
+        )
+    );
+    assert!(names(&upper).is_empty(), "upper dir: {:?}", names(&upper));
+
+    // The second container shares it; nothing new is made.
+    let ov2 = store
+        .prepare_container("berth-test-init2", &img.id)
+        .unwrap();
+    assert_eq!(ov2.lowerdirs[0], ov.lowerdirs[0]);
+    assert_eq!(snapshots_of(&store, SnapshotKind::Init).len(), 1);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+
+    // The init layer is the image's, not the containers': removing them keeps it; removing
+    // the image (and running GC) removes it.
+    store.remove_container("berth-test-init1").unwrap();
+    store.remove_container("berth-test-init2").unwrap();
+    assert_eq!(store.gc().unwrap().snapshots_removed, 0);
+    let whiteout = fs::symlink_metadata(
+        store
+            .snapshot_path(&store.layer_chain(img.top_chain_id().unwrap()).unwrap()[0])
+            .join("proc"),
+    )
+    .unwrap();
+    assert!(whiteout.file_type().is_char_device());
+    store.delete_image(&img.id).unwrap();
+    assert_eq!(store.gc().unwrap().snapshots_removed, 3);
+    assert!(!store.snapshot_path(&init).exists());
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots/l"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+/// An image that has every mount point gets no init layer (no extra lower dir to look up),
+/// while its record still remembers that nothing was needed.
+#[test]
+fn complete_images_get_no_init_layer() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image_filled(&store, "complete", 1, &["complete"], |_, d| {
+        for p in ["proc", "dev", "sys", "etc"] {
+            fs::create_dir(d.join(p)).unwrap();
+        }
+        for f in ["hostname", "hosts"] {
+            fs::write(d.join("etc").join(f), "").unwrap();
+        }
+        std::os::unix::fs::symlink("/run/resolv.conf", d.join("etc/resolv.conf")).unwrap();
+    });
+    let ov = store
+        .prepare_container("berth-test-complete", &img.id)
+        .unwrap();
+    assert_eq!(ov.lowerdirs.len(), 1);
+    let init = store.snapshot(&init::init_key(&img.id)).unwrap().unwrap();
+    assert!(init.entries.is_empty(), "{init:?}");
+    assert_eq!(
+        store
+            .container_snapshot("berth-test-complete")
+            .unwrap()
+            .init,
+        None
+    );
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+}
+
+/// Containers of one image created in parallel make its init layer once, and all stack on
+/// it; no directory is left behind.
+#[test]
+fn parallel_creates_of_one_image_make_one_init_layer() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "parallel", 2, &["parallel"]);
+    let overlays: Vec<Overlay> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|i| {
+                let (store, img) = (&store, &img);
+                s.spawn(move || {
+                    store
+                        .prepare_container(&format!("berth-test-par{i}"), &img.id)
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let inits = snapshots_of(&store, SnapshotKind::Init);
+    assert_eq!(inits.len(), 1);
+    for ov in &overlays {
+        assert_eq!(ov.layer_dirs[0], store.snapshot_path(&inits[0]));
+    }
+    // 2 layers + 1 init + 6 containers, plus `l`: nothing else.
+    assert_eq!(
+        fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
+        10
+    );
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+}
+
+/// A crash while the init layer is being made (its directory written, its record not yet
+/// committed) leaves nothing trusted: the next open removes the directory, and the next
+/// container makes a complete layer.
+#[test]
+fn a_crash_before_the_init_records_commit_leaves_nothing_behind() {
+    let dir = tempdir();
+    let img;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        img = add_image(&store, "crash", 1, &["crash"]);
+        // What a SIGKILL between the layer's directory and its record leaves.
+        let pending = store.begin_layer().unwrap();
+        fs::create_dir(pending.path().join("proc")).unwrap();
+        std::mem::forget(pending);
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    assert!(store.snapshot(&init::init_key(&img.id)).unwrap().is_none());
+    let ov = store
+        .prepare_container("berth-test-crash", &img.id)
+        .unwrap();
+    assert_eq!(names(&ov.layer_dirs[0]), ["dev", "etc", "proc", "sys"]);
 }

@@ -487,11 +487,7 @@ impl Store {
     }
 
     /// The record of `image`'s init layer ([`crate::init`]), made if it does not exist yet.
-    pub fn init_layer(
-        &self,
-        image: &ImageRecord,
-        chain: &[SnapshotRecord],
-    ) -> Result<SnapshotRecord> {
+    fn init_layer(&self, image: &ImageRecord, chain: &[SnapshotRecord]) -> Result<SnapshotRecord> {
         let key = crate::init::init_key(&image.id);
         if let Some(rec) = self.snapshot(&key)? {
             return Ok(rec);

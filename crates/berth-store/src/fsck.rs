@@ -124,9 +124,11 @@ impl Store {
                     s.key
                 ));
             }
-            if s.kind == SnapshotKind::Init && !s.key.starts_with(crate::init::INIT_KEY_PREFIX) {
+            if s.key.starts_with(crate::init::INIT_KEY_PREFIX)
+                && (s.kind != SnapshotKind::Layer || s.image.is_none())
+            {
                 rep.errors.push(format!(
-                    "snapshot {}: init snapshot with another key",
+                    "snapshot {}: init layer that is not a layer of an image",
                     s.key
                 ));
             }

@@ -11,7 +11,7 @@
 //! as its topmost lower layer:
 //!
 //! ```text
-//! snapshots/<id>/fs/          key "init:v1:<image id>", kind init, image = the image
+//! snapshots/<id>/fs/          key "init:v1:<image id>", kind layer, image = the image
 //! ├── proc/ dev/ sys/         only those the image lacks: 0755 root, as the runtime makes them
 //! └── etc/                    the image's /etc attributes (mode, owner, times, xattrs), since
 //!     │                       overlay shows the topmost layer's directory; 0755 root if the

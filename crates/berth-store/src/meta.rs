@@ -11,10 +11,14 @@
 //! ├── snapshots   &str → json    "sha256:<chain id>"  → SnapshotRecord{kind: layer, parent, diff_id, …}
 //! │                              "container:<id>"     → SnapshotRecord{kind: container, parent
 //! │                                                      (top chain id), image, init, …}
-//! │                              "init:v1:<image id>" → SnapshotRecord{kind: init, parent (top
+//! │                              "init:v1:<image id>" → SnapshotRecord{kind: layer, parent (top
 //! │                                                      chain id), image, entries, …}
 //! └── leases      &str → json    "<lease id>" → LeaseRecord{expires, blobs, snapshots}
 //! ```
+//!
+//! An image's init layer ([`crate::init`]) is a read-only layer told apart by its key: with
+//! `kind: layer`, a Berth that predates init layers can still open the store (it reads the
+//! record as an unreferenced layer and GC removes it) instead of failing on a new kind.
 //!
 //! Values are JSON so records can grow fields without a migration; the schema version changes
 //! only when a table's key or meaning changes, and [`migrate`] upgrades older files in place.
@@ -91,8 +95,6 @@ pub enum SnapshotKind {
     Layer,
     /// A container's writable upper/work dirs on top of a layer chain.
     Container,
-    /// An image's init layer: the mount points the image lacks (see [`crate::init`]).
-    Init,
 }
 
 /// A snapshot: a directory under `snapshots/<id>/` plus its short link `snapshots/l/<link>`.

@@ -507,7 +507,8 @@ impl Store {
             .ctx(|| format!("making the init layer of image {}", image.id))?;
         let rec = SnapshotRecord {
             key: key.clone(),
-            kind: SnapshotKind::Init,
+            // Told apart by its key; see `meta` for why not a kind of its own.
+            kind: SnapshotKind::Layer,
             id: dir.id.clone(),
             link: dir.link.clone(),
             parent: image.top_chain_id().cloned(),

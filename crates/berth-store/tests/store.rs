@@ -260,7 +260,7 @@ fn gc_removes_unreferenced_content_but_keeps_container_chains_and_leases() {
     }
     // ... and the init layer it stacks on (the image lacks every mount point).
     let init = store.snapshot(&init::init_key(&b.id)).unwrap().unwrap();
-    assert_eq!(init.kind, SnapshotKind::Init);
+    assert_eq!(init.kind, SnapshotKind::Layer);
     store.remove_container("berth-test-c1").unwrap();
     let r = store.gc().unwrap();
     assert_eq!(
@@ -454,13 +454,13 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Snapshot records of one kind.
-fn snapshots_of(store: &Store, kind: SnapshotKind) -> Vec<SnapshotRecord> {
+/// The init layers' records.
+fn init_layers(store: &Store) -> Vec<SnapshotRecord> {
     store
         .snapshots()
         .unwrap()
         .into_iter()
-        .filter(|s| s.kind == kind)
+        .filter(|s| s.key.starts_with(init::INIT_KEY_PREFIX))
         .collect()
 }
 
@@ -549,7 +549,7 @@ fn init_layer_holds_what_the_image_lacks_once_for_all_its_containers() {
         .prepare_container("berth-test-init2", &img.id)
         .unwrap();
     assert_eq!(ov2.lowerdirs[0], ov.lowerdirs[0]);
-    assert_eq!(snapshots_of(&store, SnapshotKind::Init).len(), 1);
+    assert_eq!(init_layers(&store).len(), 1);
     let rep = store.fsck().unwrap();
     assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
 
@@ -628,7 +628,7 @@ fn parallel_creates_of_one_image_make_one_init_layer() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let inits = snapshots_of(&store, SnapshotKind::Init);
+    let inits = init_layers(&store);
     assert_eq!(inits.len(), 1);
     for ov in &overlays {
         assert_eq!(ov.layer_dirs[0], store.snapshot_path(&inits[0]));
@@ -665,4 +665,45 @@ fn a_crash_before_the_init_records_commit_leaves_nothing_behind() {
         .prepare_container("berth-test-crash", &img.id)
         .unwrap();
     assert_eq!(names(&ov.layer_dirs[0]), ["dev", "etc", "proc", "sys"]);
+}
+
+/// What an older Berth (without init layers) leaves after opening this store: it reads an
+/// init layer as an unreferenced layer and GC drops its record and directory. A container
+/// that named it then mounts without it (the runtime creates the mount points in its upper
+/// dir, as before), fsck says so, and the image's next container makes a new one.
+#[test]
+fn a_container_whose_init_layer_an_older_berth_removed_still_mounts() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "downgrade", 1, &["downgrade"]);
+    let before = store
+        .prepare_container("berth-test-down1", &img.id)
+        .unwrap();
+    assert_eq!(before.lowerdirs.len(), 2);
+    let key = init::init_key(&img.id);
+    let rec = store.snapshot(&key).unwrap().unwrap();
+    {
+        const SNAPSHOTS: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("snapshots");
+        let w = store.db().begin_write().unwrap();
+        w.open_table(SNAPSHOTS)
+            .unwrap()
+            .remove(key.as_str())
+            .unwrap();
+        w.commit().unwrap();
+        fs::remove_dir_all(store.snapshot_path(&rec).parent().unwrap()).unwrap();
+        fs::remove_file(dir.path().join("snapshots/l").join(&rec.link)).unwrap();
+    }
+    let after = store.container_overlay("berth-test-down1").unwrap();
+    assert_eq!(after.lowerdirs, before.lowerdirs[1..]);
+    let rep = store.fsck().unwrap();
+    assert!(
+        rep.errors.len() == 1 && rep.errors[0].contains("init layer"),
+        "{rep:?}"
+    );
+    let next = store
+        .prepare_container("berth-test-down2", &img.id)
+        .unwrap();
+    assert_eq!(next.lowerdirs.len(), 2);
+    assert_ne!(next.lowerdirs[0], before.lowerdirs[0]);
 }

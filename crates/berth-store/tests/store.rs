@@ -322,6 +322,112 @@ fn open_cleans_up_after_a_crashed_operation() {
     );
 }
 
+/// The entries of `snapshots/l` and the snapshot directories (without `l`), sorted.
+fn snapshot_entries(root: &Path) -> (Vec<String>, Vec<String>) {
+    let list = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "l" && n != "empty")
+            .collect();
+        v.sort();
+        v
+    };
+    (
+        list(&root.join("snapshots/l")),
+        list(&root.join("snapshots")),
+    )
+}
+
+/// A slot's directories, made before any container, survive GC and fsck calls them no
+/// garbage; a container snapshot prepared in it is recorded in those very directories.
+#[test]
+fn a_snapshot_slot_survives_gc_and_becomes_the_container_snapshot() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "config-a", 2, &["a"]);
+    let before = snapshot_entries(dir.path());
+
+    let slot = store.prepare_slot().unwrap();
+    let slot_dir = slot.path().to_path_buf();
+    assert!(slot_dir.join("fs").is_dir() && slot_dir.join("work").is_dir());
+    let r = store.gc().unwrap();
+    assert_eq!(r.snapshots_removed, 0, "gc swept the slot: {r:?}");
+    assert_eq!(snapshot_entries(dir.path()).0.len(), before.0.len() + 1);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+
+    let overlay = store
+        .prepare_container_in("berth-test-c1", &img.id, Some(slot))
+        .unwrap();
+    let rec = store.container_snapshot("berth-test-c1").unwrap();
+    assert_eq!(slot_dir.file_name().unwrap().to_string_lossy(), rec.id);
+    assert_eq!(
+        overlay.upperdir.as_deref(),
+        Some(slot_dir.join("fs").as_path())
+    );
+    assert_eq!(
+        overlay.workdir.as_deref(),
+        Some(slot_dir.join("work").as_path())
+    );
+    assert_eq!(rec.image.as_ref(), Some(&img.id));
+    assert_eq!(rec.parent.as_ref(), img.top_chain_id());
+    // Recorded now: GC keeps it as a container snapshot, fsck checks its link.
+    assert_eq!(store.gc().unwrap().snapshots_removed, 0);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    store.remove_container("berth-test-c1").unwrap();
+    store.drain_trash();
+    assert_eq!(snapshot_entries(dir.path()), before);
+}
+
+/// A slot is used once: a failed prepare (taken key, missing image) and a dropped slot
+/// remove its directories and link; one a crash left behind goes at the next open.
+#[test]
+fn unused_slots_leave_nothing_behind() {
+    let dir = tempdir();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let img = add_image(&store, "config-a", 1, &["a"]);
+        let before = snapshot_entries(dir.path());
+        store.prepare_container("berth-test-c1", &img.id).unwrap();
+        let with_c1 = snapshot_entries(dir.path());
+
+        let slot = store.prepare_slot().unwrap();
+        let e = store
+            .prepare_container_in("berth-test-c1", &img.id, Some(slot))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::SnapshotExists(_)), "{e}");
+        assert_eq!(snapshot_entries(dir.path()), with_c1);
+
+        let slot = store.prepare_slot().unwrap();
+        let missing = Digest::of(b"berth-test-no-such-image");
+        let e = store
+            .prepare_container_in("berth-test-c2", &missing, Some(slot))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::ImageNotFound(_)), "{e}");
+        assert_eq!(snapshot_entries(dir.path()), with_c1);
+
+        drop(store.prepare_slot().unwrap());
+        assert_eq!(snapshot_entries(dir.path()), with_c1);
+
+        store.remove_container("berth-test-c1").unwrap();
+        // What a SIGKILL leaves: a slot nobody recorded.
+        std::mem::forget(store.prepare_slot().unwrap());
+        let (links, dirs) = snapshot_entries(dir.path());
+        assert_eq!(
+            (links.len(), dirs.len()),
+            (before.0.len() + 1, before.1.len() + 1)
+        );
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    let (links, dirs) = snapshot_entries(dir.path());
+    assert_eq!((links.len(), dirs.len()), (1, 1), "{links:?} {dirs:?}");
+}
+
 /// `discard` makes a directory vanish at once; the trash is emptied in the background,
 /// by `drain_trash`, and what a crash left in it is deleted at the next open.
 #[test]

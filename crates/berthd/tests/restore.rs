@@ -235,3 +235,77 @@ fn an_auto_removed_container_stays_removed_after_a_daemon_crash() {
         "true",
     ]);
 }
+
+/// The container slot (the next create's directories, made ahead of time; see
+/// `berth_engine::slots`) is unreferenced state: after a SIGKILL the next start removes it,
+/// never lists it as a container, and a clean stop removes it too.
+#[test]
+fn a_prepared_slot_is_removed_after_a_daemon_crash_and_at_a_stop() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let containers = d.data_root().join("containers");
+    let snapshots = d.data_root().join("snapshots");
+    let entries = |dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "l" && n != "empty")
+            .collect()
+    };
+    let layers = entries(&snapshots);
+    let id = d.docker_ok(&[
+        "create",
+        "--name",
+        "berth-test-kept",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    // The create started the next slot: one more container directory and snapshot.
+    common::wait_until("a slot is prepared", || {
+        entries(&containers).len() == 2 && entries(&snapshots).len() == layers.len() + 2
+    });
+    let slot_dirs = entries(&containers);
+
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"]),
+        format!("{id} berth-test-kept"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        entries(&containers),
+        std::collections::BTreeSet::from([id.clone()]),
+        "the slot outlived the crash (before: {slot_dirs:?})"
+    );
+    assert_eq!(
+        entries(&snapshots).len(),
+        layers.len() + 1,
+        "the slot's snapshot outlived the crash"
+    );
+    let links = std::fs::read_dir(snapshots.join("l")).unwrap().count();
+    assert_eq!(
+        links,
+        layers.len() + 1,
+        "the slot's link outlived the crash"
+    );
+
+    // The restarted daemon creates and runs as before (and prepares a new slot).
+    d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    common::wait_until("a slot is prepared", || entries(&containers).len() == 2);
+    d.docker_ok(&["start", "-a", "berth-test-kept"]);
+    d.terminate();
+    assert_eq!(
+        entries(&containers),
+        std::collections::BTreeSet::from([id.clone()]),
+        "a stop leaves the slot behind"
+    );
+    assert_eq!(entries(&snapshots).len(), layers.len() + 1);
+    d.spawn();
+    d.docker_ok(&["rm", "berth-test-kept"]);
+}

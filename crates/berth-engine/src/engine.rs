@@ -719,6 +719,8 @@ impl Engine {
                 slot,
             )
             .await;
+        // The next slot is made now, off this create's writes (see `slots`).
+        self.slots.refill();
         match result {
             Ok(rec) => {
                 self.container_event("create", &rec, &[]);

@@ -777,6 +777,7 @@ impl Engine {
         if snapshot.is_none() {
             std::fs::create_dir_all(dir.join("rootfs"))
                 .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+            crate::slots::create_log_file(&dir, id)?;
         }
 
         // The config inspect shows: the merge, with Docker's Hostname and Image.

@@ -124,7 +124,7 @@ async fn the_second_create_uses_the_prepared_slot() {
 
     let second = fx
         .create(body(
-            "test \"$(hostname)\" = berth-test-slot && grep -q berth-test-slot /etc/hosts",
+            "test \"$(hostname)\" = berth-test-slot && grep -q berth-test-slot /etc/hosts && echo berth-test-logged",
         ))
         .await
         .expect("create with the slot");
@@ -136,11 +136,16 @@ async fn the_second_create_uses_the_prepared_slot() {
         "at most the next slot"
     );
     assert_eq!(fx.start_and_wait(&second).await, 0);
+    // The shim appended to the log file the slot made.
+    let log = slot_dir.join(format!("{second}-json.log"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("berth-test-logged"), "{logged}");
     assert_eq!(fx.start_and_wait(&first).await, 0);
 }
 
 /// What a create writes in a slot equals what it writes without one: the same files with
-/// the same content (but for the ID), modes and owners, the same directories.
+/// the same content (but for the ID), modes and owners, the same directories; the empty
+/// log file has the mode the shim gives it, and the shim appends to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_in_a_slot_writes_what_a_create_without_one_writes() {
     let Some(fx) = Fixture::open(
@@ -172,6 +177,7 @@ async fn a_create_in_a_slot_writes_what_a_create_without_one_writes() {
             ("hosts", dir.join("hosts")),
             ("resolv.conf", dir.join("resolv.conf")),
             ("config.json", dir.join("config.json")),
+            ("log", dir.join(format!("{id}-json.log"))),
             ("snapshot", sdir.clone()),
             ("fs", sdir.join("fs")),
             ("work", sdir.join("work")),
@@ -181,7 +187,11 @@ async fn a_create_in_a_slot_writes_what_a_create_without_one_writes() {
             let content = if m.is_file() {
                 std::fs::read_to_string(&p).unwrap().replace(id, "<ID>")
             } else {
-                names(&p).into_iter().collect::<Vec<_>>().join(",")
+                names(&p)
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(",")
+                    .replace(id, "<ID>")
             };
             out.push((label.to_string(), m.mode(), m.uid(), m.gid(), content));
         }
@@ -197,6 +207,12 @@ async fn a_create_in_a_slot_writes_what_a_create_without_one_writes() {
         out
     };
     let (a, b) = (describe(&plain), describe(&slotted));
+    let log = &a.iter().find(|d| d.0 == "log").unwrap();
+    assert_eq!(
+        (log.1 & 0o7777, log.4.as_str()),
+        (0o640, ""),
+        "the log file"
+    );
     assert!(
         a[5].4.contains("berth-test-slot"),
         "config.json read: {}",

@@ -678,6 +678,7 @@ impl Engine {
             .as_ref()
             .map(|s| s.id().to_string())
             .unwrap_or_else(names::new_id);
+        let had_slot = slot.is_some();
 
         // Name reservation.
         let name = {
@@ -719,8 +720,12 @@ impl Engine {
                 slot,
             )
             .await;
-        // The next slot is made now, off this create's writes (see `slots`).
-        self.slots.refill();
+        if !had_slot || result.is_err() {
+            // None was ready (the first create, creates without starts) or this one used
+            // its slot up for nothing: make one now. Otherwise the start makes the next
+            // one (see `slots`).
+            self.slots.refill();
+        }
         match result {
             Ok(rec) => {
                 self.container_event("create", &rec, &[]);
@@ -1259,7 +1264,11 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
-        self.start_locked(&c).await
+        let started = self.start_locked(&c).await;
+        // The next create's slot, made now rather than at the create, whose start would
+        // have run beside it (see `slots`).
+        self.slots.refill();
+        started
     }
 
     async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {

@@ -1,8 +1,10 @@
 //! Container slots: the directories of the next `create`, made ahead of time.
 //!
-//! On this host's ext4 every inode creation costs 0.3-0.45 ms, and a create made ten of
-//! them on its path. berthd keeps one slot ready instead, made on a blocking-pool thread
-//! off the request path (like the standby shim, see [`crate::shim`]):
+//! On this host's ext4 every inode creation costs 0.3-0.7 ms of kernel CPU time, and a
+//! create made ten of them on its path (the shim an eleventh, the log, at the start).
+//! berthd keeps one slot ready instead, made on a blocking-pool thread off the request
+//! path (like the standby shim, see [`crate::shim`]); the create request went from ~11 to
+//! ~2.7 ms (docs/engine.md, "Container slots"):
 //!
 //! ```text
 //!  <data-root>/containers/<id>/                a fresh 64-hex container ID
@@ -23,9 +25,9 @@
 //!   right after the create, because `docker run` starts the container at once, and the
 //!   start creates inodes on the same filesystem (the shim's files, the overlay's work
 //!   dir, the upper dir's mount points), which ran up to 35% slower beside the slot's
-//!   (measured: `run --rm` −2.0 ms against no slots with the refill after the start, ±0
-//!   with it after the create). A create that found no slot, or failed, starts one
-//!   itself, so creates without starts get every other slot.
+//!   (measured: `run --rm` 1.4-2.9 ms faster than with the slot made after the create,
+//!   which gained nothing over no slots). A create that found no slot, or failed, starts
+//!   one itself, so creates without starts get every other slot.
 //! - **Used once.** A create that fails after taking the slot removes it with everything
 //!   else it made; the ID is never handed out again.
 //! - **Unreferenced until recorded.** No container record names a slot, so nothing lists,
@@ -49,7 +51,7 @@ use crate::names;
 /// The files a create writes into the container directory (besides `rootfs/`).
 const FILES: [&str; 4] = ["hostname", "hosts", "resolv.conf", "config.json"];
 
-/// A prepared container directory and snapshot. Dropped without [`Slot::take`], both are
+/// A prepared container directory and snapshot. Dropped before a create took it, both are
 /// removed.
 #[derive(Debug)]
 pub struct Slot {

@@ -428,6 +428,49 @@ fn unused_slots_leave_nothing_behind() {
     assert_eq!((links.len(), dirs.len()), (1, 1), "{links:?} {dirs:?}");
 }
 
+/// GC running all the time beside slots being made and recorded never sweeps one: every
+/// container snapshot keeps its directories and link.
+#[test]
+fn gc_never_sweeps_a_slot_made_or_recorded_beside_it() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "config-a", 1, &["a"]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                store.gc().unwrap();
+            }
+        });
+        // Stops the GC thread also when an unwrap below panics.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&done);
+        for i in 0..150 {
+            let slot = store.prepare_slot().unwrap();
+            std::thread::yield_now();
+            store
+                .prepare_container_in(&format!("berth-test-c{i}"), &img.id, Some(slot))
+                .unwrap();
+        }
+    });
+    for i in 0..150 {
+        let ov = store
+            .container_overlay(&format!("berth-test-c{i}"))
+            .unwrap();
+        assert!(
+            ov.upperdir.unwrap().is_dir() && ov.workdir.unwrap().is_dir(),
+            "c{i}"
+        );
+    }
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+}
+
 /// `discard` makes a directory vanish at once; the trash is emptied in the background,
 /// by `drain_trash`, and what a crash left in it is deleted at the next open.
 #[test]

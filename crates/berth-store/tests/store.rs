@@ -322,21 +322,24 @@ fn open_cleans_up_after_a_crashed_operation() {
     );
 }
 
-/// The entries of `snapshots/l` and the snapshot directories (without `l`), sorted.
-fn snapshot_entries(root: &Path) -> (Vec<String>, Vec<String>) {
-    let list = |d: &Path| -> Vec<String> {
+/// The links in `snapshots/l` and the snapshot directories that no record names, sorted.
+fn unrecorded(store: &Store, root: &Path) -> (Vec<String>, Vec<String>) {
+    let recs = store.snapshots().unwrap();
+    let list = |d: &Path, known: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(d)
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "l" && n != "empty")
+            .filter(|n| n != "l" && n != "empty" && !known.contains(&n.as_str()))
             .collect();
         v.sort();
         v
     };
+    let links: Vec<&str> = recs.iter().map(|r| r.link.as_str()).collect();
+    let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
     (
-        list(&root.join("snapshots/l")),
-        list(&root.join("snapshots")),
+        list(&root.join("snapshots/l"), &links),
+        list(&root.join("snapshots"), &ids),
     )
 }
 
@@ -347,14 +350,23 @@ fn a_snapshot_slot_survives_gc_and_becomes_the_container_snapshot() {
     let dir = tempdir();
     let store = Store::open(dir.path()).unwrap();
     let img = add_image(&store, "config-a", 2, &["a"]);
-    let before = snapshot_entries(dir.path());
+    let nothing = (vec![], vec![]);
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
 
     let slot = store.prepare_slot().unwrap();
     let slot_dir = slot.path().to_path_buf();
+    let slot_id = slot_dir.file_name().unwrap().to_string_lossy().into_owned();
     assert!(slot_dir.join("fs").is_dir() && slot_dir.join("work").is_dir());
+    let (links, dirs) = unrecorded(&store, dir.path());
+    assert_eq!((links.len(), dirs), (1, vec![slot_id.clone()]));
     let r = store.gc().unwrap();
     assert_eq!(r.snapshots_removed, 0, "gc swept the slot: {r:?}");
-    assert_eq!(snapshot_entries(dir.path()).0.len(), before.0.len() + 1);
+    assert_eq!(unrecorded(&store, dir.path()).1, vec![slot_id.clone()]);
+    assert_eq!(
+        unrecorded(&store, dir.path()).0,
+        links,
+        "gc removed the slot's link"
+    );
     let rep = store.fsck().unwrap();
     assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
 
@@ -362,7 +374,8 @@ fn a_snapshot_slot_survives_gc_and_becomes_the_container_snapshot() {
         .prepare_container_in("berth-test-c1", &img.id, Some(slot))
         .unwrap();
     let rec = store.container_snapshot("berth-test-c1").unwrap();
-    assert_eq!(slot_dir.file_name().unwrap().to_string_lossy(), rec.id);
+    assert_eq!(slot_id, rec.id);
+    assert_eq!(links, vec![rec.link.clone()]);
     assert_eq!(
         overlay.upperdir.as_deref(),
         Some(slot_dir.join("fs").as_path())
@@ -375,11 +388,13 @@ fn a_snapshot_slot_survives_gc_and_becomes_the_container_snapshot() {
     assert_eq!(rec.parent.as_ref(), img.top_chain_id());
     // Recorded now: GC keeps it as a container snapshot, fsck checks its link.
     assert_eq!(store.gc().unwrap().snapshots_removed, 0);
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
     let rep = store.fsck().unwrap();
     assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
     store.remove_container("berth-test-c1").unwrap();
     store.drain_trash();
-    assert_eq!(snapshot_entries(dir.path()), before);
+    assert!(!slot_dir.exists());
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
 }
 
 /// A slot is used once: a failed prepare (taken key, missing image) and a dropped slot
@@ -387,19 +402,19 @@ fn a_snapshot_slot_survives_gc_and_becomes_the_container_snapshot() {
 #[test]
 fn unused_slots_leave_nothing_behind() {
     let dir = tempdir();
+    let nothing = (vec![], vec![]);
     {
         let store = Store::open(dir.path()).unwrap();
         let img = add_image(&store, "config-a", 1, &["a"]);
-        let before = snapshot_entries(dir.path());
         store.prepare_container("berth-test-c1", &img.id).unwrap();
-        let with_c1 = snapshot_entries(dir.path());
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
 
         let slot = store.prepare_slot().unwrap();
         let e = store
             .prepare_container_in("berth-test-c1", &img.id, Some(slot))
             .unwrap_err();
         assert!(matches!(e, StoreError::SnapshotExists(_)), "{e}");
-        assert_eq!(snapshot_entries(dir.path()), with_c1);
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
 
         let slot = store.prepare_slot().unwrap();
         let missing = Digest::of(b"berth-test-no-such-image");
@@ -407,25 +422,21 @@ fn unused_slots_leave_nothing_behind() {
             .prepare_container_in("berth-test-c2", &missing, Some(slot))
             .unwrap_err();
         assert!(matches!(e, StoreError::ImageNotFound(_)), "{e}");
-        assert_eq!(snapshot_entries(dir.path()), with_c1);
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
 
         drop(store.prepare_slot().unwrap());
-        assert_eq!(snapshot_entries(dir.path()), with_c1);
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
 
-        store.remove_container("berth-test-c1").unwrap();
         // What a SIGKILL leaves: a slot nobody recorded.
         std::mem::forget(store.prepare_slot().unwrap());
-        let (links, dirs) = snapshot_entries(dir.path());
-        assert_eq!(
-            (links.len(), dirs.len()),
-            (before.0.len() + 1, before.1.len() + 1)
-        );
+        let (links, dirs) = unrecorded(&store, dir.path());
+        assert_eq!((links.len(), dirs.len()), (1, 1));
     }
     let store = Store::open(dir.path()).unwrap();
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
     let rep = store.fsck().unwrap();
     assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
-    let (links, dirs) = snapshot_entries(dir.path());
-    assert_eq!((links.len(), dirs.len()), (1, 1), "{links:?} {dirs:?}");
+    assert!(store.container_snapshot("berth-test-c1").is_ok());
 }
 
 /// GC running all the time beside slots being made and recorded never sweeps one: every

@@ -204,6 +204,8 @@ pub struct Engine {
     daemon_id: String,
     /// Network namespaces made ahead of time for private-network containers.
     netns_pool: crate::netns::NetnsPool,
+    /// The next create's directories, made ahead of time (see [`crate::slots`]).
+    slots: crate::slots::SlotPool,
 }
 
 fn now() -> String {
@@ -313,10 +315,24 @@ impl Engine {
             .await
             .map_err(|e| EngineError::Internal(format!("opening the store: {e}")))??;
         let records = record::load_all(store.db())?;
+        // Nothing is in flight yet: container directories no record names (a slot, or a
+        // create or removal a crash interrupted) go now. The store's open did the same for
+        // snapshot directories.
+        let containers_dir = cfg.data_root.join("containers");
+        {
+            let recorded: std::collections::HashSet<&str> =
+                records.iter().map(|r| r.id.as_str()).collect();
+            let n = crate::slots::remove_unrecorded(&store, &containers_dir, &recorded)?;
+            if n > 0 {
+                tracing::debug!("removed {n} unrecorded container directories");
+            }
+        }
         let daemon_id = daemon_id(&cfg.data_root)?;
+        let store = Arc::new(store);
         let engine = Arc::new(Engine {
             cfg,
-            store: Arc::new(store),
+            slots: crate::slots::SlotPool::new(store.clone(), containers_dir),
+            store,
             containers: RwLock::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             events: Events::new(),
@@ -341,12 +357,23 @@ impl Engine {
         Ok(engine)
     }
 
-    /// Finishes the background work a daemon's stop should not leave behind: the deletion
-    /// of removed containers' directories (the store's trash). Whatever is left anyway (a
-    /// crash) is deleted at the next start.
+    /// Finishes the background work a daemon's stop should not leave behind: the ready
+    /// container slot and the deletion of removed containers' directories (the store's
+    /// trash). Whatever is left anyway (a crash, a slot still being made) is deleted at the
+    /// next start.
     pub async fn shutdown(&self) {
+        let slot = self.slots.close();
         let store = self.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.drain_trash()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            drop(slot);
+            store.drain_trash()
+        })
+        .await;
+    }
+
+    /// The container slot pool (tests look at it).
+    pub fn slots(&self) -> &crate::slots::SlotPool {
+        &self.slots
     }
 
     /// The network namespace pool (tests look at it).
@@ -637,8 +664,23 @@ impl Engine {
         })?;
         let group_add = resolve_groups(&files, host.group_add.as_deref().unwrap_or(&[]))?;
 
+        // The ID: the prepared slot's (see `slots`), or a new one. An ID in use (which 256
+        // random bits make impossible, but a slot's directory would then be the container's)
+        // discards the slot.
+        let slot = self.slots.take().filter(|s| {
+            !self
+                .containers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(s.id())
+        });
+        let id = slot
+            .as_ref()
+            .map(|s| s.id().to_string())
+            .unwrap_or_else(names::new_id);
+        let had_slot = slot.is_some();
+
         // Name reservation.
-        let id = names::new_id();
         let name = {
             let mut names_map = self.names.lock().unwrap_or_else(|e| e.into_inner());
             let chosen = match name {
@@ -675,8 +717,15 @@ impl Engine {
                 &process,
                 &group_add,
                 runtime_name,
+                slot,
             )
             .await;
+        if !had_slot || result.is_err() {
+            // None was ready (the first create, creates without starts) or this one used
+            // its slot up for nothing: make one now. Otherwise the start makes the next
+            // one (see `slots`).
+            self.slots.refill();
+        }
         match result {
             Ok(rec) => {
                 self.container_event("create", &rec, &[]);
@@ -708,7 +757,11 @@ impl Engine {
         process: &berth_image::spec::ProcessSpec,
         group_add: &[u32],
         runtime: String,
+        slot: Option<crate::slots::Slot>,
     ) -> Result<ContainerRecord> {
+        // From here on the slot's container directory is this create's (its failure path
+        // removes it); its snapshot directories are removed on failure when dropped.
+        let snapshot = slot.and_then(crate::slots::Slot::take);
         // -v creates missing host directories, like Docker.
         for m in &mounts {
             if m.kind == "bind" && !Path::new(&m.source).exists() {
@@ -726,8 +779,11 @@ impl Engine {
             }
         }
         let dir = self.container_dir(id);
-        std::fs::create_dir_all(dir.join("rootfs"))
-            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        if snapshot.is_none() {
+            std::fs::create_dir_all(dir.join("rootfs"))
+                .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+            crate::slots::create_log_file(&dir, id)?;
+        }
 
         // The config inspect shows: the merge, with Docker's Hostname and Image.
         let mut config: ContainerConfig = convert(merged)?;
@@ -850,7 +906,7 @@ impl Engine {
         // snapshot's commit right after (durable) makes both durable at once. A crash in
         // between loses the record with the snapshot: nothing half-made comes back.
         record::put(self.store.db(), &rec, false)?;
-        if let Err(e) = self.store.prepare_container(id, image_id) {
+        if let Err(e) = self.store.prepare_container_in(id, image_id, snapshot) {
             let _ = record::delete(self.store.db(), id, false);
             return Err(e.into());
         }
@@ -1208,7 +1264,11 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
-        self.start_locked(&c).await
+        let started = self.start_locked(&c).await;
+        // The next create's slot, made now rather than at the create, whose start would
+        // have run beside it (see `slots`).
+        self.slots.refill();
+        started
     }
 
     async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {

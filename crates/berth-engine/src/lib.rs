@@ -12,6 +12,7 @@
 //! - [`inspect`]: Docker's JSON for inspect, list (with filters), prune, disk usage.
 //! - [`images`]: image operations with events.
 //! - [`netns`]: network namespaces made ahead of time, joined by private-network containers.
+//! - [`slots`]: the next create's container and snapshot directories, made ahead of time.
 //!
 //! Errors carry Docker's wording and a kind ([`berth_oci::errdefs::Classify`]); berthd maps
 //! kinds to HTTP statuses in one place.
@@ -29,6 +30,7 @@ pub mod names;
 pub mod netns;
 pub mod record;
 pub mod shim;
+pub mod slots;
 pub mod spec;
 pub mod status;
 

@@ -47,6 +47,8 @@ impl Store {
                 Err(e) => rep.errors.push(format!("blob {d}: {e}")),
             }
         }
+        // Before the read: a slot recorded after it is still in this copy.
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let r = self.db.begin_read()?;
         let images: Vec<ImageRecord> = crate::meta::read_all(&r.open_table(IMAGES)?, "images")?;
         let snaps: Vec<SnapshotRecord> =
@@ -144,7 +146,9 @@ impl Store {
                 rep.garbage.push(format!("unreferenced blob {d}"));
             }
         }
-        let ids: HashSet<&str> = snaps.iter().map(|s| s.id.as_str()).collect();
+        let mut ids: HashSet<&str> = snaps.iter().map(|s| s.id.as_str()).collect();
+        // Made ahead of time for a container, not garbage (see `SnapshotSlot`).
+        ids.extend(slots.iter().map(String::as_str));
         let snap_dir = self.root.join("snapshots");
         for e in fs::read_dir(&snap_dir).ctx(|| format!("listing {}", snap_dir.display()))? {
             let name = e.ctx(|| "listing snapshots")?.file_name();

@@ -5,7 +5,8 @@
 //! container whose snapshot names one. Marks spread from an image to its manifest,
 //! config and layer blobs and its layer chain, and from a snapshot to its parents. Sweeping
 //! removes unmarked snapshot records (one transaction), then their directories and links,
-//! then directories and links no record names (a crashed unpack), then unmarked blobs.
+//! then directories and links no record names (a crashed unpack, a crashed daemon's
+//! [`crate::SnapshotSlot`]), then unmarked blobs. Slots of this process are not swept.
 //!
 //! GC takes the store's operation lock exclusively, so it never runs while an operation has
 //! written content it has not yet referenced; operations run again as soon as it is done.
@@ -44,6 +45,9 @@ impl Store {
     }
 
     fn gc_locked(&self) -> Result<GcReport> {
+        // Held until the sweep is done: a slot made meanwhile waits, and one recorded
+        // meanwhile stays in the set (it leaves only after its commit) — see `Store::slots`.
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let mut report = GcReport::default();
         let now = now_unix();
         let mut blobs: HashSet<Digest> = HashSet::new();
@@ -114,7 +118,8 @@ impl Store {
             report.snapshots_removed += 1;
         }
         // Directories and links nobody names: left by a crash mid-unpack.
-        let ids: HashSet<&str> = remaining.iter().map(|s| s.id.as_str()).collect();
+        let mut ids: HashSet<&str> = remaining.iter().map(|s| s.id.as_str()).collect();
+        ids.extend(slots.iter().map(String::as_str));
         let link_names: HashSet<&str> = remaining.iter().map(|s| s.link.as_str()).collect();
         for e in fs::read_dir(&snap_dir).ctx(|| format!("listing {}", snap_dir.display()))? {
             let e = e.ctx(|| "listing snapshots")?;
@@ -128,10 +133,21 @@ impl Store {
         for e in fs::read_dir(&links).ctx(|| format!("listing {}", links.display()))? {
             let e = e.ctx(|| "listing snapshot links")?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if !link_names.contains(name.as_str()) {
+            if link_names.contains(name.as_str()) {
+                continue;
+            }
+            // A slot's link points into a directory in the set.
+            let slot_link = fs::read_link(e.path()).ok().is_some_and(|t| {
+                t.strip_prefix("..")
+                    .ok()
+                    .and_then(|t| t.iter().next())
+                    .is_some_and(|id| slots.contains(id.to_string_lossy().as_ref()))
+            });
+            if !slot_link {
                 let _ = fs::remove_file(e.path());
             }
         }
+        drop(slots);
         for d in self.content.list()? {
             if !blobs.contains(&d) {
                 report.bytes_freed += self.content.size(&d).unwrap_or(0);

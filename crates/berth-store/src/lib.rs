@@ -24,7 +24,9 @@
 //!    unreferenced content, which GC removes.
 //! 3. Containers get a snapshot with [`Store::prepare_container`] → an [`Overlay`] (lowerdirs,
 //!    upperdir, workdir) that the runtime mounts inside the container's mount namespace; the
-//!    first container of an image also makes the image's init layer ([`init`]).
+//!    first container of an image also makes the image's init layer ([`init`]). The
+//!    snapshot's directories can be made ahead of time with [`Store::prepare_slot`] and
+//!    handed to [`Store::prepare_container_in`]; until then GC and fsck leave them alone.
 //! 4. [`Store::gc`] marks from roots (images and their init layers, container snapshots and
 //!    the init layers they name, unexpired leases) and sweeps
 //!    blobs and snapshots; [`Store::fsck`] re-hashes every blob and checks every reference.
@@ -39,10 +41,11 @@ pub mod meta;
 mod snapshots;
 mod trash;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use berth_oci::{Digest, Reference};
 use redb::{ReadableDatabase, ReadableTable};
@@ -52,7 +55,7 @@ pub use error::{Result, StoreError};
 pub use fsck::FsckReport;
 pub use gc::GcReport;
 pub use meta::{ImageRecord, LayerRef, LeaseRecord, SnapshotKind, SnapshotRecord};
-pub use snapshots::{MountGuard, Overlay, PendingLayer, chain_ids};
+pub use snapshots::{MountGuard, Overlay, PendingLayer, SnapshotSlot, chain_ids};
 
 use crate::error::IoContext;
 use crate::meta::{IMAGES, LEASES, SNAPSHOTS, TAGS, decode, encode};
@@ -67,6 +70,10 @@ pub struct Store {
     /// Serializes the making of init layers (parallel creates of one image make it once).
     init_lock: Mutex<()>,
     pub(crate) trash: trash::Trash,
+    /// IDs of snapshot directories made but not yet recorded ([`SnapshotSlot`]s). GC holds
+    /// the lock from before its transaction until its sweep is done, and a slot leaves the
+    /// set only after its record is committed, so GC never sweeps one.
+    pub(crate) slots: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Drop for Store {
@@ -145,6 +152,7 @@ impl Store {
             ops: RwLock::new(()),
             init_lock: Mutex::new(()),
             trash,
+            slots: Arc::default(),
         };
         // Nothing can be in flight yet: clean up after a crash of the previous owner.
         store.content.clean_ingest()?;

@@ -10,11 +10,19 @@
 //! still fits in the one-page mount option string of the classic mount(2) call. The mount
 //! helpers here prefer the new mount API (`fsconfig` with one `lowerdir+` per layer, no
 //! length limit at all) and fall back to the classic call.
+//!
+//! A container snapshot's directories need no image: [`Store::prepare_slot`] makes
+//! `snapshots/<id>/{fs,work}` and its link ahead of time (four inode creations, 0.3-0.45 ms
+//! each on ext4, off the create's path) and [`Store::prepare_container_in`] only records
+//! them. Until recorded, a slot's ID sits in the store's in-memory slot set, which GC and
+//! fsck skip; after a crash nothing names it, and the GC at the next open removes it.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use berth_oci::Digest;
 use redb::{ReadableDatabase, ReadableTable};
@@ -53,6 +61,41 @@ impl Drop for PendingLayer {
             let _ = fs::remove_file(self.links.join(&self.link));
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// A container snapshot's directories (`snapshots/<id>/{fs,work}` and the link
+/// `l/<LINK>`), made by [`Store::prepare_slot`] before any container needs them, and not
+/// tied to an image: [`Store::prepare_container_in`] records them for a container. Dropping
+/// it unrecorded removes the directories. Until then GC and fsck leave it alone.
+#[derive(Debug)]
+pub struct SnapshotSlot {
+    id: String,
+    link: String,
+    dir: PathBuf,
+    links: PathBuf,
+    reserved: Arc<Mutex<HashSet<String>>>,
+    recorded: bool,
+}
+
+impl SnapshotSlot {
+    /// The snapshot's directory (`snapshots/<id>`).
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for SnapshotSlot {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let _ = fs::remove_file(self.links.join(&self.link));
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+        // Only now (its record committed, or its directories gone) may GC see it.
+        self.reserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
     }
 }
 
@@ -299,7 +342,10 @@ impl Store {
     }
 
     fn new_snapshot_dir(&self, with_work: bool) -> Result<(String, String, PathBuf)> {
-        let id = random_id(16);
+        self.make_snapshot_dir(random_id(16), with_work)
+    }
+
+    fn make_snapshot_dir(&self, id: String, with_work: bool) -> Result<(String, String, PathBuf)> {
         let link = random_link();
         let dir = self.snapshots_dir().join(&id);
         fs::create_dir(&dir).ctx(|| format!("creating snapshot {}", dir.display()))?;
@@ -406,10 +452,50 @@ impl Store {
         })
     }
 
+    /// Makes a container snapshot's directories ahead of time (see [`SnapshotSlot`]).
+    pub fn prepare_slot(&self) -> Result<SnapshotSlot> {
+        let id = random_id(16);
+        // Reserved before the directory exists: a GC pass that lists it also skips it.
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone());
+        let reserved = self.slots.clone();
+        match self.make_snapshot_dir(id.clone(), true) {
+            Ok((id, link, dir)) => Ok(SnapshotSlot {
+                id,
+                link,
+                dir,
+                links: self.links_dir(),
+                reserved,
+                recorded: false,
+            }),
+            Err(e) => {
+                reserved
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                Err(e)
+            }
+        }
+    }
+
     /// Creates a container's snapshot (upper and work dirs) on top of an image and returns how
     /// to mount its root. `key` is the container ID; the image ID is recorded so that
     /// [`Store::containers_using`] can tell which containers use an image.
     pub fn prepare_container(&self, key: &str, image: &Digest) -> Result<Overlay> {
+        self.prepare_container_in(key, image, None)
+    }
+
+    /// [`Store::prepare_container`] in the directories of `slot` (made ahead of time by
+    /// [`Store::prepare_slot`]; fresh ones when `None`): only the record is written. On
+    /// failure the slot's directories are removed (a slot is used once).
+    pub fn prepare_container_in(
+        &self,
+        key: &str,
+        image: &Digest,
+        slot: Option<SnapshotSlot>,
+    ) -> Result<Overlay> {
         let img = self
             .image(image)?
             .ok_or_else(|| StoreError::ImageNotFound(image.to_string()))?;
@@ -419,12 +505,15 @@ impl Store {
         };
         let init = self.init_layer_or_none(&img, &chain);
         let full_key = format!("{CONTAINER_PREFIX}{key}");
-        let (id, link, dir) = self.new_snapshot_dir(true)?;
+        let mut slot = match slot {
+            Some(s) => s,
+            None => self.prepare_slot()?,
+        };
         let rec = SnapshotRecord {
             key: full_key.clone(),
             kind: SnapshotKind::Container,
-            id,
-            link,
+            id: slot.id.clone(),
+            link: slot.link.clone(),
             parent: img.top_chain_id().cloned(),
             diff_id: None,
             size: 0,
@@ -453,17 +542,14 @@ impl Store {
             Ok(true)
         })();
         match inserted {
-            Ok(true) => self.overlay_of(&chain, init.as_ref(), Some(&rec)),
-            Ok(false) => {
-                let _ = fs::remove_file(self.links_dir().join(&rec.link));
-                let _ = fs::remove_dir_all(&dir);
-                Err(StoreError::SnapshotExists(key.to_string()))
+            Ok(true) => {
+                slot.recorded = true;
+                drop(slot);
+                self.overlay_of(&chain, init.as_ref(), Some(&rec))
             }
-            Err(e) => {
-                let _ = fs::remove_file(self.links_dir().join(&rec.link));
-                let _ = fs::remove_dir_all(&dir);
-                Err(e)
-            }
+            // Dropping the slot removes its directories.
+            Ok(false) => Err(StoreError::SnapshotExists(key.to_string())),
+            Err(e) => Err(e),
         }
     }
 

@@ -342,6 +342,166 @@ fn open_cleans_up_after_a_crashed_operation() {
     );
 }
 
+/// The links in `snapshots/l` and the snapshot directories that no record names, sorted.
+fn unrecorded(store: &Store, root: &Path) -> (Vec<String>, Vec<String>) {
+    let recs = store.snapshots().unwrap();
+    let list = |d: &Path, known: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "l" && n != "empty" && !known.contains(&n.as_str()))
+            .collect();
+        v.sort();
+        v
+    };
+    let links: Vec<&str> = recs.iter().map(|r| r.link.as_str()).collect();
+    let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
+    (
+        list(&root.join("snapshots/l"), &links),
+        list(&root.join("snapshots"), &ids),
+    )
+}
+
+/// A slot's directories, made before any container, survive GC and fsck calls them no
+/// garbage; a container snapshot prepared in it is recorded in those very directories.
+#[test]
+fn a_snapshot_slot_survives_gc_and_becomes_the_container_snapshot() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "config-a", 2, &["a"]);
+    let nothing = (vec![], vec![]);
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
+
+    let slot = store.prepare_slot().unwrap();
+    let slot_dir = slot.path().to_path_buf();
+    let slot_id = slot_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(slot_dir.join("fs").is_dir() && slot_dir.join("work").is_dir());
+    let (links, dirs) = unrecorded(&store, dir.path());
+    assert_eq!((links.len(), dirs), (1, vec![slot_id.clone()]));
+    let r = store.gc().unwrap();
+    assert_eq!(r.snapshots_removed, 0, "gc swept the slot: {r:?}");
+    assert_eq!(unrecorded(&store, dir.path()).1, vec![slot_id.clone()]);
+    assert_eq!(
+        unrecorded(&store, dir.path()).0,
+        links,
+        "gc removed the slot's link"
+    );
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+
+    let overlay = store
+        .prepare_container_in("berth-test-c1", &img.id, Some(slot))
+        .unwrap();
+    let rec = store.container_snapshot("berth-test-c1").unwrap();
+    assert_eq!(slot_id, rec.id);
+    assert_eq!(links, vec![rec.link.clone()]);
+    assert_eq!(
+        overlay.upperdir.as_deref(),
+        Some(slot_dir.join("fs").as_path())
+    );
+    assert_eq!(
+        overlay.workdir.as_deref(),
+        Some(slot_dir.join("work").as_path())
+    );
+    assert_eq!(rec.image.as_ref(), Some(&img.id));
+    assert_eq!(rec.parent.as_ref(), img.top_chain_id());
+    // Recorded now: GC keeps it as a container snapshot, fsck checks its link.
+    assert_eq!(store.gc().unwrap().snapshots_removed, 0);
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    store.remove_container("berth-test-c1").unwrap();
+    store.drain_trash();
+    assert!(!slot_dir.exists());
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
+}
+
+/// A slot is used once: a failed prepare (taken key, missing image) and a dropped slot
+/// remove its directories and link; one a crash left behind goes at the next open.
+#[test]
+fn unused_slots_leave_nothing_behind() {
+    let dir = tempdir();
+    let nothing = (vec![], vec![]);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let img = add_image(&store, "config-a", 1, &["a"]);
+        store.prepare_container("berth-test-c1", &img.id).unwrap();
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
+
+        let slot = store.prepare_slot().unwrap();
+        let e = store
+            .prepare_container_in("berth-test-c1", &img.id, Some(slot))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::SnapshotExists(_)), "{e}");
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
+
+        let slot = store.prepare_slot().unwrap();
+        let missing = Digest::of(b"berth-test-no-such-image");
+        let e = store
+            .prepare_container_in("berth-test-c2", &missing, Some(slot))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::ImageNotFound(_)), "{e}");
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
+
+        drop(store.prepare_slot().unwrap());
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
+
+        // What a SIGKILL leaves: a slot nobody recorded.
+        std::mem::forget(store.prepare_slot().unwrap());
+        let (links, dirs) = unrecorded(&store, dir.path());
+        assert_eq!((links.len(), dirs.len()), (1, 1));
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+    assert!(store.container_snapshot("berth-test-c1").is_ok());
+}
+
+/// GC running all the time beside slots being made and recorded never sweeps one: every
+/// container snapshot keeps its directories and link.
+#[test]
+fn gc_never_sweeps_a_slot_made_or_recorded_beside_it() {
+    let dir = tempdir();
+    let store = Store::open(dir.path()).unwrap();
+    let img = add_image(&store, "config-a", 1, &["a"]);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                store.gc().unwrap();
+            }
+        });
+        // Stops the GC thread also when an unwrap below panics.
+        struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&done);
+        for i in 0..150 {
+            let slot = store.prepare_slot().unwrap();
+            std::thread::yield_now();
+            store
+                .prepare_container_in(&format!("berth-test-c{i}"), &img.id, Some(slot))
+                .unwrap();
+        }
+    });
+    for i in 0..150 {
+        let ov = store
+            .container_overlay(&format!("berth-test-c{i}"))
+            .unwrap();
+        assert!(
+            ov.upperdir.unwrap().is_dir() && ov.workdir.unwrap().is_dir(),
+            "c{i}"
+        );
+    }
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+}
+
 /// `discard` makes a directory vanish at once; the trash is emptied in the background,
 /// by `drain_trash`, and what a crash left in it is deleted at the next open.
 #[test]

@@ -235,3 +235,104 @@ fn an_auto_removed_container_stays_removed_after_a_daemon_crash() {
         "true",
     ]);
 }
+
+/// Snapshot directories and links no record names, in a stopped daemon's data root (listed
+/// before the store is opened: its open would remove them).
+fn unrecorded_snapshots(data: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let list = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "l" && n != "empty")
+            .collect();
+        v.sort();
+        v
+    };
+    let (links, dirs) = (
+        list(&data.join("snapshots/l")),
+        list(&data.join("snapshots")),
+    );
+    let store = berth_store::Store::open(data).unwrap();
+    let recs = store.snapshots().unwrap();
+    (
+        links
+            .into_iter()
+            .filter(|l| !recs.iter().any(|r| &r.link == l))
+            .collect(),
+        dirs.into_iter()
+            .filter(|d| !recs.iter().any(|r| &r.id == d))
+            .collect(),
+    )
+}
+
+/// The container slot (the next create's directories, made ahead of time; see
+/// `berth_engine::slots`) is unreferenced state: after a SIGKILL the next start removes it,
+/// never lists it as a container, and a clean stop removes it too.
+#[test]
+fn a_prepared_slot_is_removed_after_a_daemon_crash_and_at_a_stop() {
+    require!();
+    let mut d = Daemon::start();
+    d.import_busybox();
+    let containers = d.data_root().join("containers");
+    let entries = |dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let only_kept = |id: &str| std::collections::BTreeSet::from([id.to_string()]);
+    let nothing = (vec![], vec![]);
+    let id = d.docker_ok(&[
+        "create",
+        "--name",
+        "berth-test-kept",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    // The create (which found no slot) started the next one: a second container directory,
+    // then its snapshot, a few ms later.
+    common::wait_until("a slot is prepared", || entries(&containers).len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let slot_dirs = entries(&containers);
+
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        d.docker_ok(&["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}}"]),
+        format!("{id} berth-test-kept"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        entries(&containers),
+        only_kept(&id),
+        "the slot outlived the crash (before: {slot_dirs:?})"
+    );
+    // Nothing was created since the restart, so there is no new slot yet.
+    d.terminate();
+    assert_eq!(
+        unrecorded_snapshots(&d.data_root()),
+        nothing,
+        "the slot's snapshot outlived the crash"
+    );
+    d.spawn();
+
+    // The restarted daemon creates and runs as before (and prepares a new slot).
+    d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    common::wait_until("a slot is prepared", || entries(&containers).len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.docker_ok(&["start", "-a", "berth-test-kept"]);
+    d.terminate();
+    assert_eq!(
+        entries(&containers),
+        only_kept(&id),
+        "a stop leaves the slot behind"
+    );
+    assert_eq!(unrecorded_snapshots(&d.data_root()), nothing);
+    d.spawn();
+    d.docker_ok(&["rm", "berth-test-kept"]);
+}

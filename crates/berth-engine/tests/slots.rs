@@ -1,0 +1,283 @@
+//! Container slots (see `berth_engine::slots`): a create takes the directories made ahead
+//! of time, writes exactly what a create without a slot writes, uses a slot once, and
+//! leaves no slot behind at shutdown. (A SIGKILLed daemon's slot: berthd's `restore` tests.)
+//!
+//! Real containers through real shims. Needs root and the `berth-shim` binary of this
+//! target dir (`cargo build -p berth-shim`); prints `skipped: ...` otherwise.
+
+mod common;
+#[path = "common/fixture.rs"]
+mod fixture;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_engine::WaitCondition;
+use fixture::Fixture;
+
+const APPLETS: &[&str] = &["sh", "cat", "grep", "hostname", "test"];
+
+impl Fixture {
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Waits (up to 10 s) for a ready slot and returns its container ID.
+    async fn ready_slot(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(id) = self.engine().slots().ready_id() {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no slot was prepared");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Snapshot directories no record names (a slot's), sorted.
+    fn unrecorded_snapshots(&self) -> BTreeSet<String> {
+        let recorded: BTreeSet<String> = self
+            .engine()
+            .store()
+            .snapshots()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        names(&self.data().join("snapshots"))
+            .into_iter()
+            .filter(|n| n != "l" && n != "empty" && !recorded.contains(n))
+            .collect()
+    }
+
+    async fn create(&self, body: serde_json::Value) -> berth_engine::Result<String> {
+        let body = serde_json::from_value(body).unwrap();
+        self.engine().create(None, body).await.map(|(id, _)| id)
+    }
+
+    /// Starts a created container and returns its exit code.
+    async fn start_and_wait(&self, id: &str) -> i64 {
+        let exited = self
+            .engine()
+            .wait(id, WaitCondition::NextExit)
+            .expect("wait");
+        self.engine().start(id).await.expect("start");
+        tokio::time::timeout(Duration::from_secs(20), exited)
+            .await
+            .expect("the container exits")
+            .0
+    }
+}
+
+fn names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn body(cmd: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Image": "busybox",
+        "Hostname": "berth-test-slot",
+        "Cmd": ["sh", "-c", cmd],
+        "HostConfig": {"NetworkMode": "none"},
+    })
+}
+
+/// The second create takes the slot prepared after the first: the slot's container
+/// directory and snapshot directory become that container's, and it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_create_uses_the_prepared_slot() {
+    let Some(fx) = Fixture::open(
+        "the_second_create_uses_the_prepared_slot",
+        "engine-slots",
+        APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        fx.engine().slots().ready_id(),
+        None,
+        "slots are made lazily"
+    );
+    let first = fx
+        .create(body("true"))
+        .await
+        .expect("create without a slot");
+    let slot = fx.ready_slot().await;
+    assert_ne!(slot, first);
+    let slot_dir = fx.data().join("containers").join(&slot);
+    assert!(slot_dir.join("rootfs").is_dir(), "the slot's directory");
+    let slot_snapshots = fx.unrecorded_snapshots();
+    assert_eq!(
+        slot_snapshots.len(),
+        1,
+        "the slot's snapshot: {slot_snapshots:?}"
+    );
+    assert!(fx.engine().lookup(&slot).is_err(), "a slot is no container");
+
+    let second = fx
+        .create(body(
+            "test \"$(hostname)\" = berth-test-slot && grep -q berth-test-slot /etc/hosts && echo berth-test-logged",
+        ))
+        .await
+        .expect("create with the slot");
+    assert_eq!(second, slot, "the create took the slot's ID");
+    let snap = fx.engine().store().container_snapshot(&second).unwrap();
+    assert_eq!(Some(&snap.id), slot_snapshots.first());
+    assert!(
+        fx.unrecorded_snapshots().len() <= 1,
+        "at most the next slot"
+    );
+    assert_eq!(fx.start_and_wait(&second).await, 0);
+    // The shim appended to the log file the slot made.
+    let log = slot_dir.join(format!("{second}-json.log"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("berth-test-logged"), "{logged}");
+    assert_eq!(fx.start_and_wait(&first).await, 0);
+}
+
+/// What a create writes in a slot equals what it writes without one: the same files with
+/// the same content (but for the ID), modes and owners, the same directories; the empty
+/// log file has the mode the shim gives it, and the shim appends to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_in_a_slot_writes_what_a_create_without_one_writes() {
+    let Some(fx) = Fixture::open(
+        "a_create_in_a_slot_writes_what_a_create_without_one_writes",
+        "engine-slots-files",
+        APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    let plain = fx
+        .create(body("true"))
+        .await
+        .expect("create without a slot");
+    let slot = fx.ready_slot().await;
+    let slotted = fx.create(body("true")).await.expect("create with the slot");
+    assert_eq!(slotted, slot);
+
+    let describe = |id: &str| -> Vec<(String, u32, u32, u32, String)> {
+        let dir = fx.data().join("containers").join(id);
+        let snap = fx.engine().store().container_snapshot(id).unwrap();
+        let sdir = fx.data().join("snapshots").join(&snap.id);
+        let mut out = Vec::new();
+        for (label, p) in [
+            ("dir", dir.clone()),
+            ("rootfs", dir.join("rootfs")),
+            ("hostname", dir.join("hostname")),
+            ("hosts", dir.join("hosts")),
+            ("resolv.conf", dir.join("resolv.conf")),
+            ("config.json", dir.join("config.json")),
+            ("log", dir.join(format!("{id}-json.log"))),
+            ("snapshot", sdir.clone()),
+            ("fs", sdir.join("fs")),
+            ("work", sdir.join("work")),
+        ] {
+            let m =
+                std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let content = if m.is_file() {
+                std::fs::read_to_string(&p).unwrap().replace(id, "<ID>")
+            } else {
+                let mut n: Vec<String> = names(&p).iter().map(|n| n.replace(id, "<ID>")).collect();
+                n.sort();
+                n.join(",")
+            };
+            out.push((label.to_string(), m.mode(), m.uid(), m.gid(), content));
+        }
+        let link = fx.data().join("snapshots/l").join(&snap.link);
+        let target = std::fs::read_link(&link).unwrap();
+        out.push((
+            "link".into(),
+            0,
+            0,
+            0,
+            target.to_string_lossy().replace(&snap.id, "<SID>"),
+        ));
+        out
+    };
+    let (a, b) = (describe(&plain), describe(&slotted));
+    let log = &a.iter().find(|d| d.0 == "log").unwrap();
+    assert_eq!(
+        (log.1 & 0o7777, log.4.as_str()),
+        (0o640, ""),
+        "the log file"
+    );
+    assert!(
+        a[5].4.contains("berth-test-slot"),
+        "config.json read: {}",
+        a[5].4
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x, y,
+            "{} differs between a create without and with a slot",
+            x.0
+        );
+    }
+}
+
+/// A create that fails after taking the slot removes it (a slot is used once); the next
+/// create gets a new one; shutdown removes the ready slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_create_discards_the_slot_and_shutdown_removes_it() {
+    let Some(fx) = Fixture::open(
+        "a_failed_create_discards_the_slot_and_shutdown_removes_it",
+        "engine-slots-failed",
+        APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    let first = fx.create(body("true")).await.expect("create");
+    let slot = fx.ready_slot().await;
+    let missing = fx.dir.path().join("berth-test-no-such-source");
+    let mut bad = body("true");
+    bad["HostConfig"]["Mounts"] = serde_json::json!([
+        {"Type": "bind", "Source": missing, "Target": "/x"}
+    ]);
+    let e = fx.create(bad).await.expect_err("a missing bind source");
+    assert!(
+        e.to_string().contains("bind source path does not exist"),
+        "{e}"
+    );
+    assert!(
+        !fx.data().join("containers").join(&slot).exists(),
+        "the used slot's directory"
+    );
+    assert!(fx.engine().lookup(&slot).is_err());
+    let next = fx.ready_slot().await;
+    assert_ne!(next, slot, "a slot's ID is used once");
+    assert_eq!(
+        fx.unrecorded_snapshots().len(),
+        1,
+        "only the next slot's snapshot"
+    );
+    let second = fx
+        .create(body("true"))
+        .await
+        .expect("create after a failed one");
+    assert_eq!(second, next);
+    // A create that used a slot leaves the next one to its start.
+    assert_eq!(fx.engine().slots().ready_id(), None);
+    assert_eq!(fx.start_and_wait(&second).await, 0);
+    let slot = fx.ready_slot().await;
+
+    fx.engine().shutdown().await;
+    assert_eq!(
+        names(&fx.data().join("containers")),
+        BTreeSet::from([first, second]),
+        "shutdown removed the slot {slot}"
+    );
+    assert!(fx.unrecorded_snapshots().is_empty());
+    assert_eq!(fx.engine().slots().ready_id(), None);
+}

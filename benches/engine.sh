@@ -53,6 +53,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The data root's file system decides much of the spread (docs/engine.md, "Session of
+# 2026-11-22, evening"): ext4 without a journal skips recently deleted inodes on every
+# allocation, so an inode creation costs 10x more there and grows with recent deletions.
+# Probed before the runs, so it describes the state they ran in.
+read -r FS_SRC FS_TYPE < <(findmnt -no SOURCE,FSTYPE -T "$WORK")
+FS_NOTE=$FS_TYPE
+if [ "$FS_TYPE" = ext4 ] && [ -r "/sys/fs/ext4/${FS_SRC##*/}/journal_task" ]; then
+  [ "$(cat "/sys/fs/ext4/${FS_SRC##*/}/journal_task")" = "<none>" ] && FS_NOTE="ext4, no journal" || FS_NOTE="ext4, journaled"
+fi
+MKDIR_MS=$(python3 -c "
+import os, statistics, sys, time
+d = sys.argv[1]; os.mkdir(d); t = []
+for i in range(50):
+    s = time.perf_counter(); os.mkdir(f'{d}/{i}'); t.append(time.perf_counter() - s)
+print(f'{statistics.median(t) * 1000:.3f}')" "$WORK/mkdir-probe")
+
 echo "== private berthd ($WORK)"
 "$REL/berthd" --data-root "$WORK/data" --exec-root "$WORK/run" \
   -H "unix://$WORK/berth.sock" --cgroup-parent /berth-test-enginebench \
@@ -89,6 +105,7 @@ t2=$(date +%s.%N)
 t3=$(date +%s.%N)
 RUN50=$(python3 -c "print(f'{$t1-$t0:.3f}')")
 RM50=$(python3 -c "print(f'{$t3-$t2:.3f}')")
+echo "data root: $FS_NOTE; mkdir median $MKDIR_MS ms (a journaled ext4: ~0.04 ms)"
 printf '%-52s %10s %10s\n' "what" "berth" "target"
 printf '%-52s %10s %10s\n' "run --rm --network none busybox true (median ms)" "$RUN_MS" "10"
 printf '%-52s %10s %10s\n' "50 x run -d sleep, sequential (s)" "$RUN50" "1"
@@ -99,7 +116,8 @@ printf '%-52s %10s %10s\n' "berthd RSS with 50 containers (MB)" "$BUSY_RSS" "-"
 printf '%-52s %10s %10s\n' "berth version round trip (median ms)" "$VER_MS" "3"
 cat >"$WORK/targets.json" <<EOF
 {"run_rm_ms": $RUN_MS, "run_d_50_s": $RUN50, "rm_f_50_s": $RM50, "shim_pss_mb": $SHIM_PSS,
- "berthd_idle_rss_mb": $IDLE_RSS, "version_ms": $VER_MS}
+ "berthd_idle_rss_mb": $IDLE_RSS, "version_ms": $VER_MS,
+ "data_root_fs": "$FS_NOTE", "data_root_mkdir_ms": $MKDIR_MS}
 EOF
 mkdir -p target/bench && cp "$WORK/targets.json" target/bench/engine-targets.json
 

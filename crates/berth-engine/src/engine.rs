@@ -362,10 +362,10 @@ impl Engine {
     /// trash). Whatever is left anyway (a crash, a slot still being made) is deleted at the
     /// next start.
     pub async fn shutdown(&self) {
-        let slot = self.slots.close();
+        let slots = self.slots.close();
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            drop(slot);
+            drop(slots);
             store.drain_trash()
         })
         .await;
@@ -1755,6 +1755,25 @@ impl Engine {
         self.finish_remove(&c.id).await
     }
 
+    /// Hands a removed container's recycled directories to the slot pool once its shim has
+    /// exited: until then its mount namespace may still hold the overlay on the same upper
+    /// and work dirs, and the kernel must never see two overlays on one upper dir. A shim
+    /// that outlives the wait, or a full pool, gets the slot discarded (its directories
+    /// removed on a blocking thread).
+    fn offer_slot_after(self: &Arc<Self>, slot: crate::slots::Slot, gone: shim::ShimGone) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let rejected = if gone.wait(Duration::from_secs(10)).await {
+                engine.slots.offer(slot)
+            } else {
+                Some(slot)
+            };
+            if let Some(slot) = rejected {
+                let _ = tokio::task::spawn_blocking(move || drop(slot)).await;
+            }
+        });
+    }
+
     async fn finish_remove(self: &Arc<Self>, id: &str) -> Result<()> {
         let c = self.lookup(id)?;
         let rec = c.record();
@@ -1767,28 +1786,66 @@ impl Engine {
         // removes it again (`removed_before_crash`) — the same end state, one fsync less on
         // `run --rm`'s critical path. Any other removal is durable.
         let durable = !rec.host_config.auto_remove.unwrap_or(false);
-        let res = tokio::task::spawn_blocking(move || -> Result<()> {
+        // A container whose shim this daemon spawned (so it learns when that shim, and with
+        // it the container's mount namespace and runtime state, is gone) may leave its
+        // directories to the next create (`slots::Slot::recycle`); the built-in runtime
+        // only, whose rootfs is mounted only inside the container's namespace.
+        let shim_gone = if rec.runtime == berth_shim::BUILTIN_RUNTIME {
+            c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()).take()
+        } else {
+            None
+        };
+        let recycle = shim_gone.is_some();
+        let containers_dir = self.cfg.data_root.join("containers");
+        let res = tokio::task::spawn_blocking(move || -> Result<Option<crate::slots::Slot>> {
             // The record and the snapshot go in one commit (one write transaction, one
             // fsync when durable). If anything below fails, the record is put back
             // (RemovalFailed); a crash before the commit keeps both.
-            match store.remove_container_with(&cid, durable, |w| record::delete_in(w, &cid)) {
-                Ok(()) => {}
+            let delete_record = |w: &redb::WriteTransaction| record::delete_in(w, &cid);
+            let kept = if recycle {
+                store.remove_container_keeping(&cid, durable, delete_record)
+            } else {
+                store
+                    .remove_container_with(&cid, durable, delete_record)
+                    .map(|()| None)
+            };
+            let kept = match kept {
+                Ok(kept) => kept,
                 Err(berth_store::StoreError::SnapshotNotFound(_)) => {
                     record::delete(store.db(), &cid, durable)?;
+                    None
                 }
                 Err(e) => return Err(e.into()),
+            };
+            // The record is gone, so nothing refers to the directories any more: they
+            // become the next create's slot, or are renamed into the store's trash
+            // (deleted by its thread; leftovers of a crash at the next start), not deleted
+            // here: a handful of ext4 unlinks less on the removal's critical path.
+            let slot = match kept {
+                Some(snapshot) => {
+                    match crate::slots::Slot::recycle(&containers_dir, &cid, snapshot) {
+                        Ok(slot) => Some(slot),
+                        Err(e) => {
+                            tracing::debug!("{e}");
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            if slot.is_none() {
+                store.discard(&dir)?;
             }
-            // The container's directories are renamed into the store's trash (deleted by
-            // its thread; leftovers of a crash at the next start), not deleted here: a
-            // handful of ext4 unlinks less on the removal's critical path. The record is
-            // already gone, so nothing refers to them.
-            for d in [&dir, &sdir] {
-                store.discard(d)?;
-            }
-            Ok(())
+            store.discard(&sdir)?;
+            Ok(slot)
         })
         .await
         .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
+        let res = res.map(|slot| {
+            if let (Some(slot), Some(gone)) = (slot, shim_gone) {
+                self.offer_slot_after(slot, gone);
+            }
+        });
         if let Err(e) = res {
             let _ = self.transition(
                 &c,

@@ -291,9 +291,9 @@ pub struct Spawned {
 pub struct ShimGone(tokio::sync::oneshot::Receiver<()>);
 
 impl ShimGone {
-    /// Waits for the shim's exit, at most `limit`.
-    pub async fn wait(self, limit: std::time::Duration) {
-        let _ = tokio::time::timeout(limit, self.0).await;
+    /// Waits for the shim's exit, at most `limit`; whether it exited.
+    pub async fn wait(self, limit: std::time::Duration) -> bool {
+        matches!(tokio::time::timeout(limit, self.0).await, Ok(Ok(())))
     }
 }
 

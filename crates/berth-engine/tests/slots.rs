@@ -281,3 +281,141 @@ async fn a_failed_create_discards_the_slot_and_shutdown_removes_it() {
     assert!(fx.unrecorded_snapshots().is_empty());
     assert_eq!(fx.engine().slots().ready_id(), None);
 }
+
+/// Waits (up to 10 s) until `n` slots are ready and returns their IDs, oldest first.
+async fn ready_slots(fx: &Fixture, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ids = fx.engine().slots().ready_ids();
+        if ids.len() >= n {
+            return ids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} slots never got ready: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A removed container that wrote nothing leaves its directories (renamed to a new ID,
+/// with an empty log) and its snapshot to a later create; one that wrote a file does not,
+/// and nothing of either reaches the next container. The pool keeps at most two slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
+    let Some(fx) = Fixture::open(
+        "a_removed_container_that_wrote_nothing_becomes_a_slot",
+        "engine-slots-recycle",
+        APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    let containers = fx.data().join("containers");
+    let a = fx
+        .create(body("echo berth-test-output-of-a"))
+        .await
+        .expect("create a");
+    assert_eq!(fx.start_and_wait(&a).await, 0);
+    let fresh = fx.ready_slot().await;
+    let a_snapshot = fx.engine().store().container_snapshot(&a).unwrap().id;
+    fx.engine()
+        .remove(&a, false, false)
+        .await
+        .expect("remove a");
+    let ids = ready_slots(&fx, 2).await;
+    assert_eq!(ids[0], fresh, "the slot made after the start comes first");
+    let recycled = &ids[1];
+    assert!(!containers.join(&a).exists(), "a's directory was renamed");
+    assert_eq!(
+        names(&containers.join(recycled)),
+        ["config.json", "hostname", "hosts", "resolv.conf", "rootfs"]
+            .into_iter()
+            .map(String::from)
+            .chain([format!("{recycled}-json.log")])
+            .collect(),
+    );
+    assert_eq!(
+        std::fs::metadata(
+            containers
+                .join(recycled)
+                .join(format!("{recycled}-json.log"))
+        )
+        .unwrap()
+        .len(),
+        0,
+        "the log starts empty"
+    );
+    assert!(
+        fx.unrecorded_snapshots().contains(&a_snapshot),
+        "a's snapshot is kept, unrecorded"
+    );
+
+    let b = fx.create(body("true")).await.expect("create b");
+    assert_eq!(b, fresh, "the oldest slot goes first");
+    let c = fx
+        .create(body(
+            "test \"$(hostname)\" = berth-test-slot && echo berth-test-output-of-c > /written && echo berth-test-logged-c",
+        ))
+        .await
+        .expect("create c");
+    assert_eq!(&c, recycled, "the recycled slot");
+    assert_eq!(
+        fx.engine().store().container_snapshot(&c).unwrap().id,
+        a_snapshot,
+        "c runs on a's (empty) upper dir"
+    );
+    assert_eq!(fx.start_and_wait(&c).await, 0);
+    let log = std::fs::read_to_string(containers.join(&c).join(format!("{c}-json.log"))).unwrap();
+    assert!(log.contains("berth-test-logged-c"), "{log}");
+    assert!(
+        !log.contains("berth-test-output-of-a"),
+        "a's log leaked: {log}"
+    );
+
+    // c wrote a file: its snapshot is discarded, not reused.
+    fx.engine()
+        .remove(&c, false, false)
+        .await
+        .expect("remove c");
+    assert!(
+        !fx.data().join("snapshots").join(&a_snapshot).exists(),
+        "a written upper dir goes to the trash"
+    );
+    assert!(!containers.join(&c).exists());
+    let d = fx
+        .create(body("test ! -e /written && echo berth-test-clean"))
+        .await
+        .expect("create d");
+    assert_eq!(fx.start_and_wait(&d).await, 0);
+    assert_ne!(
+        fx.engine().store().container_snapshot(&d).unwrap().id,
+        a_snapshot
+    );
+
+    // At most two slots: removing three containers that wrote nothing keeps two.
+    let more: Vec<String> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let id = fx.create(body("true")).await.expect("create");
+            assert_eq!(fx.start_and_wait(&id).await, 0);
+            v.push(id);
+        }
+        v
+    };
+    for id in more.iter().chain([&b, &d]) {
+        fx.engine().remove(id, false, false).await.expect("remove");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ready = fx.engine().slots().ready_ids();
+    assert_eq!(ready.len(), 2, "{ready:?}");
+    assert_eq!(
+        names(&containers),
+        ready.iter().cloned().collect::<BTreeSet<_>>(),
+        "only the slots' directories are left"
+    );
+    fx.engine().shutdown().await;
+    assert!(names(&containers).is_empty());
+    assert!(fx.unrecorded_snapshots().is_empty());
+}

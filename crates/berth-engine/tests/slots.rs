@@ -351,6 +351,12 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
         fx.unrecorded_snapshots().contains(&a_snapshot),
         "a's snapshot is kept, unrecorded"
     );
+    let a_dir = fx.data().join("snapshots").join(&a_snapshot);
+    assert!(names(&a_dir.join("fs")).is_empty());
+    assert!(
+        names(&a_dir.join("work")).is_empty(),
+        "a fresh work dir, without overlayfs' leftovers"
+    );
 
     let b = fx.create(body("true")).await.expect("create b");
     assert_eq!(b, fresh, "the oldest slot goes first");

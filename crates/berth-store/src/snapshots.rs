@@ -749,6 +749,15 @@ impl Store {
         Ok(Some(slot))
     }
 
+    /// Gives a kept slot ([`Store::remove_container_keeping`]) a fresh, empty work dir: the
+    /// old one goes to the trash with what overlayfs left in it (its `work/` dir, the
+    /// volatile marker), which a mount would otherwise clean up on the container's start.
+    pub fn renew_slot_work(&self, slot: &SnapshotSlot) -> Result<()> {
+        let work = slot.dir.join("work");
+        self.trash.discard(&work)?;
+        fs::create_dir(&work).ctx(|| format!("creating {}", work.display()))
+    }
+
     /// Bytes used by a container's writable layer (`docker ps -s`'s SizeRw, `system df`):
     /// the apparent size of the regular files and symlinks in its upper dir.
     pub fn container_size(&self, key: &str) -> Result<u64> {

@@ -321,16 +321,38 @@ fn a_prepared_slot_is_removed_after_a_daemon_crash_and_at_a_stop() {
     );
     d.spawn();
 
-    // The restarted daemon creates and runs as before (and prepares a new slot).
+    // The restarted daemon creates and runs as before, prepares a new slot, and recycles
+    // the removed container's directories as a second one; a SIGKILL leaves both to the
+    // next start, which removes them.
     d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
-    common::wait_until("a slot is prepared", || entries(&containers).len() == 2);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::wait_until("a slot is prepared and one recycled", || {
+        entries(&containers).len() == 3
+    });
+    let slot_dirs = entries(&containers);
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        entries(&containers),
+        only_kept(&id),
+        "the slots outlived the crash (before: {slot_dirs:?})"
+    );
+    d.terminate();
+    assert_eq!(
+        unrecorded_snapshots(&d.data_root()),
+        nothing,
+        "the recycled snapshot outlived the crash"
+    );
+    d.spawn();
+    d.docker_ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    common::wait_until("a slot is prepared and one recycled", || {
+        entries(&containers).len() == 3
+    });
     d.docker_ok(&["start", "-a", "berth-test-kept"]);
     d.terminate();
     assert_eq!(
         entries(&containers),
         only_kept(&id),
-        "a stop leaves the slot behind"
+        "a stop leaves a slot behind"
     );
     assert_eq!(unrecorded_snapshots(&d.data_root()), nothing);
     d.spawn();

@@ -867,3 +867,66 @@ fn a_container_whose_init_layer_an_older_berth_removed_still_mounts() {
     assert_eq!(next.lowerdirs.len(), 2);
     assert_ne!(next.lowerdirs[0], before.lowerdirs[0]);
 }
+
+/// A removed container snapshot whose upper dir is empty is kept as a slot (unrecorded,
+/// reserved: GC leaves it, a later container records it with a fresh work dir); one whose
+/// upper dir holds a file goes to the trash; a kept slot nobody records is gone after the
+/// next open.
+#[test]
+fn a_removed_snapshot_with_an_empty_upper_dir_is_kept_as_a_slot() {
+    let dir = tempdir();
+    let nothing = (vec![], vec![]);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let img = add_image(&store, "config-a", 1, &["a"]);
+        let first = store.prepare_container("berth-test-c1", &img.id).unwrap();
+        let upper = first.upperdir.clone().unwrap();
+        let work = first.workdir.clone().unwrap();
+        std::fs::create_dir(work.join("work")).unwrap();
+        let kept = store
+            .remove_container_keeping("berth-test-c1", true, |_| Ok(()))
+            .unwrap()
+            .expect("an empty upper dir is kept");
+        assert!(
+            store.container_snapshot("berth-test-c1").is_err(),
+            "unrecorded"
+        );
+        store.gc().unwrap();
+        assert!(upper.is_dir(), "GC leaves a kept slot alone");
+        store.renew_slot_work(&kept).unwrap();
+        assert_eq!(
+            std::fs::read_dir(&work).unwrap().count(),
+            0,
+            "a fresh work dir"
+        );
+        let second = store
+            .prepare_container_in("berth-test-c2", &img.id, Some(kept))
+            .unwrap();
+        assert_eq!(second.upperdir.as_ref(), Some(&upper), "the same upper dir");
+        assert_eq!(unrecorded(&store, dir.path()), nothing);
+
+        std::fs::write(upper.join("written"), b"x").unwrap();
+        let discarded = store
+            .remove_container_keeping("berth-test-c2", true, |_| Ok(()))
+            .unwrap();
+        assert!(discarded.is_none(), "a written upper dir is not kept");
+        assert!(!upper.exists());
+        let e = store
+            .remove_container_keeping("berth-test-c2", true, |_| Ok(()))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::SnapshotNotFound(_)), "{e}");
+
+        // What a SIGKILL leaves: a kept slot nobody recorded.
+        let third = store.prepare_container("berth-test-c3", &img.id).unwrap();
+        std::mem::forget(
+            store
+                .remove_container_keeping("berth-test-c3", true, |_| Ok(()))
+                .unwrap(),
+        );
+        assert!(third.upperdir.unwrap().is_dir());
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(unrecorded(&store, dir.path()), nothing);
+    let rep = store.fsck().unwrap();
+    assert!(rep.is_clean() && rep.garbage.is_empty(), "{rep:?}");
+}

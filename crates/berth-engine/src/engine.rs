@@ -1755,6 +1755,7 @@ impl Engine {
     fn offer_slot_after(
         self: &Arc<Self>,
         old_id: String,
+        taken: crate::slots::TakenDir,
         snapshot: berth_store::SnapshotSlot,
         gone: shim::ShimGone,
     ) {
@@ -1762,21 +1763,23 @@ impl Engine {
         tokio::spawn(async move {
             let exited = gone.wait(Duration::from_secs(10)).await;
             let _ = tokio::task::spawn_blocking(move || {
-                let containers = engine.cfg.data_root.join("containers");
                 let recycled = if exited {
-                    crate::slots::Slot::recycle(&engine.store, &containers, &old_id, snapshot)
+                    crate::slots::Slot::recycle(&engine.store, taken, &old_id, snapshot)
                 } else {
+                    let _ = engine.store.discard(taken.path());
                     Err(EngineError::Internal(format!(
                         "the shim of {old_id} did not exit"
                     )))
                 };
-                match recycled {
-                    Ok(slot) => drop(engine.slots.offer(slot)),
+                let rejected = match recycled {
+                    Ok(slot) => engine.slots.recycled(Some(slot)),
                     Err(e) => {
                         tracing::debug!("not recycling {old_id}: {e}");
-                        let _ = engine.store.discard(&containers.join(&old_id));
+                        engine.slots.recycled(None)
                     }
-                }
+                };
+                // Dropped here, on the blocking thread: its directories are removed.
+                drop(rejected);
             })
             .await;
         });
@@ -1787,7 +1790,6 @@ impl Engine {
         let rec = c.record();
         let store = self.store.clone();
         let cid = id.to_string();
-        let dir = self.container_dir(id);
         let sdir = self.state_dir(id);
         // An auto-remove container's removal is committed without fsync: if a crash loses
         // the commit, the record comes back while its directories are gone, and the restore
@@ -1804,43 +1806,16 @@ impl Engine {
             None
         };
         let recycle = shim_gone.is_some();
-        let res =
-            tokio::task::spawn_blocking(move || -> Result<Option<berth_store::SnapshotSlot>> {
-                // The record and the snapshot go in one commit (one write transaction, one
-                // fsync when durable). If anything below fails, the record is put back
-                // (RemovalFailed); a crash before the commit keeps both.
-                let delete_record = |w: &redb::WriteTransaction| record::delete_in(w, &cid);
-                let kept = if recycle {
-                    store.remove_container_keeping(&cid, durable, delete_record)
-                } else {
-                    store
-                        .remove_container_with(&cid, durable, delete_record)
-                        .map(|()| None)
-                };
-                let kept = match kept {
-                    Ok(kept) => kept,
-                    Err(berth_store::StoreError::SnapshotNotFound(_)) => {
-                        record::delete(store.db(), &cid, durable)?;
-                        None
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                // The record is gone, so nothing refers to the directories any more. They are
-                // renamed into the store's trash (deleted by its thread; leftovers of a crash at
-                // the next start), not deleted here: a handful of ext4 unlinks less on the
-                // removal's critical path. A kept snapshot's container directory stays where it
-                // is until the shim has exited, and then becomes a slot (`offer_slot_after`).
-                if kept.is_none() {
-                    store.discard(&dir)?;
-                }
-                store.discard(&sdir)?;
-                Ok(kept)
-            })
-            .await
-            .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
+        let containers_dir = self.cfg.data_root.join("containers");
+        let res = tokio::task::spawn_blocking(move || {
+            remove_container_dirs(&store, &cid, durable, recycle, &containers_dir, &sdir)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
         let res = res.map(|kept| {
-            if let (Some(snapshot), Some(gone)) = (kept, shim_gone) {
-                self.offer_slot_after(rec.id.clone(), snapshot, gone);
+            if let (Some((taken, snapshot)), Some(gone)) = (kept, shim_gone) {
+                self.slots.expect_recycled();
+                self.offer_slot_after(rec.id.clone(), taken, snapshot, gone);
             }
         });
         if let Err(e) = res {
@@ -1924,6 +1899,57 @@ impl Engine {
         }
         r
     }
+}
+
+/// A removed container's directory and snapshot on their way to becoming a slot.
+type Kept = (crate::slots::TakenDir, berth_store::SnapshotSlot);
+
+/// The removal's file system part, after its checks: the container's record and snapshot
+/// go in one commit (one write transaction, one fsync when `durable`; if anything here
+/// fails the caller puts the record back, and a crash before the commit keeps both). Then
+/// nothing refers to the directories any more. They are renamed into the store's trash
+/// (deleted by its thread; leftovers of a crash at the next start), not deleted here: a
+/// handful of ext4 unlinks less on the removal's critical path. When `recycle` and the
+/// upper dir is empty, the snapshot is kept and the container directory renamed to its
+/// next ID instead ([`crate::slots::Slot::take_dir`]), for the caller to make a slot of.
+fn remove_container_dirs(
+    store: &Store,
+    id: &str,
+    durable: bool,
+    recycle: bool,
+    containers: &Path,
+    state_dir: &Path,
+) -> Result<Option<Kept>> {
+    let delete_record = |w: &redb::WriteTransaction| record::delete_in(w, id);
+    let kept = if recycle {
+        store.remove_container_keeping(id, durable, delete_record)
+    } else {
+        store
+            .remove_container_with(id, durable, delete_record)
+            .map(|()| None)
+    };
+    let kept = match kept {
+        Ok(kept) => kept,
+        Err(berth_store::StoreError::SnapshotNotFound(_)) => {
+            record::delete(store.db(), id, durable)?;
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let kept = kept.and_then(
+        |snapshot| match crate::slots::Slot::take_dir(containers, id) {
+            Ok(taken) => Some((taken, snapshot)),
+            Err(e) => {
+                tracing::debug!("not recycling {id}: {e}");
+                None
+            }
+        },
+    );
+    if kept.is_none() {
+        store.discard(&containers.join(id))?;
+    }
+    store.discard(state_dir)?;
+    Ok(kept)
 }
 
 /// Writes `data` as the whole content of `path`, over what a recycled slot's file held

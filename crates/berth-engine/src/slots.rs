@@ -35,8 +35,10 @@
 //!   directories to a later create instead of the trash ([`Slot::recycle`]): once its shim
 //!   has exited, the container directory is renamed to a fresh ID with an empty log, the
 //!   snapshot keeps its directory and link with a fresh work dir, and the pool keeps it
-//!   next to the slot made after the start (at most [`MAX_READY`]; a start makes one only
-//!   when none is ready). Back-to-back `run --rm` then creates and deletes none of those
+//!   next to the slot made after the start (at most [`MAX_READY`]). A start makes a fresh
+//!   slot only when none is ready and none is being recycled, so back-to-back `run --rm`
+//!   settles on the create taking the directories the run before last left (the last
+//!   run's are still waiting for its shim's exit), and creates and deletes none of those
 //!   inodes, and frees no blocks (each freed block costs ~1.5 ms here: ext4 without a
 //!   journal trims it synchronously with `discard`): the create writes the four files over
 //!   their old content. Anything unexpected in the directory, a written upper dir, another
@@ -113,25 +115,27 @@ impl Slot {
     /// that takes the slot writes the four files over their old content (no truncation).
     pub(crate) fn recycle(
         store: &Store,
-        containers: &Path,
+        taken: TakenDir,
         old_id: &str,
         snapshot: SnapshotSlot,
     ) -> Result<Slot> {
-        let old_dir = containers.join(old_id);
-        let log = format!("{old_id}-json.log");
-        let unexpected = |what: String| {
-            EngineError::Internal(format!("not reusing {}: {what}", old_dir.display()))
+        // From here on, dropping the slot removes the directory.
+        let mut slot = Slot {
+            id: taken.id,
+            dir: taken.dir,
+            snapshot: None,
         };
-        let rd = std::fs::read_dir(&old_dir)
-            .map_err(EngineError::io(format!("listing {}", old_dir.display())))?;
+        let dir = &slot.dir;
+        let log = format!("{old_id}-json.log");
+        let unexpected =
+            |what: String| EngineError::Internal(format!("not reusing {}: {what}", dir.display()));
+        let listing = || EngineError::io(format!("listing {}", dir.display()));
         let mut seen = 0;
-        for e in rd {
-            let e = e.map_err(EngineError::io(format!("listing {}", old_dir.display())))?;
+        for e in std::fs::read_dir(dir).map_err(listing())? {
+            let e = e.map_err(listing())?;
             let name = e.file_name();
             let name = name.to_string_lossy();
-            let file_type = e
-                .file_type()
-                .map_err(EngineError::io(format!("listing {}", old_dir.display())))?;
+            let file_type = e.file_type().map_err(listing())?;
             let expected = if name == "rootfs" {
                 file_type.is_dir()
             } else {
@@ -145,15 +149,36 @@ impl Slot {
         if seen != FILES.len() + 2 {
             return Err(unexpected(format!("{seen} entries")));
         }
-        let rootfs = old_dir.join("rootfs");
-        let (dir_dev, root_dev) = (dev_of(&old_dir)?, dev_of(&rootfs)?);
+        let rootfs = dir.join("rootfs");
+        let (dir_dev, root_dev) = (dev_of(dir)?, dev_of(&rootfs)?);
         let rootfs_empty = std::fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_none());
         if dir_dev != root_dev || !rootfs_empty {
             return Err(unexpected("its rootfs is mounted or not empty".into()));
         }
+        let new_log = dir.join(format!("{}-json.log", slot.id));
+        std::fs::rename(dir.join(&log), &new_log)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&new_log)
+            })
+            .map_err(EngineError::io(format!("emptying {}", new_log.display())))?;
+        store.renew_slot_work(&snapshot)?;
+        slot.snapshot = Some(snapshot);
+        Ok(slot)
+    }
+
+    /// The first step of [`Slot::recycle`], on the removal's path: renames the removed
+    /// container's directory to a fresh ID at once (one `rename`), so the old ID's
+    /// directory is gone with the removal as when it went to the trash (the restore relies
+    /// on that: see `Engine::removed_before_crash`); the rest waits for the shim's exit.
+    /// A crash in between leaves an unrecorded directory, which the next start removes.
+    pub(crate) fn take_dir(containers: &Path, old_id: &str) -> Result<TakenDir> {
+        let old_dir = containers.join(old_id);
         let id = names::new_id();
         let dir = containers.join(&id);
-        // `rename` onto a missing name only (an ID in use fails with ENOTEMPTY/EEXIST).
+        // Onto a missing name only (an ID in use fails).
         rustix::fs::renameat_with(
             rustix::fs::CWD,
             &old_dir,
@@ -168,23 +193,7 @@ impl Slot {
                 dir.display()
             ))(std::io::Error::from(e))
         })?;
-        let mut slot = Slot {
-            id,
-            dir,
-            snapshot: None,
-        };
-        let new_log = slot.dir.join(format!("{}-json.log", slot.id));
-        std::fs::rename(slot.dir.join(&log), &new_log)
-            .and_then(|()| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .truncate(true)
-                    .open(&new_log)
-            })
-            .map_err(EngineError::io(format!("emptying {}", new_log.display())))?;
-        store.renew_slot_work(&snapshot)?;
-        slot.snapshot = Some(snapshot);
-        Ok(slot)
+        Ok(TakenDir { id, dir })
     }
 
     /// The container ID the slot was made for.
@@ -216,6 +225,21 @@ fn dev_of(p: &Path) -> Result<u64> {
         .map_err(EngineError::io(format!("reading {}", p.display())))
 }
 
+/// A removed container's directory under its next ID ([`Slot::take_dir`]), on its way to
+/// becoming a slot.
+#[derive(Debug)]
+pub struct TakenDir {
+    id: String,
+    dir: PathBuf,
+}
+
+impl TakenDir {
+    /// The directory (for discarding it).
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// Creates the container's empty json-file log, `<id>-json.log`, with the mode the shim
 /// gives it (0640, `berth-shim/src/log.rs`; the shim appends to an existing one): one inode
 /// creation less on the start's path. Every create makes it, with a slot or without.
@@ -230,8 +254,7 @@ pub(crate) fn create_log_file(dir: &Path, id: &str) -> Result<()> {
         .map_err(EngineError::io(format!("creating {}", path.display())))
 }
 
-/// How many slots the pool keeps: the one made after a start plus one recycled from a
-/// removal, so back-to-back `run --rm` settles on reusing its two sets of directories.
+/// How many slots the pool keeps (more recycled ones are discarded).
 const MAX_READY: usize = 2;
 
 /// The slots kept ready (one pool per engine).
@@ -245,6 +268,9 @@ pub struct SlotPool {
 struct PoolState {
     /// Oldest first: a create takes the oldest.
     ready: VecDeque<Slot>,
+    /// Removed containers' directories on their way to becoming slots (waiting for their
+    /// shim's exit): each counts as a slot to come, so a start does not make a fresh one.
+    recycling: usize,
     filling: bool,
     /// Set by shutdown: a slot finished afterwards is removed, not kept.
     closed: bool,
@@ -268,22 +294,35 @@ impl SlotPool {
         st.ready.pop_front()
     }
 
-    /// Starts making the next slot unless one is ready or on its way (inside a tokio
-    /// runtime; no-op otherwise).
+    /// Starts making the next slot unless one is ready or on its way (being made, or being
+    /// recycled from a removal); inside a tokio runtime only, a no-op otherwise.
     pub fn refill(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.refill_locked(&mut st);
     }
 
-    /// Keeps a recycled slot ([`Slot::recycle`]) if there is room; otherwise hands it back
-    /// for the caller to discard.
-    pub(crate) fn offer(&self, slot: Slot) -> Option<Slot> {
+    /// Announces a slot to come from a removal ([`SlotPool::recycled`] follows).
+    pub(crate) fn expect_recycled(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.closed || st.ready.len() >= MAX_READY {
-            return Some(slot);
-        }
-        st.ready.push_back(slot);
-        None
+        st.recycling += 1;
+    }
+
+    /// Ends an announced recycling: keeps the slot ([`Slot::recycle`]) if there is room,
+    /// otherwise hands it back for the caller to discard. Without a slot (the directories
+    /// did not qualify) and with none ready, makes a fresh one.
+    pub(crate) fn recycled(&self, slot: Option<Slot>) -> Option<Slot> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.recycling = st.recycling.saturating_sub(1);
+        let rejected = match slot {
+            Some(slot) if st.closed || st.ready.len() >= MAX_READY => Some(slot),
+            Some(slot) => {
+                st.ready.push_back(slot);
+                None
+            }
+            None => None,
+        };
+        self.refill_locked(&mut st);
+        rejected
     }
 
     /// The ID of the slot the next create takes (tests).
@@ -307,7 +346,7 @@ impl SlotPool {
     }
 
     fn refill_locked(&self, st: &mut PoolState) {
-        if st.filling || st.closed || !st.ready.is_empty() {
+        if st.filling || st.closed || !st.ready.is_empty() || st.recycling > 0 {
             return;
         }
         if tokio::runtime::Handle::try_current().is_err() {

@@ -119,8 +119,8 @@ fn err<T>(msg: impl Into<String>) -> Result<T, String> {
     Err(msg.into())
 }
 
-/// The outcome of a jump on a field whose value lies in `iv`: `Some(taken)` when the same
-/// for every value, else the two sub-ranges to evaluate separately.
+/// The outcome of a jump on a field whose value lies in a range: known when the same for
+/// every value, else the sub-ranges (two or three) to evaluate separately.
 enum Cmp {
     Known(bool),
     Split(Vec<Iv>),
@@ -648,7 +648,7 @@ pub fn boundary_values(consts: impl IntoIterator<Item = u32>) -> Vec<u32> {
 }
 
 /// Compares the two programs' actions at each `(arch, nr)` point: with zero arguments,
-/// and where `a`'s action depends on run-time data, with each of `values` in each word of
+/// and where either program reads run-time data, with each of `values` in each word of
 /// the instruction pointer and the arguments (the others zero), and with `pairs`, every
 /// (high, low) combination of `values` in each argument.
 pub fn check_equivalent(
@@ -672,7 +672,7 @@ pub fn check_equivalent(
             Ok(true)
         };
         same(&d)?;
-        if !reads_args(a, &d)? {
+        if !reads_args(a, &d)? && !reads_args(b, &d)? {
             continue;
         }
         // Words 2..16: the instruction pointer and the six arguments, low and high halves.

@@ -30,9 +30,9 @@
 //! the caller keeps libseccomp's program. The kernel's action cache still sees constant
 //! actions: the new dispatch only loads `nr`/`arch` and uses `jeq`/`jge`/`ja`/`ret`.
 //!
-//! Docker's default profile (x86_64 + x86 + x32, the 14 default capabilities): 1,237 → 233
-//! instructions; the kernel loads it in ~0.2 ms instead of ~0.58 ms, and a filtered syscall
-//! costs the same (docs/runtime.md, "The seccomp program"). Cost: ~2 ms once per profile
+//! Docker's default profile (x86_64 + x86 + x32, the 14 default capabilities): 1,237 → 222
+//! instructions; the kernel loads it in ~0.2 ms instead of ~0.59 ms, and a filtered syscall
+//! costs the same (docs/runtime.md, "The seccomp program"). Cost: 2–5 ms once per profile
 //! (the program is cached on disk).
 
 use berth_sys::seccomp::SockFilter;

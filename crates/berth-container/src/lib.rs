@@ -39,6 +39,7 @@ pub mod plan;
 mod reaper;
 mod rootfs;
 pub mod seccomp;
+pub mod seccomp_ranges;
 mod spawn;
 pub mod state;
 pub mod sync;

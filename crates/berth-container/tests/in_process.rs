@@ -43,6 +43,10 @@ const CASES: &[Case] = &[
     ),
     ("seccomp_programs_are_cached", seccomp_programs_are_cached),
     (
+        "shortened_docker_seccomp_program_in_the_kernel",
+        shortened_docker_seccomp_program_in_the_kernel,
+    ),
+    (
         "network_and_uts_joined_by_the_calling_thread",
         network_and_uts_joined_by_the_calling_thread,
     ),
@@ -480,6 +484,92 @@ fn seccomp_programs_are_cached() {
         mtimes[0], mtimes[1],
         "the second container reused the cached program"
     );
+}
+
+/// The re-laid-out program of Docker's default profile (`seccomp_ranges`) is accepted by the
+/// kernel and decides like Docker's: allowed, default (EPERM), per-argument (personality),
+/// per-rule errno (clone3: ENOSYS), and x32 numbers (EPERM from the filter, where the
+/// kernel alone would answer ENOSYS). Forks: this harness is single-threaded.
+fn shortened_docker_seccomp_program_in_the_kernel() {
+    use berth_oci::seccomp_profile::{DEFAULT_PROFILE, DockerProfile, ProfileTarget};
+    let caps: Vec<String> = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let oci = DockerProfile::parse(DEFAULT_PROFILE.as_bytes())
+        .unwrap()
+        .to_oci(&ProfileTarget::host(&caps))
+        .unwrap();
+    let f = berth_container::seccomp::compile(&oci, None).unwrap();
+    assert!(f.program.len() < 400, "{} instructions", f.program.len());
+    const X32: libc::c_long = 0x4000_0000;
+    // (syscall number, arguments, expected errno or 0 for success)
+    let calls: [(libc::c_long, [libc::c_long; 2], i32); 8] = [
+        (libc::SYS_getppid, [0, 0], 0),
+        (1000, [0, 0], libc::EPERM),
+        (libc::SYS_unshare, [libc::CLONE_NEWUTS as _, 0], libc::EPERM),
+        (libc::SYS_personality, [0xffff_ffff, 0], 0),
+        (libc::SYS_personality, [0x0040_0000, 0], libc::EPERM),
+        (libc::SYS_clone3, [0, 0], libc::ENOSYS),
+        (X32 | 1000, [0, 0], libc::EPERM),
+        (X32 | 272, [libc::CLONE_NEWUTS as _, 0], libc::EPERM),
+    ];
+    let (rd, wr) = rustix::pipe::pipe().unwrap();
+    // SAFETY: this harness runs on one thread; the child only makes raw syscalls, writes
+    // to the pipe and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut out = [-1i32; 8];
+        // SAFETY: prctl with integer arguments.
+        let nnp = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        let ok = nnp == 0 && berth_sys::seccomp::set_mode_filter(&f.program, 0).is_ok();
+        for (i, (nr, a, _)) in calls.iter().enumerate().filter(|_| ok) {
+            // SAFETY: none of these calls touches memory we own (null or integer args).
+            let r = unsafe { libc::syscall(*nr, a[0], a[1]) };
+            out[i] = if r < 0 {
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
+            } else {
+                0
+            };
+        }
+        let bytes: Vec<u8> = out.iter().flat_map(|e| e.to_ne_bytes()).collect();
+        let _ = rustix::io::write(&wr, &bytes);
+        // SAFETY: ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    drop(wr);
+    let mut buf = [0u8; 32];
+    let n = rustix::io::read(&rd, &mut buf).unwrap();
+    assert_eq!(wait(pid), 0);
+    assert_eq!(n, 32, "the child reported nothing");
+    let got: Vec<i32> = buf
+        .chunks_exact(4)
+        .map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_ne!(got[0], -1, "installing the filter failed");
+    for (i, (nr, a, want)) in calls.iter().enumerate() {
+        assert_eq!(
+            got[i], *want,
+            "syscall {nr:#x}({a:x?}): errno {} != {want}",
+            got[i]
+        );
+    }
 }
 
 fn ns_inode(path: &str) -> u64 {

@@ -76,10 +76,8 @@ pub fn handles(
                 } else {
                     unified.join(own_v2_cgroup()?)
                 };
-                let twin = base.join(path.relative());
-                if twin.is_dir() {
-                    h.clone_into = Some(open_dir(&twin)?);
-                }
+                // Opened without a `statx` first: missing (not made) is simply no twin.
+                h.clone_into = open_dir(&base.join(path.relative()));
             }
         }
     }

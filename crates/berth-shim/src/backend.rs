@@ -37,6 +37,10 @@ pub struct Backend {
     /// subreaper), so its pid cannot be reused before we reap it: signalling it directly
     /// is race-free.
     pid: i32,
+    /// The container has a pid namespace of its own: when its init is gone, so is every
+    /// process in it (the kernel kills them, and the init's exit waits for them), and
+    /// nothing can be left over in its cgroup to kill.
+    own_pid_ns: bool,
 }
 
 enum Flavor {
@@ -58,6 +62,9 @@ pub struct BackendState {
     pub external: Option<ExternalState>,
     pub runtime_root: PathBuf,
     pub seccomp_cache: Option<PathBuf>,
+    /// See [`Backend`]'s field; absent (false: look for leftovers) in older states.
+    #[serde(default)]
+    pub own_pid_ns: bool,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -108,6 +115,20 @@ fn load_spec(cfg: &ShimConfig) -> Result<Spec, ShimError> {
     Ok(spec)
 }
 
+/// Whether the spec gives the container a new pid namespace (type `pid` without a path).
+fn has_own_pid_ns(spec: &Spec) -> bool {
+    use berth_oci::spec::runtime::LinuxNamespaceType;
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == LinuxNamespaceType::Pid
+                    && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+            })
+        })
+}
+
 /// Points the spec's new network namespace (type `network` without a path) at `path`, a
 /// namespace made ahead of time; a spec that shares or joins one is left as it is.
 fn join_prepared_netns(spec: &mut Spec, path: &Path) {
@@ -144,6 +165,7 @@ impl Backend {
             .map(str::to_string);
         let cgroup_path =
             CgroupPath::from_oci(cgroups_path.as_deref(), &cfg.id).map_err(classified)?;
+        let own_pid_ns = has_own_pid_ns(&spec);
         let (kind, created) = if cfg.builtin_runtime() {
             let mut spec = spec;
             if let Some(path) = &cfg.netns {
@@ -213,6 +235,7 @@ impl Backend {
                 cgroups_path,
                 cgroup,
                 pid,
+                own_pid_ns,
             },
             created,
         ))
@@ -237,6 +260,7 @@ impl Backend {
                 external: None,
                 runtime_root: runtime.root().to_path_buf(),
                 seccomp_cache: seccomp_cache.clone(),
+                own_pid_ns: self.own_pid_ns,
             },
             Flavor::External(e) => BackendState {
                 id: e.id.clone(),
@@ -250,6 +274,7 @@ impl Backend {
                 }),
                 runtime_root: e.root.clone(),
                 seccomp_cache: None,
+                own_pid_ns: self.own_pid_ns,
             },
         }
     }
@@ -285,6 +310,7 @@ impl Backend {
             cgroups_path: s.cgroups_path,
             cgroup,
             pid: s.pid,
+            own_pid_ns: s.own_pid_ns,
         }
     }
 
@@ -373,6 +399,11 @@ impl Backend {
     /// SIGKILLs whatever is left in the container's cgroup after its init exited (only
     /// possible without a pid namespace), so its stdio reaches EOF.
     pub fn kill_leftovers(&self) {
+        // With its own pid namespace there is nothing to list (see `own_pid_ns`): the
+        // listing (cgroup.procs and sub-cgroups) was on the exit report's path.
+        if self.own_pid_ns {
+            return;
+        }
         if let Ok(cg) = self.cgroup()
             && cg.pids().map(|p| !p.is_empty()).unwrap_or(false)
         {

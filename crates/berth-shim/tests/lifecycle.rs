@@ -477,3 +477,37 @@ fn a_client_that_does_not_read_is_dropped_without_blocking_the_container() {
     let total: usize = e.iter().map(|x| x.log.len()).sum();
     assert_eq!(total, 8_000_000 + 1 + 4);
 }
+
+/// Without a pid namespace of its own, a container's init can exit while a process it
+/// started keeps running and holds its stdout: the shim SIGKILLs what is left in the cgroup,
+/// so the output ends and the exit is reported without waiting for the drain timeout, with
+/// the leftover already dead. (With a pid namespace the kernel does that, and the shim
+/// skips listing the cgroup.)
+#[test]
+fn leftovers_without_a_pid_namespace_are_killed_at_exit() {
+    if !require_root("leftovers_without_a_pid_namespace_are_killed_at_exit") {
+        return;
+    }
+    let mut f = Fixture::new(
+        "leftover",
+        &["sh", "-c", "sleep 1000 & echo $! > /bg; exit 2"],
+    );
+    f.spec["linux"]["namespaces"] = serde_json::json!([
+        {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
+    ]);
+    let mut r = f.spawn();
+    let exit = wait(&f);
+    assert_eq!(exit.exit_code, 2);
+    let bg: i32 = std::fs::read_to_string(f.bundle().join("rootfs/bg"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Its stdout (our pipe) closed only when it died, and the exit came after that.
+    let stat = std::fs::read_to_string(format!("/proc/{bg}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "the leftover {bg} still runs at the exit report: {stat}"
+    );
+    assert!(r.wait_shim().success());
+}

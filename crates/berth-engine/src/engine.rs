@@ -135,6 +135,10 @@ pub struct Container {
     /// The exit of the last shim this daemon spawned for it: a new shim waits for it, so
     /// it never races the old one's cleanup of the runtime state (same id, same cgroup).
     shim_gone: Mutex<Option<shim::ShimGone>>,
+    /// Its rootfs is mounted in berthd's mount namespace (a slot's premount, see
+    /// `slots`): the next shim binds it instead of mounting the overlay, and berthd unmounts
+    /// its copy once the shim has created the container.
+    premounted: std::sync::atomic::AtomicBool,
 }
 
 /// See [`Container::start_gate`].
@@ -156,6 +160,7 @@ impl Container {
             shim: Mutex::new(ShimState::None),
             init_pid: std::sync::atomic::AtomicI32::new(0),
             shim_gone: Mutex::new(None),
+            premounted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -320,6 +325,16 @@ impl Engine {
         // snapshot directories.
         let containers_dir = cfg.data_root.join("containers");
         {
+            // A premounted rootfs a crash left in this mount namespace (a container created
+            // but not yet handed to its shim): the shim's init binds its own copy, so only
+            // the next start's shim needs the directory, and it mounts the overlay itself.
+            // External runtimes' shims mount on the host and unmount themselves.
+            for r in records
+                .iter()
+                .filter(|r| r.runtime == berth_shim::BUILTIN_RUNTIME)
+            {
+                let _ = crate::slots::unmount_rootfs(&containers_dir.join(&r.id));
+            }
             let recorded: std::collections::HashSet<&str> =
                 records.iter().map(|r| r.id.as_str()).collect();
             let n = crate::slots::remove_unrecorded(&store, &containers_dir, &recorded)?;
@@ -364,7 +379,20 @@ impl Engine {
     pub async fn shutdown(&self) {
         let slot = self.slots.close();
         let store = self.store.clone();
+        // Created, never started containers still have their premounted rootfs here.
+        let premounted: Vec<PathBuf> = self
+            .all()
+            .into_iter()
+            .filter(|c| {
+                c.premounted
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+            })
+            .map(|c| self.container_dir(&c.id))
+            .collect();
         let _ = tokio::task::spawn_blocking(move || {
+            for d in &premounted {
+                let _ = crate::slots::unmount_rootfs(d);
+            }
             drop(slot);
             store.drain_trash()
         })
@@ -737,6 +765,8 @@ impl Engine {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&name);
                 let _ = self.store.remove_container(&id);
+                // The slot's rootfs may still be mounted: never delete through it.
+                let _ = crate::slots::unmount_rootfs(&self.container_dir(&id));
                 let _ = std::fs::remove_dir_all(self.container_dir(&id));
                 Err(e)
             }
@@ -760,8 +790,12 @@ impl Engine {
         slot: Option<crate::slots::Slot>,
     ) -> Result<ContainerRecord> {
         // From here on the slot's container directory is this create's (its failure path
-        // removes it); its snapshot directories are removed on failure when dropped.
-        let snapshot = slot.and_then(crate::slots::Slot::take);
+        // unmounts and removes it); its snapshot directories are removed on failure when
+        // dropped.
+        let (snapshot, premount) = match slot.map(crate::slots::Slot::take) {
+            Some(t) => (t.snapshot, t.premount),
+            None => (None, None),
+        };
         // -v creates missing host directories, like Docker.
         for m in &mounts {
             if m.kind == "bind" && !Path::new(&m.source).exists() {
@@ -906,20 +940,55 @@ impl Engine {
         // snapshot's commit right after (durable) makes both durable at once. A crash in
         // between loses the record with the snapshot: nothing half-made comes back.
         record::put(self.store.db(), &rec, false)?;
-        if let Err(e) = self.store.prepare_container_in(id, image_id, snapshot) {
-            let _ = record::delete(self.store.db(), id, false);
-            return Err(e.into());
+        let overlay = match self.store.prepare_container_in(id, image_id, snapshot) {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = record::delete(self.store.db(), id, false);
+                return Err(e.into());
+            }
+        };
+        // The slot's premounted rootfs (see `slots`), if it is this container's; a
+        // mismatch is unmounted now (a volatile one's marker too, which would refuse the
+        // init's mount), and the init mounts the overlay as without a premount.
+        let builtin = rec.runtime == berth_shim::BUILTIN_RUNTIME;
+        let auto_remove = rec.host_config.auto_remove.unwrap_or(false);
+        let container = Container::new(rec.clone());
+        if let Some(pm) = premount {
+            if builtin && pm.serves(&overlay.lowerdirs, auto_remove) {
+                container
+                    .premounted
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                let _ = crate::slots::unmount_rootfs(&dir);
+                if pm.volatile
+                    && let Some(work) = &overlay.workdir
+                {
+                    volatile_ready(work);
+                }
+            }
         }
+        // What the next slot mounts: this container's rootfs.
+        self.slots.set_hint(builtin.then(|| crate::slots::Premount {
+            lowerdirs: overlay.lowerdirs.clone(),
+            volatile: auto_remove,
+        }));
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string(), Container::new(rec.clone()));
+            .insert(id.to_string(), container);
         Ok(rec)
     }
 
     // ------------------------------------------------------------------ shims
 
-    fn shim_config(&self, rec: &ContainerRecord, start_now: bool) -> Result<ShimConfig> {
+    /// The shim's config for `rec`; with `premounted`, its rootfs is mounted already (see
+    /// `slots`) and the runtime binds it instead of mounting the overlay.
+    fn shim_config(
+        &self,
+        rec: &ContainerRecord,
+        start_now: bool,
+        premounted: bool,
+    ) -> Result<ShimConfig> {
         let runtime = self.runtime_binary(&rec.runtime)?;
         let bundle = self.container_dir(&rec.id);
         let runtime_root = if runtime == berth_shim::BUILTIN_RUNTIME {
@@ -945,18 +1014,21 @@ impl Engine {
         // mount namespace is torn down (6-20 ms on `run --rm`'s critical path; podman does
         // the same for `--rm`).
         let mut options = Vec::new();
-        if rec.host_config.auto_remove.unwrap_or(false)
+        if !premounted
+            && rec.host_config.auto_remove.unwrap_or(false)
             && let Some(work) = &overlay.workdir
             && volatile_ready(work)
         {
             options.push("volatile".to_string());
         }
-        cfg.rootfs = Some(berth_shim::Overlay {
-            lowerdirs: overlay.lowerdirs.clone(),
-            upperdir: overlay.upperdir.clone(),
-            workdir: overlay.workdir.clone(),
-            options,
-        });
+        if !premounted {
+            cfg.rootfs = Some(berth_shim::Overlay {
+                lowerdirs: overlay.lowerdirs.clone(),
+                upperdir: overlay.upperdir.clone(),
+                workdir: overlay.workdir.clone(),
+                options,
+            });
+        }
         cfg.start_now = start_now;
         cfg.seccomp_cache = Some(self.cfg.exec_root.join("seccomp"));
         if cfg.tty
@@ -991,7 +1063,8 @@ impl Engine {
         }
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let mut cfg = self.shim_config(&rec, start_now)?;
+        let premounted = c.premounted.load(std::sync::atomic::Ordering::Relaxed);
+        let mut cfg = self.shim_config(&rec, start_now, premounted)?;
         // A private network: join a namespace made ahead of time (see `netns`). berthd holds
         // it until the shim has created the container, then lets go: used once.
         let netns = if cfg.builtin_runtime()
@@ -1007,6 +1080,17 @@ impl Engine {
         )?;
         let spawned = self.launcher.spawn(&dir).await;
         drop(netns);
+        if premounted {
+            // The shim answered: its init has bound the rootfs and pivoted into it (or the
+            // create failed), so berthd's copy goes. From here on the container is as if
+            // its init had mounted the overlay: its mount namespace holds the only mount, a
+            // restart mounts it anew, and nothing is left in berthd's mount table.
+            c.premounted
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = crate::slots::unmount_rootfs(&self.container_dir(&c.id)) {
+                tracing::warn!(id = %c.id, "unmounting the premounted rootfs: {e}");
+            }
+        }
         let spawned = spawned?;
         *c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()) = Some(spawned.gone);
         c.init_pid
@@ -1767,7 +1851,18 @@ impl Engine {
         // removes it again (`removed_before_crash`) — the same end state, one fsync less on
         // `run --rm`'s critical path. Any other removal is durable.
         let durable = !rec.host_config.auto_remove.unwrap_or(false);
+        let premounted = c
+            .premounted
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         let res = tokio::task::spawn_blocking(move || -> Result<()> {
+            // A rootfs still premounted (created, never started; see `slots`) is unmounted
+            // first: the trash must never delete through a mount.
+            if premounted {
+                crate::slots::unmount_rootfs(&dir).map_err(EngineError::io(format!(
+                    "unmounting {}/rootfs",
+                    dir.display()
+                )))?;
+            }
             // The record and the snapshot go in one commit (one write transaction, one
             // fsync when durable). If anything below fails, the record is put back
             // (RemovalFailed); a crash before the commit keeps both.

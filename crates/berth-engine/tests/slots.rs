@@ -164,6 +164,14 @@ async fn a_create_in_a_slot_writes_what_a_create_without_one_writes() {
     let slot = fx.ready_slot().await;
     let slotted = fx.create(body("true")).await.expect("create with the slot");
     assert_eq!(slotted, slot);
+    // The slot's rootfs was mounted ahead of time (the image of the first create; see
+    // `slots`, "Premounted rootfs") and stays mounted until the container's shim has it;
+    // after a run of each, both are in the state a run leaves (the overlay's `work/work`).
+    let rootfs = fx.data().join("containers").join(&slotted).join("rootfs");
+    assert!(rootfs.join("bin/sh").exists(), "the premounted rootfs");
+    assert_eq!(fx.start_and_wait(&plain).await, 0);
+    assert_eq!(fx.start_and_wait(&slotted).await, 0);
+    assert!(!rootfs.join("bin/sh").exists(), "berthd's copy unmounted");
 
     let describe = |id: &str| -> Vec<(String, u32, u32, u32, String)> {
         let dir = fx.data().join("containers").join(id);

@@ -139,6 +139,10 @@ pub struct Container {
     /// `slots`): the next shim binds it instead of mounting the overlay, and berthd unmounts
     /// its copy once the shim has created the container.
     premounted: std::sync::atomic::AtomicBool,
+    /// The unmount of a slot's premount this container's create did not use, still running
+    /// (a non-volatile overlay's unmount syncs the host filesystem: 1.4-130 ms measured):
+    /// awaited before a shim mounts the overlay or the removal renames the directory.
+    rootfs_release: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// See [`Container::start_gate`].
@@ -161,6 +165,7 @@ impl Container {
             init_pid: std::sync::atomic::AtomicI32::new(0),
             shim_gone: Mutex::new(None),
             premounted: std::sync::atomic::AtomicBool::new(false),
+            rootfs_release: Mutex::new(None),
         })
     }
 
@@ -187,6 +192,18 @@ impl Container {
 
     pub fn watch(&self) -> watch::Receiver<Life> {
         self.life.subscribe()
+    }
+
+    /// Waits for the unmount of an unused premount (see [`Container::rootfs_release`]).
+    async fn await_rootfs_release(&self) {
+        let release = self
+            .rootfs_release
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(r) = release {
+            let _ = r.await;
+        }
     }
 }
 
@@ -947,9 +964,9 @@ impl Engine {
                 return Err(e.into());
             }
         };
-        // The slot's premounted rootfs (see `slots`), if it is this container's; a
-        // mismatch is unmounted now (a volatile one's marker too, which would refuse the
-        // init's mount), and the init mounts the overlay as without a premount.
+        // The slot's premounted rootfs (see `slots`), if it is this container's. A
+        // mismatch is unmounted off the request, before the shim mounts the overlay as
+        // without a premount (which removes a volatile one's marker, see `shim_config`).
         let builtin = rec.runtime == berth_shim::BUILTIN_RUNTIME;
         let auto_remove = rec.host_config.auto_remove.unwrap_or(false);
         let container = Container::new(rec.clone());
@@ -959,12 +976,16 @@ impl Engine {
                     .premounted
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             } else {
-                let _ = crate::slots::unmount_rootfs(&dir);
-                if pm.volatile
-                    && let Some(work) = &overlay.workdir
-                {
-                    volatile_ready(work);
-                }
+                let dir = dir.clone();
+                let release = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = crate::slots::unmount_rootfs(&dir) {
+                        tracing::warn!("unmounting {}/rootfs: {e}", dir.display());
+                    }
+                });
+                *container
+                    .rootfs_release
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(release);
             }
         }
         // What the next slot mounts: this container's rootfs.
@@ -1012,12 +1033,14 @@ impl Engine {
         // An auto-remove container's upper dir is deleted right after its exit, so it is
         // mounted `volatile`: no sync of the whole host filesystem when the container's
         // mount namespace is torn down (6-20 ms on `run --rm`'s critical path; podman does
-        // the same for `--rm`).
+        // the same for `--rm`). Any container's work dir may hold a volatile marker of this
+        // boot: its own earlier run (auto-remove) or a premount its create did not use
+        // (see `slots`), unmounted since; either refuses the mount until removed.
         let mut options = Vec::new();
         if !premounted
-            && rec.host_config.auto_remove.unwrap_or(false)
             && let Some(work) = &overlay.workdir
             && volatile_ready(work)
+            && rec.host_config.auto_remove.unwrap_or(false)
         {
             options.push("volatile".to_string());
         }
@@ -1051,6 +1074,7 @@ impl Engine {
         if let Some(gone) = previous {
             gone.wait(Duration::from_secs(5)).await;
         }
+        c.await_rootfs_release().await;
         let rec = c.record();
         let dir = self.state_dir(&c.id);
         for f in [
@@ -1854,6 +1878,7 @@ impl Engine {
         let premounted = c
             .premounted
             .swap(false, std::sync::atomic::Ordering::Relaxed);
+        c.await_rootfs_release().await;
         let res = tokio::task::spawn_blocking(move || -> Result<()> {
             // A rootfs still premounted (created, never started; see `slots`) is unmounted
             // first: the trash must never delete through a mount.

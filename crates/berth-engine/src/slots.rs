@@ -51,7 +51,10 @@
 //! ```text
 //!  slot thread     mount overlay at <id>/rootfs          (Slot::prepare, with a hint)
 //!  create          same lowerdirs, built-in runtime,      → Container.premounted; else
-//!                  volatile only for auto-remove               unmount (+ volatile marker)
+//!                  volatile only for auto-remove            unmounted on a blocking thread,
+//!                                                          awaited by the shim's spawn and
+//!                                                          the removal (a non-volatile
+//!                                                          unmount syncs the host fs)
 //!  attach/start    shim.json without `rootfs`: the init binds the mounted dir (the same
 //!                  as runc's path), pivots into it
 //!  after the shim  berthd unmounts its copy (MNT_DETACH): the container's mount namespace

@@ -139,9 +139,10 @@ pub struct Container {
     /// `slots`): the next shim binds it instead of mounting the overlay, and berthd unmounts
     /// its copy once the shim has created the container.
     premounted: std::sync::atomic::AtomicBool,
-    /// The unmount of a slot's premount this container's create did not use, still running
-    /// (a non-volatile overlay's unmount syncs the host filesystem: 1.4-130 ms measured):
-    /// awaited before a shim mounts the overlay or the removal renames the directory.
+    /// An unmount of the premount in berthd's namespace still running: of one the create
+    /// did not use (a non-volatile overlay's unmount syncs the host filesystem: 1.4-130
+    /// ms measured), or of berthd's copy once the shim had the container. Awaited before a
+    /// shim is spawned again or the removal renames the directory.
     rootfs_release: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -396,7 +397,11 @@ impl Engine {
     pub async fn shutdown(&self) {
         let slot = self.slots.close();
         let store = self.store.clone();
-        // Created, never started containers still have their premounted rootfs here.
+        // Unmounts on their way finish; created, never started containers still have their
+        // premounted rootfs here.
+        for c in self.all() {
+            c.await_rootfs_release().await;
+        }
         let premounted: Vec<PathBuf> = self
             .all()
             .into_iter()
@@ -1108,12 +1113,18 @@ impl Engine {
             // The shim answered: its init has bound the rootfs and pivoted into it (or the
             // create failed), so berthd's copy goes. From here on the container is as if
             // its init had mounted the overlay: its mount namespace holds the only mount, a
-            // restart mounts it anew, and nothing is left in berthd's mount table.
+            // restart mounts it anew, and nothing is left in berthd's mount table. Off the
+            // reply (the unmount waits for an RCU grace period: 0.1 ms, 3-8 ms under load);
+            // a restart's spawn and the removal await it.
             c.premounted
                 .store(false, std::sync::atomic::Ordering::Relaxed);
-            if let Err(e) = crate::slots::unmount_rootfs(&self.container_dir(&c.id)) {
-                tracing::warn!(id = %c.id, "unmounting the premounted rootfs: {e}");
-            }
+            let dir = self.container_dir(&c.id);
+            let release = tokio::task::spawn_blocking(move || {
+                if let Err(e) = crate::slots::unmount_rootfs(&dir) {
+                    tracing::warn!("unmounting the premounted {}/rootfs: {e}", dir.display());
+                }
+            });
+            *c.rootfs_release.lock().unwrap_or_else(|e| e.into_inner()) = Some(release);
         }
         let spawned = spawned?;
         *c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()) = Some(spawned.gone);

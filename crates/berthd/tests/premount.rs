@@ -39,17 +39,18 @@ fn rootfs(d: &Daemon, id: &str) -> PathBuf {
     d.data_root().join("containers").join(id).join("rootfs")
 }
 
-/// Waits for a slot whose rootfs is mounted and returns (its ID, its mount options).
+/// Waits for a slot whose rootfs is mounted and returns (its ID, its mount options). Call
+/// it with no created container holding a premount: berthd unmounts its copy of a started
+/// container's rootfs on a blocking thread, so this waits for exactly one mount.
 fn premounted_slot(d: &Daemon) -> (String, String) {
     let mut found = None;
     common::wait_until("a premounted slot", || {
-        found = mounts_under(&d.data_root())
-            .into_iter()
-            .find_map(|(mp, opts)| {
-                let id = mp.parent()?.file_name()?.to_string_lossy().into_owned();
-                (mp.file_name()? == "rootfs").then_some((id, opts))
-            });
-        found.is_some()
+        let m = mounts_under(&d.data_root());
+        found = m.first().and_then(|(mp, opts)| {
+            let id = mp.parent()?.file_name()?.to_string_lossy().into_owned();
+            (mp.file_name()? == "rootfs").then(|| (id, opts.clone()))
+        });
+        m.len() == 1 && found.is_some()
     });
     found.unwrap()
 }
@@ -120,14 +121,14 @@ fn run_rm_and_run_d_use_the_premounted_rootfs() {
     let upper =
         PathBuf::from(d.docker_ok(&["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", &id]));
     common::wait_until("the container wrote /up", || upper.join("up").exists());
-    let (next, _) = premounted_slot(&d);
-    assert_ne!(next, id);
-    assert!(
+    // berthd unmounts its copy right after the shim answered (on a blocking thread).
+    common::wait_until("berthd lets go of the running container's rootfs", || {
         mounts_under(&d.data_root())
             .iter()
-            .all(|(mp, _)| !mp.starts_with(d.data_root().join("containers").join(&id))),
-        "berthd still holds the running container's rootfs"
-    );
+            .all(|(mp, _)| !mp.starts_with(d.data_root().join("containers").join(&id)))
+    });
+    let (next, _) = premounted_slot(&d);
+    assert_ne!(next, id);
     d.docker_ok(&["rm", "-f", &id]);
 
     // A non-auto-remove container: the volatile premount does not serve it (unmounted,

@@ -57,14 +57,15 @@
 //!                                                          unmount syncs the host fs)
 //!  attach/start    shim.json without `rootfs`: the init binds the mounted dir (the same
 //!                  as runc's path), pivots into it
-//!  after the shim  berthd unmounts its copy (MNT_DETACH): the container's mount namespace
-//!  answered        holds its own, so the state is the one without premounting
+//!  after the shim  berthd unmounts its copy (MNT_DETACH, on a blocking thread): the
+//!  answered        container's mount namespace holds its own, so the state is the one
+//!                  without premounting
 //! ```
 //!
 //! Every other way out unmounts before anything deletes or renames the directory (a
 //! remove through a mounted overlay would write whiteouts into the upper dir): a dropped
 //! slot, a failed create, the removal, shutdown (created, never started containers), and
-//! the next start after a crash ([`unmount_rootfs`] of every built-in container and every
+//! the next start after a crash (`unmount_rootfs` of every built-in container and every
 //! unrecorded directory, before [`remove_unrecorded`]).
 
 use std::collections::HashSet;

@@ -195,7 +195,8 @@ impl Container {
         self.life.subscribe()
     }
 
-    /// Waits for the unmount of an unused premount (see [`Container::rootfs_release`]).
+    /// Waits for an unmount in berthd's namespace on its way (see
+    /// [`Container::rootfs_release`]).
     async fn await_rootfs_release(&self) {
         let release = self
             .rootfs_release

@@ -50,13 +50,43 @@
 //!   [`remove_unrecorded`] every container directory without a record.
 //! - **Shutdown** ([`crate::Engine::shutdown`]) removes the ready slots; one still being
 //!   made or recycled at that moment is left to the next start.
+//!
+//! # Premounted rootfs
+//!
+//! An overlay mount with a fresh work dir costs 0.3-2.6 ms on this host's ext4 (the kernel
+//! makes `work/work`, `volatile`'s marker, checks the layers), a bind mount 0.03-0.07 ms.
+//! So a slot also mounts the rootfs the next create most likely wants: the overlay of the
+//! image of the most recent create with the built-in runtime (its init layer and layers,
+//! the slot's snapshot as upper and work dir, `volatile` if that create was an auto-remove
+//! one), at `containers/<id>/rootfs`, in berthd's own mount namespace. The create learns
+//! it from [`SlotPool::set_hint`]. Who owns the mount, in order:
+//!
+//! ```text
+//!  slot thread     mount overlay at <id>/rootfs          (Slot::prepare, with a hint)
+//!  create          same lowerdirs, built-in runtime,      → Container.premounted; else
+//!                  volatile only for auto-remove            unmounted on a blocking thread,
+//!                                                          awaited by the shim's spawn and
+//!                                                          the removal (a non-volatile
+//!                                                          unmount syncs the host fs)
+//!  attach/start    shim.json without `rootfs`: the init binds the mounted dir (the same
+//!                  as runc's path), pivots into it
+//!  after the shim  berthd unmounts its copy (MNT_DETACH, on a blocking thread): the
+//!  answered        container's mount namespace holds its own, so the state is the one
+//!                  without premounting
+//! ```
+//!
+//! Every other way out unmounts before anything deletes or renames the directory (a
+//! remove through a mounted overlay would write whiteouts into the upper dir): a dropped
+//! slot, a failed create, the removal, shutdown (created, never started containers), and
+//! the next start after a crash (`unmount_rootfs` of every built-in container and every
+//! unrecorded directory, before [`remove_unrecorded`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use berth_store::{SnapshotSlot, Store};
+use berth_store::{Overlay, SnapshotSlot, Store};
 
 use crate::error::{EngineError, Result};
 use crate::names;
@@ -64,18 +94,47 @@ use crate::names;
 /// The files a create writes into the container directory (besides `rootfs/`).
 const FILES: [&str; 4] = ["hostname", "hosts", "resolv.conf", "config.json"];
 
-/// A prepared container directory and snapshot. Dropped before a create took it, both are
-/// removed.
+/// The rootfs a slot mounts ahead of time (see "Premounted rootfs" above): the lower
+/// layers of the last create with the built-in runtime, and whether it was `volatile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Premount {
+    /// The overlay's lower dirs, top first, as [`Store::container_overlay`] lists them.
+    pub lowerdirs: Vec<PathBuf>,
+    /// Mounted `volatile` (only an auto-remove container may use it then).
+    pub volatile: bool,
+}
+
+impl Premount {
+    /// Whether a container whose overlay has `lowerdirs` and that may be mounted
+    /// `volatile` (an auto-remove one) can use this mount. A non-volatile mount also serves
+    /// an auto-remove container (it only misses the skipped sync); a volatile one serves no
+    /// other container (its writes would not be durable).
+    pub fn serves(&self, lowerdirs: &[PathBuf], may_be_volatile: bool) -> bool {
+        self.lowerdirs == lowerdirs && (!self.volatile || may_be_volatile)
+    }
+}
+
+/// A prepared container directory and snapshot, with its rootfs mounted when a hint said
+/// what to mount. Dropped before a create took it, the mount and both are removed.
 #[derive(Debug)]
 pub struct Slot {
     id: String,
     dir: PathBuf,
     snapshot: Option<SnapshotSlot>,
+    premount: Option<Premount>,
+}
+
+/// What a create got from a slot: the snapshot for the store and, if the slot's rootfs is
+/// mounted, how.
+pub(crate) struct Taken {
+    pub snapshot: Option<SnapshotSlot>,
+    pub premount: Option<Premount>,
 }
 
 impl Slot {
-    /// Makes a slot: the container directory under `containers` and a snapshot slot.
-    fn prepare(store: &Store, containers: &Path) -> Result<Slot> {
+    /// Makes a slot: the container directory under `containers` and a snapshot slot, with
+    /// the rootfs mounted as `hint` says (if it cannot be, the slot is kept unmounted).
+    fn prepare(store: &Store, containers: &Path, hint: Option<&Premount>) -> Result<Slot> {
         let id = names::new_id();
         let dir = containers.join(&id);
         // `create_dir`, not `create_dir_all`: an existing directory (an ID in use) fails.
@@ -85,6 +144,7 @@ impl Slot {
             id,
             dir,
             snapshot: None,
+            premount: None,
         };
         std::fs::create_dir(slot.dir.join("rootfs")).map_err(EngineError::io(format!(
             "creating {}/rootfs",
@@ -98,7 +158,23 @@ impl Slot {
         }
         create_log_file(&slot.dir, &slot.id)?;
         slot.snapshot = Some(store.prepare_slot()?);
+        slot.premount_with(hint);
         Ok(slot)
+    }
+
+    /// Mounts the slot's rootfs as `hint` says (see "Premounted rootfs"); if it cannot be,
+    /// the slot stays unmounted.
+    pub(crate) fn premount_with(&mut self, hint: Option<&Premount>) {
+        let (Some(h), Some(snapshot)) = (hint, &self.snapshot) else {
+            return;
+        };
+        let rootfs = self.dir.join("rootfs");
+        match mount_rootfs(&rootfs, &h.lowerdirs, snapshot.path(), h.volatile) {
+            Ok(()) => self.premount = Some(h.clone()),
+            // Layers gone (the image was removed), too many for one mount call, ...:
+            // the container's init mounts it, as without a hint.
+            Err(e) => tracing::debug!("not premounting {}: {e}", rootfs.display()),
+        }
     }
 
     /// Turns a removed container's directories into a slot for the next create, instead of
@@ -124,6 +200,7 @@ impl Slot {
             id: taken.id,
             dir: taken.dir,
             snapshot: None,
+            premount: None,
         };
         let dir = &slot.dir;
         let log = format!("{old_id}-json.log");
@@ -201,18 +278,28 @@ impl Slot {
         &self.id
     }
 
+    /// How the slot's rootfs is mounted, if it is.
+    pub fn premount(&self) -> Option<&Premount> {
+        self.premount.as_ref()
+    }
+
     /// Hands the slot to a create: the container directory is the create's from now on (its
-    /// failure path removes it), the snapshot slot goes to the store's prepare.
-    pub(crate) fn take(mut self) -> Option<SnapshotSlot> {
-        let snapshot = self.snapshot.take();
+    /// failure path unmounts and removes it), the snapshot slot goes to the store's prepare.
+    pub(crate) fn take(mut self) -> Taken {
         self.dir = PathBuf::new();
-        snapshot
+        Taken {
+            snapshot: self.snapshot.take(),
+            premount: self.premount.take(),
+        }
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if !self.dir.as_os_str().is_empty() {
+            if self.premount.is_some() {
+                let _ = unmount_rootfs(&self.dir);
+            }
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
@@ -237,6 +324,52 @@ impl TakenDir {
     /// The directory (for discarding it).
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Mounts the overlay of `lowerdirs` (top first) with the snapshot directory `snapshot`'s
+/// `fs` and `work` as upper and work dir at `target`: the mount the container's init makes
+/// otherwise (`berth-container`'s rootfs setup), with the same options.
+fn mount_rootfs(
+    target: &Path,
+    lowerdirs: &[PathBuf],
+    snapshot: &Path,
+    volatile: bool,
+) -> std::result::Result<(), String> {
+    let overlay = Overlay {
+        lowerdirs: lowerdirs.to_vec(),
+        layer_dirs: Vec::new(),
+        upperdir: Some(snapshot.join("fs")),
+        workdir: Some(snapshot.join("work")),
+    };
+    let mut data = overlay.mount_options();
+    if volatile {
+        data.push_str(",volatile");
+    }
+    // One page of mount data; longer stacks need the init's layer-by-layer fsconfig path.
+    if data.len() >= 4000 {
+        return Err(format!("{} bytes of overlay options", data.len()));
+    }
+    nix::mount::mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| format!("mount overlay: {e}"))
+}
+
+/// Unmounts what is mounted at `<container dir>/rootfs` in berthd's mount namespace (lazily:
+/// a running container's own mount namespace keeps its copy). Not mounted: `Ok(false)`.
+pub(crate) fn unmount_rootfs(container_dir: &Path) -> std::io::Result<bool> {
+    match nix::mount::umount2(
+        &container_dir.join("rootfs"),
+        nix::mount::MntFlags::MNT_DETACH,
+    ) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(false),
+        Err(e) => Err(std::io::Error::from(e)),
     }
 }
 
@@ -271,6 +404,8 @@ struct PoolState {
     /// Removed containers' directories on their way to becoming slots (waiting for their
     /// shim's exit): each counts as a slot to come, so a start does not make a fresh one.
     recycling: usize,
+    /// What the next slot mounts (see "Premounted rootfs").
+    hint: Option<Premount>,
     filling: bool,
     /// Set by shutdown: a slot finished afterwards is removed, not kept.
     closed: bool,
@@ -337,6 +472,26 @@ impl SlotPool {
         st.ready.iter().map(|s| s.id.clone()).collect()
     }
 
+    /// How the ready slot's rootfs is mounted, if there is a slot and it is (tests).
+    pub fn ready_premount(&self) -> Option<Premount> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.ready.front().and_then(|s| s.premount.clone())
+    }
+
+    /// What the slots made now mount (for a recycled one).
+    pub(crate) fn hint(&self) -> Option<Premount> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.hint.clone()
+    }
+
+    /// Sets what the slots made from now on mount (`None`: nothing, e.g. after a create
+    /// with an external runtime, which mounts on its own). A ready slot mounted otherwise
+    /// stays as it is: a create it does not serve unmounts it.
+    pub fn set_hint(&self, hint: Option<Premount>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.hint = hint;
+    }
+
     /// Stops making slots and returns the ready ones, for the caller to drop (which removes
     /// their directories) off the async threads.
     pub fn close(&self) -> Vec<Slot> {
@@ -356,8 +511,9 @@ impl SlotPool {
         let store = self.store.clone();
         let containers = self.containers.clone();
         let state = self.state.clone();
+        let hint = st.hint.clone();
         tokio::task::spawn_blocking(move || {
-            let made = Slot::prepare(&store, &containers);
+            let made = Slot::prepare(&store, &containers, hint.as_ref());
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.filling = false;
             match made {
@@ -394,6 +550,8 @@ pub fn remove_unrecorded(
         let is_id =
             name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if is_id && !recorded.contains(name) {
+            // A slot's premounted rootfs: never rename or delete through a mount.
+            let _ = unmount_rootfs(&e.path());
             store.discard(&e.path())?;
             removed += 1;
         }

@@ -470,6 +470,22 @@ impl Drop for Daemon {
                 }
             }
         }
+        // Mounts the daemon left in this mount namespace (a premounted slot made after a
+        // failed test's own clean-up), deepest first, before the directories go: never
+        // delete through a mount.
+        let root = self.data_root();
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let mut left: Vec<PathBuf> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .map(|m| PathBuf::from(m.replace("\\040", " ")))
+                .filter(|m| m.starts_with(&root))
+                .collect();
+            left.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+            for m in left {
+                let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
         // Test cgroups, deepest first; shims that were just killed may still hold theirs
         // for a moment, so retry for up to two seconds.
         let name = self.cgroup_parent.trim_start_matches('/').to_string();

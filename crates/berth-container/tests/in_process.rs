@@ -492,25 +492,10 @@ fn seccomp_programs_are_cached() {
 /// kernel alone would answer ENOSYS). Forks: this harness is single-threaded.
 fn shortened_docker_seccomp_program_in_the_kernel() {
     use berth_oci::seccomp_profile::{DEFAULT_PROFILE, DockerProfile, ProfileTarget};
-    let caps: Vec<String> = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ]
-    .iter()
-    .map(|c| c.to_string())
-    .collect();
+    let caps: Vec<String> = berth_oci::caps::DOCKER_DEFAULT
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     let oci = DockerProfile::parse(DEFAULT_PROFILE.as_bytes())
         .unwrap()
         .to_oci(&ProfileTarget::host(&caps))

@@ -14,6 +14,7 @@ pub mod caps;
 pub mod digest;
 pub mod errdefs;
 pub mod media_types;
+pub mod namespaces;
 pub mod paths;
 pub mod platform;
 pub mod reference;

@@ -50,16 +50,7 @@ fn command_enters_container() -> bool {
 /// docs): no new pid namespace of its own, or startContainer hooks.
 pub fn run_is_exposed(spec: &berth_oci::spec::runtime::Spec) -> bool {
     use berth_oci::spec::runtime::LinuxNamespaceType;
-    let own_pid_ns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter().any(|n| {
-                n.typ() == LinuxNamespaceType::Pid
-                    && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
-            })
-        });
+    let own_pid_ns = berth_oci::namespaces::creates(spec, LinuxNamespaceType::Pid);
     let start_hooks = spec
         .hooks()
         .as_ref()

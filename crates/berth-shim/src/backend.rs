@@ -115,20 +115,6 @@ fn load_spec(cfg: &ShimConfig) -> Result<Spec, ShimError> {
     Ok(spec)
 }
 
-/// Whether the spec gives the container a new pid namespace (type `pid` without a path).
-fn has_own_pid_ns(spec: &Spec) -> bool {
-    use berth_oci::spec::runtime::LinuxNamespaceType;
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter().any(|n| {
-                n.typ() == LinuxNamespaceType::Pid
-                    && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
-            })
-        })
-}
-
 /// Points the spec's new network namespace (type `network` without a path) at `path`, a
 /// namespace made ahead of time; a spec that shares or joins one is left as it is.
 fn join_prepared_netns(spec: &mut Spec, path: &Path) {
@@ -165,7 +151,10 @@ impl Backend {
             .map(str::to_string);
         let cgroup_path =
             CgroupPath::from_oci(cgroups_path.as_deref(), &cfg.id).map_err(classified)?;
-        let own_pid_ns = has_own_pid_ns(&spec);
+        let own_pid_ns = berth_oci::namespaces::creates(
+            &spec,
+            berth_oci::spec::runtime::LinuxNamespaceType::Pid,
+        );
         let (kind, created) = if cfg.builtin_runtime() {
             let mut spec = spec;
             if let Some(path) = &cfg.netns {

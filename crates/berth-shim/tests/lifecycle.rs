@@ -503,11 +503,22 @@ fn leftovers_without_a_pid_namespace_are_killed_at_exit() {
         .trim()
         .parse()
         .unwrap();
-    // Its stdout (our pipe) closed only when it died, and the exit came after that.
-    let stat = std::fs::read_to_string(format!("/proc/{bg}/stat")).unwrap_or_default();
+    // Killed at the exit (its stdout, our pipe, closes when it dies; the shim reports
+    // the exit once the output is drained or its drain deadline passed, which a loaded
+    // machine can reach first): gone or a zombie within two seconds, where `sleep 1000`
+    // alone would run on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut stat;
+    loop {
+        stat = std::fs::read_to_string(format!("/proc/{bg}/stat")).unwrap_or_default();
+        if stat.is_empty() || stat.contains(") Z ") || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(
         stat.is_empty() || stat.contains(") Z "),
-        "the leftover {bg} still runs at the exit report: {stat}"
+        "the leftover {bg} still runs after the exit report: {stat}"
     );
     assert!(r.wait_shim().success());
 }

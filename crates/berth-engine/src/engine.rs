@@ -1932,7 +1932,7 @@ impl Engine {
         } else {
             None
         };
-        let recycle = shim_gone.is_some();
+        let recycle = shim_gone.is_some() && self.slots.expect_recycled();
         let containers_dir = self.cfg.data_root.join("containers");
         let res = tokio::task::spawn_blocking(move || {
             // A rootfs still premounted (created, never started; see `slots`) is unmounted
@@ -1948,12 +1948,17 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
-        let res = res.map(|kept| {
-            if let (Some((taken, snapshot)), Some(gone)) = (kept, shim_gone) {
-                self.slots.expect_recycled();
+        let res = res.map(|kept| match (kept, shim_gone) {
+            (Some((taken, snapshot)), Some(gone)) => {
                 self.offer_slot_after(rec.id.clone(), taken, snapshot, gone);
             }
+            // Nothing kept (a written upper dir, ...): the announced slot is not coming.
+            _ if recycle => drop(self.slots.recycled(None)),
+            _ => {}
         });
+        if res.is_err() && recycle {
+            drop(self.slots.recycled(None));
+        }
         if let Err(e) = res {
             let _ = self.transition(
                 &c,

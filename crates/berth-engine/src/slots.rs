@@ -436,10 +436,17 @@ impl SlotPool {
         self.refill_locked(&mut st);
     }
 
-    /// Announces a slot to come from a removal ([`SlotPool::recycled`] follows).
-    pub(crate) fn expect_recycled(&self) {
+    /// Announces a slot to come from a removal, if the pool has room for it (ready and
+    /// announced slots below [`MAX_READY`]); [`SlotPool::recycled`] must follow a `true`.
+    /// Without room the removal sends its directories to the trash, as before recycling:
+    /// `rm -f` of fifty containers recycles two.
+    pub(crate) fn expect_recycled(&self) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed || st.ready.len() + st.recycling >= MAX_READY {
+            return false;
+        }
         st.recycling += 1;
+        true
     }
 
     /// Ends an announced recycling: keeps the slot ([`Slot::recycle`]) if there is room,

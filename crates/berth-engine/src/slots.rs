@@ -387,7 +387,8 @@ pub(crate) fn create_log_file(dir: &Path, id: &str) -> Result<()> {
         .map_err(EngineError::io(format!("creating {}", path.display())))
 }
 
-/// How many slots the pool keeps (more recycled ones are discarded).
+/// How many slots the pool keeps, counting those being recycled (a removal without room
+/// sends its directories to the trash).
 const MAX_READY: usize = 2;
 
 /// The slots kept ready (one pool per engine).

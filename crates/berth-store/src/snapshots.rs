@@ -675,6 +675,19 @@ impl Store {
         durable: bool,
         also: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
     ) -> Result<()> {
+        let rec = self.commit_container_removal(key, durable, also)?;
+        let _ = fs::remove_file(self.links_dir().join(&rec.link));
+        self.trash.discard(&self.snapshots_dir().join(&rec.id))
+    }
+
+    /// Deletes a container snapshot's record, with `also` in the same write transaction,
+    /// fsynced when `durable`; its directories are the caller's. The deleted record.
+    fn commit_container_removal(
+        &self,
+        key: &str,
+        durable: bool,
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+    ) -> Result<SnapshotRecord> {
         let full_key = format!("{CONTAINER_PREFIX}{key}");
         let mut w = self.db.begin_write()?;
         if !durable {
@@ -692,8 +705,7 @@ impl Store {
             };
         }
         w.commit()?;
-        let _ = fs::remove_file(self.links_dir().join(&rec.link));
-        self.trash.discard(&self.snapshots_dir().join(&rec.id))
+        Ok(rec)
     }
 
     /// [`Store::remove_container_with`], but a snapshot whose upper dir is empty (the
@@ -732,19 +744,7 @@ impl Store {
             // remove them (dropping the slot only releases the reservation).
             recorded: true,
         };
-        let mut w = self.db.begin_write()?;
-        if !durable {
-            // As in `remove_container_with`.
-            let _ = w.set_durability(redb::Durability::None);
-        }
-        also(&w)?;
-        {
-            let mut t = w.open_table(SNAPSHOTS)?;
-            if t.remove(full_key.as_str())?.is_none() {
-                return Err(StoreError::SnapshotNotFound(key.to_string()));
-            }
-        }
-        w.commit()?;
+        self.commit_container_removal(key, durable, also)?;
         slot.recorded = false;
         Ok(Some(slot))
     }

@@ -128,12 +128,16 @@ fn sigterm_to_the_shim_is_forwarded_to_the_container() {
         &[
             "sh",
             "-c",
-            "trap 'exit 7' TERM; while true; do sleep 0.05; done",
+            "trap 'exit 7' TERM; echo trapped; while true; do sleep 0.05; done",
         ],
     );
     let mut r = f.spawn();
     let mut waiter = f.client();
     waiter.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
+    // A TERM before the trap is set would be dropped (PID 1 ignores unhandled signals).
+    eventually("the container's TERM trap", || {
+        f.log_entries().iter().any(|e| e.log == "trapped\n")
+    });
     let shim = rustix::process::Pid::from_raw(r.child.as_ref().unwrap().id() as i32).unwrap();
     rustix::process::kill_process(shim, rustix::process::Signal::TERM).unwrap();
     let exit: ExitInfo = berth_shim::parse_reply(&waiter.read_line().unwrap()).unwrap();

@@ -135,10 +135,11 @@ pub struct Container {
     /// The exit of the last shim this daemon spawned for it: a new shim waits for it, so
     /// it never races the old one's cleanup of the runtime state (same id, same cgroup).
     shim_gone: Mutex<Option<shim::ShimGone>>,
-    /// Its rootfs is mounted in berthd's mount namespace (a slot's premount, see
-    /// `slots`): the next shim binds it instead of mounting the overlay, and berthd unmounts
-    /// its copy once the shim has created the container.
-    premounted: std::sync::atomic::AtomicBool,
+    /// Its rootfs is mounted in berthd's mount namespace, and how (a slot's premount, see
+    /// `slots`): the next shim binds it instead of mounting the overlay. berthd unmounts
+    /// its copy once the shim has created the container, except an auto-remove
+    /// container's: that mount is kept for the next create ("Kept mounts" in `slots`).
+    premount: Mutex<Option<crate::slots::Premount>>,
     /// An unmount of the premount in berthd's namespace still running: of one the create
     /// did not use (a non-volatile overlay's unmount syncs the host filesystem: 1.4-130
     /// ms measured), or of berthd's copy once the shim had the container. Awaited before a
@@ -165,7 +166,7 @@ impl Container {
             shim: Mutex::new(ShimState::None),
             init_pid: std::sync::atomic::AtomicI32::new(0),
             shim_gone: Mutex::new(None),
-            premounted: std::sync::atomic::AtomicBool::new(false),
+            premount: Mutex::new(None),
             rootfs_release: Mutex::new(None),
         })
     }
@@ -193,6 +194,23 @@ impl Container {
 
     pub fn watch(&self) -> watch::Receiver<Life> {
         self.life.subscribe()
+    }
+
+    /// Whether its rootfs is mounted in berthd's mount namespace (see [`Container::premount`]).
+    fn premounted(&self) -> bool {
+        self.premount
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Forgets the mount in berthd's namespace, returning how it was mounted; the caller
+    /// unmounts it or hands it on.
+    fn take_premount(&self) -> Option<crate::slots::Premount> {
+        self.premount
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Waits for an unmount in berthd's namespace on its way (see
@@ -406,10 +424,7 @@ impl Engine {
         let premounted: Vec<PathBuf> = self
             .all()
             .into_iter()
-            .filter(|c| {
-                c.premounted
-                    .swap(false, std::sync::atomic::Ordering::Relaxed)
-            })
+            .filter(|c| c.take_premount().is_some())
             .map(|c| self.container_dir(&c.id))
             .collect();
         let _ = tokio::task::spawn_blocking(move || {
@@ -970,9 +985,7 @@ impl Engine {
         let container = Container::new(rec.clone());
         if let Some(pm) = premount {
             if builtin && pm.serves(&overlay.lowerdirs, auto_remove) {
-                container
-                    .premounted
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                *container.premount.lock().unwrap_or_else(|e| e.into_inner()) = Some(pm);
             } else {
                 let dir = dir.clone();
                 let release = tokio::task::spawn_blocking(move || {
@@ -1085,7 +1098,7 @@ impl Engine {
         }
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let premounted = c.premounted.load(std::sync::atomic::Ordering::Relaxed);
+        let premounted = c.premounted();
         let mut cfg = self.shim_config(&rec, start_now, premounted)?;
         // A private network: join a namespace made ahead of time (see `netns`). berthd holds
         // it until the shim has created the container, then lets go: used once.
@@ -1102,15 +1115,18 @@ impl Engine {
         )?;
         let spawned = self.launcher.spawn(&dir).await;
         drop(netns);
-        if premounted {
+        // An auto-remove container that started keeps berthd's copy of its rootfs: if it
+        // writes nothing, its removal hands the mounted overlay to the next create (see
+        // "Kept mounts" in `slots`).
+        let keep = spawned.is_ok() && rec.host_config.auto_remove.unwrap_or(false);
+        if premounted && !keep {
             // The shim answered: its init has bound the rootfs and pivoted into it (or the
             // create failed), so berthd's copy goes. From here on the container is as if
             // its init had mounted the overlay: its mount namespace holds the only mount, a
             // restart mounts it anew, and nothing is left in berthd's mount table. Off the
             // reply (the unmount waits for an RCU grace period: 0.1 ms, 3-8 ms under load);
             // a restart's spawn and the removal await it.
-            c.premounted
-                .store(false, std::sync::atomic::Ordering::Relaxed);
+            c.take_premount();
             let dir = self.container_dir(&c.id);
             let release = tokio::task::spawn_blocking(move || {
                 if let Err(e) = crate::slots::unmount_rootfs(&dir) {
@@ -1877,6 +1893,7 @@ impl Engine {
         old_id: String,
         taken: crate::slots::TakenDir,
         snapshot: berth_store::SnapshotSlot,
+        mounted: Option<crate::slots::Premount>,
         gone: shim::ShimGone,
     ) {
         let engine = self.clone();
@@ -1884,8 +1901,11 @@ impl Engine {
             let exited = gone.wait(Duration::from_secs(10)).await;
             let _ = tokio::task::spawn_blocking(move || {
                 let recycled = if exited {
-                    crate::slots::Slot::recycle(&engine.store, taken, &old_id, snapshot)
+                    crate::slots::Slot::recycle(&engine.store, taken, &old_id, snapshot, mounted)
                 } else {
+                    if mounted.is_some() {
+                        let _ = crate::slots::unmount_rootfs(taken.path());
+                    }
                     let _ = engine.store.discard(taken.path());
                     Err(EngineError::Internal(format!(
                         "the shim of {old_id} did not exit"
@@ -1893,7 +1913,7 @@ impl Engine {
                 };
                 let rejected = match recycled {
                     Ok(mut slot) => {
-                        slot.premount_with(engine.slots.hint().as_ref());
+                        slot.mount_for(&engine.store, engine.slots.hint().as_ref());
                         engine.slots.recycled(Some(slot))
                     }
                     Err(e) => {
@@ -1919,9 +1939,7 @@ impl Engine {
         // removes it again (`removed_before_crash`) — the same end state, one fsync less on
         // `run --rm`'s critical path. Any other removal is durable.
         let durable = !rec.host_config.auto_remove.unwrap_or(false);
-        let premounted = c
-            .premounted
-            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        let premount = c.take_premount();
         c.await_rootfs_release().await;
         // A container whose shim this daemon spawned (so it learns when that shim, and with
         // it the container's mount namespace and runtime state, is gone) may leave its
@@ -1935,22 +1953,46 @@ impl Engine {
         let recycle = shim_gone.is_some() && self.slots.expect_recycled();
         let containers_dir = self.cfg.data_root.join("containers");
         let res = tokio::task::spawn_blocking(move || {
-            // A rootfs still premounted (created, never started; see `slots`) is unmounted
-            // first: the trash must never delete through a mount.
-            if premounted {
-                let dir = containers_dir.join(&cid);
+            // A rootfs still mounted in berthd's namespace (created, never started; or an
+            // auto-remove container's kept mount) goes to the slot with its directories, or
+            // is unmounted before they go: the trash must never delete through a mount.
+            let dir = containers_dir.join(&cid);
+            let unmount = || {
                 crate::slots::unmount_rootfs(&dir).map_err(EngineError::io(format!(
                     "unmounting {}/rootfs",
                     dir.display()
-                )))?;
+                )))
+            };
+            let mounted = premount.is_some();
+            if mounted && !recycle {
+                unmount()?;
             }
-            remove_container_dirs(&store, &cid, durable, recycle, &containers_dir, &sdir)
+            let res = remove_container_dirs(
+                &store,
+                &cid,
+                durable,
+                recycle,
+                mounted,
+                &containers_dir,
+                &sdir,
+            );
+            match res {
+                Ok(Some(kept)) => Ok(Some((kept, premount))),
+                Ok(None) => Ok(None),
+                // Not removed: the container stays, unmounted as berthd now records it.
+                Err(e) => {
+                    if mounted {
+                        let _ = unmount();
+                    }
+                    Err(e)
+                }
+            }
         })
         .await
         .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
         let res = res.map(|kept| match (kept, shim_gone) {
-            (Some((taken, snapshot)), Some(gone)) => {
-                self.offer_slot_after(rec.id.clone(), taken, snapshot, gone);
+            (Some(((taken, snapshot), premount)), Some(gone)) => {
+                self.offer_slot_after(rec.id.clone(), taken, snapshot, premount, gone);
             }
             // Nothing kept (a written upper dir, ...): the announced slot is not coming.
             _ if recycle => drop(self.slots.recycled(None)),
@@ -2053,11 +2095,14 @@ type Kept = (crate::slots::TakenDir, berth_store::SnapshotSlot);
 /// handful of ext4 unlinks less on the removal's critical path. When `recycle` and the
 /// upper dir is empty, the snapshot is kept and the container directory renamed to its
 /// next ID instead ([`crate::slots::Slot::take_dir`]), for the caller to make a slot of.
+/// `mounted`: the rootfs is mounted in berthd's namespace; a kept directory keeps the mount,
+/// any other is unmounted before it goes to the trash.
 fn remove_container_dirs(
     store: &Store,
     id: &str,
     durable: bool,
     recycle: bool,
+    mounted: bool,
     containers: &Path,
     state_dir: &Path,
 ) -> Result<Option<Kept>> {
@@ -2087,6 +2132,11 @@ fn remove_container_dirs(
         },
     );
     if kept.is_none() {
+        if mounted {
+            crate::slots::unmount_rootfs(&containers.join(id)).map_err(EngineError::io(
+                format!("unmounting {}/rootfs", containers.join(id).display()),
+            ))?;
+        }
         store.discard(&containers.join(id))?;
     }
     store.discard(state_dir)?;

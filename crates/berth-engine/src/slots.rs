@@ -80,6 +80,33 @@
 //! slot, a failed create, the removal, shutdown (created, never started containers), and
 //! the next start after a crash (`unmount_rootfs` of every built-in container and every
 //! unrecorded directory, before [`remove_unrecorded`]).
+//!
+//! # Kept mounts
+//!
+//! Mounting the overlay was the largest single cost left in berthd on `run --rm`: in a
+//! profile of 60 back-to-back runs, `ovl_fill_super` (the kernel making `work/work` and
+//! the volatile marker, each an ext4 inode allocation that scans recently deleted inodes)
+//! was 36% of berthd's CPU, and the old work dir's deletion fed that scan. So an
+//! auto-remove container keeps berthd's copy of its premounted rootfs after the start, and
+//! its removal, when it recycles the directories, hands the mounted overlay on with them:
+//!
+//! ```text
+//!  start           auto-remove: berthd keeps its copy (any other container: unmounted
+//!                  after the shim answered, as above)
+//!  removal         recycled (pool has room, upper dir empty): the directory is renamed
+//!                  with the mount on it (a mount follows its dentry); otherwise unmounted
+//!                  before the trash gets it
+//!  shim gone       Slot::recycle checks it is still an overlay; the work dir stays
+//!                  the next hint is this mount: kept as it is; another: unmounted, a
+//!                  fresh work dir, mounted as the hint says
+//!  next create     binds it, as any premount
+//! ```
+//!
+//! Reusing the overlay is sound only because nothing changed it: the upper dir is empty
+//! (the recycling condition; a written one is discarded, unmounted first), the container's
+//! processes are gone (its shim has exited), and nobody writes through berthd's copy. The
+//! work dir then holds only what the mount itself made. A crash leaves the mount in
+//! berthd's namespace like any premount: the next start unmounts it.
 
 use std::collections::{HashSet, VecDeque};
 use std::os::unix::fs::OpenOptionsExt;
@@ -162,6 +189,34 @@ impl Slot {
         Ok(slot)
     }
 
+    /// Makes a recycled slot's rootfs the one `hint` asks for: a kept mount that is not
+    /// (another image, or volatile where the next create is not an auto-remove one) is
+    /// unmounted and the snapshot given a fresh work dir; then the rootfs is mounted as
+    /// [`Slot::premount_with`] does. A kept mount that is the hint's stays, untouched.
+    pub(crate) fn mount_for(&mut self, store: &Store, hint: Option<&Premount>) {
+        if self.premount.is_some() && self.premount.as_ref() == hint {
+            return;
+        }
+        if self.premount.is_some() {
+            if let Err(e) = unmount_rootfs(&self.dir) {
+                // Dropping the slot would fail the same way; keep it as it is (mounted):
+                // a create it does not serve unmounts it off the request.
+                tracing::warn!("unmounting {}/rootfs: {e}", self.dir.display());
+                return;
+            }
+            self.premount = None;
+            // The old work dir holds overlayfs' `work/` and a volatile marker, which a
+            // new mount would refuse or clean up.
+            if let Some(snapshot) = &self.snapshot
+                && let Err(e) = store.renew_slot_work(snapshot)
+            {
+                tracing::debug!("not premounting {}: {e}", self.dir.display());
+                return;
+            }
+        }
+        self.premount_with(hint);
+    }
+
     /// Mounts the slot's rootfs as `hint` says (see "Premounted rootfs"); if it cannot be,
     /// the slot stays unmounted.
     pub(crate) fn premount_with(&mut self, hint: Option<&Premount>) {
@@ -189,18 +244,22 @@ impl Slot {
     /// (`rootfs/`, empty and not a mount point, [`FILES`] and the log), or it is not reused
     /// (`Err`: the caller discards it). It gets a fresh ID and an empty log; the create
     /// that takes the slot writes the four files over their old content (no truncation).
+    /// `mounted`: the rootfs is still mounted in berthd's namespace, as this says (an
+    /// auto-remove container's kept mount, see "Kept mounts" above); the slot keeps the
+    /// mount and the work dir with it.
     pub(crate) fn recycle(
         store: &Store,
         taken: TakenDir,
         old_id: &str,
         snapshot: SnapshotSlot,
+        mounted: Option<Premount>,
     ) -> Result<Slot> {
-        // From here on, dropping the slot removes the directory.
+        // From here on, dropping the slot removes the directory (unmounting it first).
         let mut slot = Slot {
             id: taken.id,
             dir: taken.dir,
             snapshot: None,
-            premount: None,
+            premount: mounted,
         };
         let dir = &slot.dir;
         let log = format!("{old_id}-json.log");
@@ -228,9 +287,18 @@ impl Slot {
         }
         let rootfs = dir.join("rootfs");
         let (dir_dev, root_dev) = (dev_of(dir)?, dev_of(&rootfs)?);
-        let rootfs_empty = std::fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_none());
-        if dir_dev != root_dev || !rootfs_empty {
-            return Err(unexpected("its rootfs is mounted or not empty".into()));
+        if slot.premount.is_some() {
+            // Still the overlay berthd mounted (nothing else mounts there in its namespace).
+            let overlay = nix::sys::statfs::statfs(&rootfs)
+                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC);
+            if dir_dev == root_dev || !overlay {
+                return Err(unexpected("its rootfs is not the overlay it kept".into()));
+            }
+        } else {
+            let rootfs_empty = std::fs::read_dir(&rootfs).is_ok_and(|mut d| d.next().is_none());
+            if dir_dev != root_dev || !rootfs_empty {
+                return Err(unexpected("its rootfs is mounted or not empty".into()));
+            }
         }
         let new_log = dir.join(format!("{}-json.log", slot.id));
         std::fs::rename(dir.join(&log), &new_log)
@@ -241,7 +309,9 @@ impl Slot {
                     .open(&new_log)
             })
             .map_err(EngineError::io(format!("emptying {}", new_log.display())))?;
-        store.renew_slot_work(&snapshot)?;
+        if slot.premount.is_none() {
+            store.renew_slot_work(&snapshot)?;
+        }
         slot.snapshot = Some(snapshot);
         Ok(slot)
     }

@@ -1,7 +1,9 @@
 //! Premounted rootfs (`berth_engine::slots`, "Premounted rootfs"): the container slot mounts
 //! the overlay the next create most likely wants in berthd's mount namespace; a create it
 //! serves hands it to the shim, whose init binds it, and berthd unmounts its copy once the
-//! shim has created the container. These tests look at berthd's mount table (the test runs
+//! shim has created the container, except an auto-remove container's, which it keeps and
+//! hands on with the container's directories when they are recycled ("Kept mounts"). These
+//! tests look at berthd's mount table (the test runs
 //! in the same mount namespace) and at what the containers see, through real daemons.
 
 mod common;
@@ -134,7 +136,7 @@ fn run_rm_and_run_d_use_the_premounted_rootfs() {
     assert!(!rootfs(&d, &slot).exists());
     let (slot, _) = premounted_slot(&d);
 
-    // run -d of an auto-remove container takes it; berthd's copy is gone once it runs.
+    // run -d of an auto-remove container takes it; berthd keeps its copy while it runs.
     let id = run(
         &d,
         &[
@@ -151,15 +153,18 @@ fn run_rm_and_run_d_use_the_premounted_rootfs() {
     let upper =
         PathBuf::from(d.docker_ok(&["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", &id]));
     common::wait_until("the container wrote /up", || upper.join("up").exists());
-    // berthd unmounts its copy right after the shim answered (on a blocking thread).
-    common::wait_until("berthd lets go of the running container's rootfs", || {
+    assert!(
         mounts_under(&d.data_root())
             .iter()
-            .all(|(mp, _)| !mp.starts_with(d.data_root().join("containers").join(&id)))
-    });
+            .any(|(mp, _)| *mp == rootfs(&d, &id)),
+        "berthd keeps the running auto-remove container's rootfs: {:?}",
+        mounts_under(&d.data_root())
+    );
     let (next, _) = premounted_slot(&d);
     assert_ne!(next, id);
+    // It wrote /up: its removal unmounts the overlay and discards it.
     d.docker_ok(&["rm", "-f", &id]);
+    assert_unmounted(&d, &id, "after the removal of a container that wrote");
 
     // A non-auto-remove container: the volatile premount does not serve it (unmounted,
     // marker removed, mounted by the init); the slot after it mounts non-volatile, which a
@@ -352,8 +357,9 @@ fn a_daemon_crash_leaves_no_premount_behind() {
     d.kill9();
     assert_eq!(
         mounts_under(&d.data_root()).len(),
-        slots.len() + 1,
-        "the crash left the slots' and the created container's mounts"
+        slots.len() + 2,
+        "the crash left the slots', the created container's and the running auto-remove \
+         container's mounts"
     );
     d.spawn();
     assert_no_mounts(&d, "after the restart");
@@ -377,4 +383,84 @@ fn a_daemon_crash_leaves_no_premount_behind() {
     );
     d.terminate();
     assert_no_mounts(&d, "after a stop");
+}
+
+/// (mount ID, mount point) of the overlays under `root` in this mount namespace.
+fn overlay_ids_under(root: &Path) -> Vec<(u64, PathBuf)> {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" - overlay "))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let mp = PathBuf::from(f.get(4)?.replace("\\040", " "));
+            Some((f[0].parse().ok()?, mp)).filter(|(_, mp)| mp.starts_with(&root))
+        })
+        .collect()
+}
+
+/// An auto-remove container that wrote nothing hands its mounted overlay (the same mount,
+/// no new one) to a slot under a fresh ID, and a later container runs in it and sees the
+/// image; one that wrote has its overlay unmounted at its removal.
+#[test]
+fn an_unwritten_auto_remove_container_hands_its_mount_on() {
+    require!();
+    let d = Daemon::start();
+    let _u = Unmounter(d.data_root());
+    d.import_busybox();
+    run(&d, &["--rm", "busybox", "true"]);
+    premounted_slot(&d);
+    let id = run(&d, &["-d", "--rm", "busybox", "sleep", "100"]);
+    let mount_of = |id: &str| {
+        overlay_ids_under(&d.data_root())
+            .into_iter()
+            .find(|(_, mp)| *mp == rootfs(&d, id))
+            .map(|(m, _)| m)
+    };
+    let mount = mount_of(&id).expect("berthd keeps the running container's overlay");
+    d.docker_ok(&["rm", "-f", &id]);
+    assert!(!rootfs(&d, &id).exists());
+    common::wait_until("the overlay to come back as a slot", || {
+        overlay_ids_under(&d.data_root())
+            .iter()
+            .any(|(m, mp)| *m == mount && *mp != rootfs(&d, &id))
+    });
+    // The pool hands out its oldest slot first: create until a container gets the kept
+    // mount.
+    let mut reused = false;
+    for _ in 0..3 {
+        premounted_slots(&d);
+        let slot = d.docker_ok(&[
+            "create",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "test -x /bin/busybox && echo image; echo new > /new; cat /new",
+        ]);
+        let got = mount_of(&slot);
+        let out = d.docker_ok(&["start", "-a", &slot]);
+        assert_eq!(out, "image\nnew", "{}", d.log());
+        if got != Some(mount) {
+            continue;
+        }
+        // It wrote: its removal unmounts the overlay instead of handing it on.
+        common::wait_until("the written container's removal", || {
+            !rootfs(&d, &slot).exists()
+        });
+        premounted_slots(&d);
+        assert!(
+            overlay_ids_under(&d.data_root())
+                .iter()
+                .all(|(m, _)| *m != mount),
+            "the written overlay is unmounted: {:?}",
+            overlay_ids_under(&d.data_root())
+        );
+        reused = true;
+        break;
+    }
+    assert!(reused, "no later container got the kept mount\n{}", d.log());
 }

@@ -127,7 +127,7 @@ pub struct Container {
     start_gate: Mutex<StartGate>,
     rec: Mutex<ContainerRecord>,
     life: watch::Sender<Life>,
-    op: tokio::sync::Mutex<()>,
+    op: Arc<tokio::sync::Mutex<()>>,
     shim: Mutex<ShimState>,
     /// The init's host pid as the shim reported it at spawn (its startup line), so a
     /// start after attach needs no second request to learn it.
@@ -162,7 +162,7 @@ impl Container {
             start_gate: Mutex::new(StartGate::default()),
             rec: Mutex::new(rec),
             life: watch::channel(Life::default()).0,
-            op: tokio::sync::Mutex::new(()),
+            op: Arc::new(tokio::sync::Mutex::new(())),
             shim: Mutex::new(ShimState::None),
             init_pid: std::sync::atomic::AtomicI32::new(0),
             shim_gone: Mutex::new(None),
@@ -1766,57 +1766,42 @@ impl Engine {
         stdout: bool,
         stderr: bool,
     ) -> Result<Attached> {
+        let pending = self.attach_begin(name, stdin, stdout, stderr).await?;
+        pending.finish().await
+    }
+
+    /// The first half of [`Engine::attach`]: checks that the container can be attached to
+    /// and locks its operations, so a start that comes meanwhile runs after the attach and
+    /// loses no output. berthd answers a hijacked attach (`101`) right after this, and the
+    /// client's `wait` and `start` then overlap the shim's spawn ([`PendingAttach::finish`]).
+    pub async fn attach_begin(
+        self: &Arc<Self>,
+        name: &str,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<PendingAttach> {
         let c = self.lookup(name)?;
-        let rec = c.record();
-        let _op = c.op.lock().await;
-        match (c.shim_state(), rec.state.status) {
-            (ShimState::None, Status::Created | Status::Exited) => {
-                if let Err(e) = self.spawn_shim(&c, false).await {
-                    if matches!(e, EngineError::Shim { .. }) {
-                        // The container cannot be created (bad command, ...): let the client
-                        // attach to an empty stream; its start reports the error.
-                        *c.pending_start_error
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner()) = Some(e);
-                        let (ours, theirs) = tokio::net::UnixStream::pair()
-                            .map_err(EngineError::io("socketpair for attach"))?;
-                        drop(theirs);
-                        return Ok(Attached {
-                            buffered: Vec::new(),
-                            stream: ours,
-                            tty: rec.config.tty.unwrap_or(false),
-                        });
-                    }
-                    return Err(e);
-                }
-            }
+        let op = c.op.clone().lock_owned().await;
+        let spawn = match (c.shim_state(), c.status()) {
+            (ShimState::None, Status::Created | Status::Exited) => true,
             (ShimState::None, _) | (_, Status::Removing | Status::Dead) => {
                 return Err(EngineError::conflict(
                     "You cannot attach to a stopped container, start it first",
                 ));
             }
-            _ => {}
-        }
-        let dir = self.state_dir(&c.id);
-        let mut conn = shim::Conn::connect(&dir).await.map_err(|e| {
-            EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
-        })?;
-        conn.call::<berth_shim::Empty>(&Request::Attach {
-            stdin,
-            stdout,
-            stderr,
-        })
-        .await?;
-        self.container_event("attach", &rec, &[]);
-        let (buffered, stream) = conn.into_stream();
-        Ok(Attached {
-            buffered,
-            stream,
-            tty: rec.config.tty.unwrap_or(false),
+            _ => false,
+        };
+        Ok(PendingAttach {
+            engine: self.clone(),
+            c,
+            _op: op,
+            spawn,
+            streams: (stdin, stdout, stderr),
         })
     }
 
-    /// `DELETE /containers/{id}`.
+    /// `DELETE /containers/{id}`.    /// `DELETE /containers/{id}`.
     pub async fn remove(self: &Arc<Self>, name: &str, force: bool, _volumes: bool) -> Result<()> {
         let c = self.lookup(name)?;
         {
@@ -2209,6 +2194,84 @@ fn wants_restart(rec: &ContainerRecord, code: i64, daemon_start: bool) -> bool {
             !rec.manually_stopped && code != 0 && (max == 0 || rec.restart_count < max)
         }
         _ => false,
+    }
+}
+
+/// An attach between its check and its stream (see [`Engine::attach_begin`]): holds the
+/// container's operation lock until [`PendingAttach::finish`] has the stream.
+pub struct PendingAttach {
+    engine: Arc<Engine>,
+    c: Arc<Container>,
+    _op: tokio::sync::OwnedMutexGuard<()>,
+    spawn: bool,
+    streams: (bool, bool, bool),
+}
+
+impl PendingAttach {
+    /// Spawns the container's shim without starting it if it has none, and attaches to
+    /// its stdio. A container that cannot be created (bad command, ...) gets an empty
+    /// stream, and its start reports the error.
+    pub async fn finish(self) -> Result<Attached> {
+        self.finish_with(false).await
+    }
+
+    /// [`PendingAttach::finish`] after the client got its `101`: every failure of a spawn
+    /// here is left to the start, and the stream closes at once.
+    pub async fn finish_deferred(self) -> Result<Attached> {
+        self.finish_with(true).await
+    }
+
+    async fn finish_with(self, defer_errors: bool) -> Result<Attached> {
+        let (engine, c) = (&self.engine, &self.c);
+        let tty = c.record().config.tty.unwrap_or(false);
+        let empty = |e: EngineError| -> Result<Attached> {
+            *c.pending_start_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(e);
+            let (ours, theirs) =
+                tokio::net::UnixStream::pair().map_err(EngineError::io("socketpair for attach"))?;
+            drop(theirs);
+            Ok(Attached {
+                buffered: Vec::new(),
+                stream: ours,
+                tty,
+            })
+        };
+        if self.spawn
+            && let Err(e) = engine.spawn_shim(c, false).await
+        {
+            if defer_errors || matches!(e, EngineError::Shim { .. }) {
+                return empty(e);
+            }
+            return Err(e);
+        }
+        let (stdin, stdout, stderr) = self.streams;
+        let attached = async {
+            let dir = engine.state_dir(&c.id);
+            let mut conn = shim::Conn::connect(&dir).await.map_err(|e| {
+                EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
+            })?;
+            conn.call::<berth_shim::Empty>(&Request::Attach {
+                stdin,
+                stdout,
+                stderr,
+            })
+            .await?;
+            Ok::<_, EngineError>(conn.into_stream())
+        }
+        .await;
+        match attached {
+            Ok((buffered, stream)) => {
+                engine.container_event("attach", &c.record(), &[]);
+                Ok(Attached {
+                    buffered,
+                    stream,
+                    tty,
+                })
+            }
+            Err(e) if defer_errors && self.spawn => empty(e),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub mod spec;
 pub mod status;
 
 pub use engine::{
-    Attached, Container, DEFAULT_PIDS_LIMIT, Engine, EngineConfig, Life, WaitCondition,
+    Attached, Container, DEFAULT_PIDS_LIMIT, Engine, EngineConfig, Life, PendingAttach,
+    WaitCondition,
 };
 pub use error::{EngineError, Result};

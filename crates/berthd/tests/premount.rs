@@ -385,8 +385,10 @@ fn a_daemon_crash_leaves_no_premount_behind() {
     assert_no_mounts(&d, "after a stop");
 }
 
-/// (mount ID, mount point) of the overlays under `root` in this mount namespace.
-fn overlay_ids_under(root: &Path) -> Vec<(u64, PathBuf)> {
+/// (mount ID and upper dir, mount point) of the overlays under `root` in this mount
+/// namespace. The pair names one overlay: the kernel reuses a free mount ID for the next
+/// mount, but never an upper dir (a discarded snapshot's directory is gone).
+fn overlay_ids_under(root: &Path) -> Vec<((u64, String), PathBuf)> {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -395,7 +397,12 @@ fn overlay_ids_under(root: &Path) -> Vec<(u64, PathBuf)> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             let mp = PathBuf::from(f.get(4)?.replace("\\040", " "));
-            Some((f[0].parse().ok()?, mp)).filter(|(_, mp)| mp.starts_with(&root))
+            let upper = f
+                .last()?
+                .split(',')
+                .find_map(|o| o.strip_prefix("upperdir="))?
+                .to_string();
+            Some(((f[0].parse().ok()?, upper), mp)).filter(|(_, mp)| mp.starts_with(&root))
         })
         .collect()
 }
@@ -444,7 +451,7 @@ fn an_unwritten_auto_remove_container_hands_its_mount_on() {
         let got = mount_of(&slot);
         let out = d.docker_ok(&["start", "-a", &slot]);
         assert_eq!(out, "image\nnew", "{}", d.log());
-        if got != Some(mount) {
+        if got.as_ref() != Some(&mount) {
             continue;
         }
         // It wrote: its removal unmounts the overlay instead of handing it on.
@@ -455,7 +462,7 @@ fn an_unwritten_auto_remove_container_hands_its_mount_on() {
         assert!(
             overlay_ids_under(&d.data_root())
                 .iter()
-                .all(|(m, _)| *m != mount),
+                .all(|((_, upper), _)| *upper != mount.1),
             "the written overlay is unmounted: {:?}",
             overlay_ids_under(&d.data_root())
         );

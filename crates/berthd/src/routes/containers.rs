@@ -426,50 +426,59 @@ async fn attach(
         });
         return Ok(switching_protocols(ct));
     }
+    if upgrade {
+        // The `101` goes out before the shim is spawned (`attach_begin` holds the
+        // container's operations, so the client's start waits for the attach): `docker
+        // run`'s wait and start requests overlap the spawn instead of following it.
+        let pending = e.attach_begin(&id, q.stdin, q.stdout, q.stderr).await?;
+        let ct = if tty {
+            RAW_CONTENT_TYPE
+        } else {
+            MULTIPLEXED_CONTENT_TYPE
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            let attached = pending.finish_deferred().await;
+            let upgraded = match on_upgrade.await {
+                Ok(u) => u,
+                Err(err) => {
+                    tracing::warn!("attach upgrade failed: {err}");
+                    return;
+                }
+            };
+            let Ok(attached) = attached else { return };
+            let mut io = hyper_util::rt::TokioIo::new(upgraded);
+            replay_pause(&replay).await;
+            if !replay.is_empty() && io.write_all(&replay).await.is_err() {
+                return;
+            }
+            relay(io, attached).await;
+        });
+        return Ok(switching_protocols(ct));
+    }
     let attached = e.attach(&id, q.stdin, q.stdout, q.stderr).await?;
     let ct = if attached.tty {
         RAW_CONTENT_TYPE
     } else {
         MULTIPLEXED_CONTENT_TYPE
     };
-    if !upgrade {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            let mut stream = attached.stream;
-            if !replay.is_empty() && tx.send(Bytes::from(replay)).await.is_err() {
-                return;
-            }
-            if !attached.buffered.is_empty()
-                && tx.send(Bytes::from(attached.buffered)).await.is_err()
-            {
-                return;
-            }
-            let mut buf = vec![0u8; 32 << 10];
-            while let Ok(n) = stream.read(&mut buf).await {
-                if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                    break;
-                }
-            }
-        });
-        return Ok(stream_response(StatusCode::OK, ct, rx));
-    }
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(err) => {
-                tracing::warn!("attach upgrade failed: {err}");
-                return;
-            }
-        };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-        replay_pause(&replay).await;
-        if !replay.is_empty() && io.write_all(&replay).await.is_err() {
+        let mut stream = attached.stream;
+        if !replay.is_empty() && tx.send(Bytes::from(replay)).await.is_err() {
             return;
         }
-        relay(io, attached).await;
+        if !attached.buffered.is_empty() && tx.send(Bytes::from(attached.buffered)).await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 32 << 10];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                break;
+            }
+        }
     });
-    Ok(switching_protocols(ct))
+    Ok(stream_response(StatusCode::OK, ct, rx))
 }
 
 /// docker-py reads a hijacked stream from the raw socket, bypassing the buffered reader that

@@ -2,14 +2,14 @@
 //!
 //! Every `run` makes berthd spawn the next standby, and most of a standby's cost before its
 //! hand-off is the same in every one: the exec of the memfd, the dynamic linking (ld.so's
-//! CPU-feature probing traps to the hypervisor on a VM) and the host's cgroup layout. The
+//! CPU-feature probing traps to the hypervisor on a VM) and the runtime's start. The
 //! zygote does that once and then forks, with `CLONE_PARENT`, a copy of itself for each
 //! standby berthd asks for:
 //!
 //! ```text
 //!  berthd                                         zygote (berth-shim --standby, stdin a
 //!                                                 SEQPACKET socket; comm "berth-zygote")
-//!  posix_spawn once, socketpair on stdin  ───▶    exec, linking, host cgroup layout (once)
+//!  posix_spawn once, socketpair on stdin  ───▶    exec, linking (once)
 //!  two pipes; sendmsg("f", SCM_RIGHTS      ───▶   recvmsg; clone3(CLONE_PARENT|CLONE_PIDFD)
 //!    [stdin read end, stdout write end])           ├ child: dup2 them onto 0 and 1, drop
 //!                                                  │   every other descriptor, return: from
@@ -30,6 +30,9 @@
 //!   shims show as `berth-shim --standby` in `ps`, as exec'd ones do; what makes it a zygote
 //!   is its stdin being a socket (an exec'd standby's is a pipe). Its own name is
 //!   `berth-zygote`; each child renames itself `berth-shim`.
+//!
+//! - A fork keeps the zygote's address-space layout, stack canary and hash keys: standbys
+//!   share them until the lean handoff re-executes each shim (`handoff.rs`).
 //!
 //! Replies: `+` and the child's pid (4 bytes, native order) with its pidfd, or `-` and an
 //! error message. A request without exactly two descriptors is refused with `-`.
@@ -59,7 +62,9 @@ pub fn is_zygote() -> bool {
 
 /// Prepares once, then forks a standby for each request on stdin until it reaches its end.
 pub fn serve() -> Result<Role, ShimError> {
-    crate::standby::prepare();
+    // Not the host's cgroup layout (`standby::prepare`): each child reads it, so a standby
+    // sees the layout of its fork, as an exec'd one sees that of its spawn, not that of the
+    // zygote's start (berthd moved, hierarchies mounted since).
     let _ = rustix::thread::set_name(c"berth-zygote");
     let check = berth_sys::process::ThreadCheck::open()
         .map_err(|e| ShimError::internal(format!("open /proc/self/stat: {e}")))?;

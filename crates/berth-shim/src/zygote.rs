@@ -23,14 +23,13 @@
 //! - The zygote is single-threaded (checked before each fork) and holds, when it forks,
 //!   only stdio, the socket, the two pipe ends of *this* standby and the thread check's
 //!   `/proc/self/stat`. The child replaces the socket (fd 0) with its stdin pipe and closes
-//!   the rest, so no descriptor of another standby or of the zygote reaches a shim or a
+//!   the zygote's others (what berthd passes to every child stays, as in an exec'd one), so no descriptor of another standby or of the zygote reaches a shim or a
 //!   container. Signals, mask, rlimits, environment, cwd and umask are untouched since the
 //!   exec, i.e. those of a fresh `berth-shim --standby` berthd spawns.
 //! - The zygote is exec'd with the same arguments as a standby (`--standby`) so the forked
 //!   shims show as `berth-shim --standby` in `ps`, as exec'd ones do; what makes it a zygote
 //!   is its stdin being a socket (an exec'd standby's is a pipe). Its own name is
 //!   `berth-zygote`; each child renames itself `berth-shim`.
-//!
 //! - A fork keeps the zygote's address-space layout, stack canary and hash keys: standbys
 //!   share them until the lean handoff re-executes each shim (`handoff.rs`).
 //!
@@ -60,7 +59,7 @@ pub fn is_zygote() -> bool {
         .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_socket())
 }
 
-/// Prepares once, then forks a standby for each request on stdin until it reaches its end.
+/// Forks a standby for each request on stdin until it reaches its end.
 pub fn serve() -> Result<Role, ShimError> {
     // Not the host's cgroup layout (`standby::prepare`): each child reads it, so a standby
     // sees the layout of its fork, as an exec'd one sees that of its spawn, not that of the

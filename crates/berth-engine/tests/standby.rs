@@ -1,6 +1,9 @@
 //! The launcher's standby shim (see `berth_engine::shim`): containers start through it, a
 //! standby killed before its hand-off is replaced transparently, and a standby never
-//! outlives the process that spawned it (dropped launcher, SIGKILLed daemon).
+//! outlives the process that spawned it (dropped launcher, SIGKILLed daemon). Standbys are
+//! forked by the zygote (the launcher's child, like them): a killed or stuck zygote is
+//! replaced or bypassed, and nothing of it or of another standby leaks into a shim or a
+//! container.
 //!
 //! Real containers through real shims. Needs root and the `berth-shim` binary of this
 //! target dir (`cargo build -p berth-shim`); prints `skipped: ...` otherwise.
@@ -60,6 +63,95 @@ fn standbys_of(parent: i32) -> Vec<i32> {
         }
     }
     out
+}
+
+/// The zygote of `parent`: its child named `berth-zygote` with a socket as stdin.
+fn zygotes_of(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
+            == "berth-zygote\n"
+            && stat(pid).is_some_and(|(ppid, state)| ppid == parent && state != 'Z')
+            && fd_target(pid, 0).starts_with("socket:")
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits (up to 20 s) for exactly one zygote of `parent` and returns it.
+fn the_zygote_of(parent: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = zygotes_of(parent);
+        if found.len() == 1 {
+            return found[0];
+        }
+        assert!(found.len() < 2, "more than one zygote: {found:?}");
+        assert!(Instant::now() < deadline, "no zygote was spawned");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn fd_target(pid: i32, fd: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `(fd, target)` of every open descriptor of `pid`, sorted.
+fn fds(pid: i32) -> Vec<(i32, String)> {
+    let mut out: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .map(|fd| (fd, fd_target(pid, fd)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A forked process keeps its parent's auxiliary vector (load addresses, `AT_RANDOM`, all
+/// randomised per exec): equal vectors mean `pid` is a fork of `zygote`, not an exec.
+fn forked_from(pid: i32, zygote: i32) -> bool {
+    let auxv = |p: i32| std::fs::read(format!("/proc/{p}/auxv")).unwrap_or_default();
+    let a = auxv(pid);
+    !a.is_empty() && a == auxv(zygote)
+}
+
+/// A waiting standby holds its stdin pipe, /dev/null as stdout, stderr, its startup pipe
+/// and what its spawner passed down to every child (the zygote holds those too, at the same
+/// numbers): no socket of the zygote, no pipe of another standby, nothing else.
+fn assert_standby_fds(standby: i32, zygote: i32) {
+    let fds = fds(standby);
+    let zygote_fds = fds_of_zygote(zygote);
+    assert!(fds.len() >= 4, "the standby's descriptors: {fds:?}");
+    assert!(fds[0].1.starts_with("pipe:"), "{fds:?}");
+    assert_eq!((fds[1].0, fds[1].1.as_str()), (1, "/dev/null"), "{fds:?}");
+    assert!(
+        fds.iter().all(|(_, t)| !t.starts_with("socket:")),
+        "{fds:?}"
+    );
+    let own: Vec<_> = fds
+        .iter()
+        .filter(|(fd, _)| *fd > 2)
+        .filter(|f| !zygote_fds.contains(f))
+        .collect();
+    assert!(
+        own.len() == 1 && own[0].1.starts_with("pipe:"),
+        "beyond stdio and what the spawner passed down (the zygote's {zygote_fds:?}), the \
+         standby holds only its startup pipe: {fds:?}"
+    );
+}
+
+/// The zygote's descriptors above stdio.
+fn fds_of_zygote(zygote: i32) -> Vec<(i32, String)> {
+    fds(zygote).into_iter().filter(|(fd, _)| *fd > 2).collect()
 }
 
 /// Waits (up to 20 s) for exactly one standby of `parent` and returns it.
@@ -230,6 +322,121 @@ async fn killed_after_the_hand_off() {
     wait_exited(standby, "SIGKILL");
 }
 
+/// Standbys are forked by the zygote, not exec'd: the launcher's children (`CLONE_PARENT`)
+/// named `berth-shim`, with a standby's descriptors only. A container started in one sees
+/// none of them either, and a killed zygote is replaced by a new one.
+#[test]
+fn standbys_come_from_the_zygote_and_a_killed_one_is_replaced() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(standbys_from_the_zygote());
+}
+
+async fn standbys_from_the_zygote() {
+    let test = "standbys_come_from_the_zygote_and_a_killed_one_is_replaced";
+    let Some(fx) = Fixture::open(test, "engine-standby", &["sh", "sleep", "cat"]).await else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    let zygote = the_zygote_of(me);
+    let standby = the_standby_of(me);
+    assert!(
+        forked_from(standby, zygote),
+        "the standby {standby} is a fork of the zygote {zygote}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{standby}/comm")).unwrap(),
+        "berth-shim\n"
+    );
+    assert_standby_fds(standby, zygote);
+
+    // A container in it: its init holds its stdio and nothing else.
+    let (a, shim_a) = fx.run("sleep 1000").await;
+    assert_eq!(shim_a, standby);
+    let children = std::fs::read_to_string(format!("/proc/{shim_a}/task/{shim_a}/children"))
+        .expect("the shim's children");
+    let init: i32 = children
+        .split_whitespace()
+        .next()
+        .expect("the container's init")
+        .parse()
+        .unwrap();
+    let init_fds = fds(init);
+    assert_eq!(
+        init_fds.iter().map(|(fd, _)| *fd).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "the container's init: {init_fds:?}"
+    );
+    fx.engine().kill(&a, Some("KILL")).await.expect("kill");
+    assert_eq!(fx.exit_code(&a).await, 137);
+
+    // The zygote killed: the waiting standby still works, and the next is forked by a new
+    // zygote.
+    let next = the_standby_of(me);
+    kill9(zygote);
+    wait_exited(zygote, "SIGKILL");
+    let (b, shim_b) = fx.run("exit 6").await;
+    assert_eq!(
+        shim_b, next,
+        "the standby forked before survives its zygote"
+    );
+    assert_eq!(fx.exit_code(&b).await, 6);
+    let zygote2 = the_zygote_of(me);
+    assert_ne!(zygote2, zygote);
+    let standby2 = the_standby_of(me);
+    assert!(forked_from(standby2, zygote2));
+    assert_standby_fds(standby2, zygote2);
+    let (c, shim_c) = fx.run("exit 7").await;
+    assert_eq!(shim_c, standby2);
+    assert_eq!(fx.exit_code(&c).await, 7);
+}
+
+/// A zygote that stops answering (SIGSTOPped) is given up after the launcher's timeout and
+/// replaced; starts never wait for it (without a standby they spawn their shim).
+#[test]
+fn a_stuck_zygote_is_replaced() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(stuck_zygote());
+}
+
+async fn stuck_zygote() {
+    let test = "a_stuck_zygote_is_replaced";
+    let Some(fx) = Fixture::open(test, "engine-standby", &["sh", "sleep", "cat"]).await else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    let zygote = the_zygote_of(me);
+    let standby = the_standby_of(me);
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            kill9(self.0);
+        }
+    }
+    let stopped = KillOnDrop(zygote);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(zygote),
+        nix::sys::signal::Signal::SIGSTOP,
+    );
+    let (a, shim_a) = fx.run("exit 8").await;
+    assert_eq!(shim_a, standby);
+    assert_eq!(fx.exit_code(&a).await, 8);
+    // Meanwhile a start without a standby spawns its shim directly.
+    let (b, shim_b) = fx.run("exit 9").await;
+    assert!(!forked_from(shim_b, zygote));
+    assert_eq!(fx.exit_code(&b).await, 9);
+    // After the timeout (5 s) the refill spawns a new zygote, which forks the standby.
+    let next = the_standby_of(me);
+    assert!(!forked_from(next, zygote), "a stuck zygote forked {next}");
+    drop(stopped);
+    wait_exited(zygote, "SIGKILL");
+    let zygote2 = the_zygote_of(me);
+    assert!(forked_from(next, zygote2));
+    assert_standby_fds(next, zygote2);
+    let (c, shim_c) = fx.run("exit 10").await;
+    assert_eq!(shim_c, next);
+    assert_eq!(fx.exit_code(&c).await, 10);
+}
+
 /// Dropping the launcher (the engine going away) closes the standby's stdin: it exits.
 /// While it waits, `ps` shows it as `berth-shim`.
 #[test]
@@ -249,12 +456,15 @@ fn a_standby_exits_when_its_launcher_is_dropped() {
         assert!(Instant::now() < deadline, "the standby never named itself");
         std::thread::sleep(Duration::from_millis(10));
     }
+    let zygote = the_zygote_of(std::process::id() as i32);
     drop(launcher);
     wait_exited(standby, "launcher dropped");
+    wait_exited(zygote, "launcher dropped");
 }
 
 /// A daemon SIGKILLed with a standby waiting: the kernel closes the daemon's end of the
-/// hand-off pipe and the standby exits. The daemon is this test binary run again (with
+/// hand-off pipe and the standby exits; its end of the zygote's socket too, and the zygote
+/// exits. The daemon is this test binary run again (with
 /// `DAEMON_ENV` set), holding a launcher until it is killed.
 #[test]
 fn a_standby_exits_when_its_daemon_is_sigkilled() {
@@ -265,8 +475,9 @@ fn a_standby_exits_when_its_daemon_is_sigkilled() {
         let shim = berth_fixtures::workspace_bin("berth-shim");
         let _launcher = rt.block_on(async { Launcher::new(&shim).expect("launcher") });
         let standby = the_standby_of(std::process::id() as i32);
+        let zygote = the_zygote_of(std::process::id() as i32);
         let tmp = PathBuf::from(&report).with_extension("tmp");
-        std::fs::write(&tmp, standby.to_string()).unwrap();
+        std::fs::write(&tmp, format!("{standby} {zygote}")).unwrap();
         std::fs::rename(&tmp, &report).unwrap();
         std::thread::sleep(Duration::from_secs(120));
         return;
@@ -294,12 +505,12 @@ fn a_standby_exits_when_its_daemon_is_sigkilled() {
             .expect("run the daemon"),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    let standby: i32 = loop {
-        if let Some(pid) = std::fs::read_to_string(&report)
-            .ok()
-            .and_then(|s| s.parse().ok())
-        {
-            break pid;
+    let (standby, zygote): (i32, i32) = loop {
+        if let Some(pids) = std::fs::read_to_string(&report).ok().and_then(|s| {
+            let (a, b) = s.split_once(' ')?;
+            Some((a.parse().ok()?, b.parse().ok()?))
+        }) {
+            break pids;
         }
         assert!(
             daemon.0.try_wait().unwrap().is_none(),
@@ -308,8 +519,9 @@ fn a_standby_exits_when_its_daemon_is_sigkilled() {
         assert!(Instant::now() < deadline, "the daemon reports its standby");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(!exited(standby));
+    assert!(!exited(standby) && !exited(zygote));
     kill9(daemon.0.id() as i32);
     let _ = daemon.0.wait();
     wait_exited(standby, "daemon SIGKILLed");
+    wait_exited(zygote, "daemon SIGKILLed");
 }

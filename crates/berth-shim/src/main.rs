@@ -1,7 +1,8 @@
 //! `berth-shim <state_dir>`: supervises one container (see `docs/shim.md` and the library's
 //! `protocol` module for the contract with berthd). `berth-shim --standby` is the same shim
 //! spawned ahead of its container; it reads the state directory from stdin (see
-//! `standby.rs`).
+//! `standby.rs`); one whose stdin is a socket is the zygote that forks the others (see
+//! `zygote.rs`).
 //!
 //! Single-threaded on purpose: the runtime library forks, and one epoll loop is all an
 //! idle container's supervisor needs (memory per container is the product's density).
@@ -21,6 +22,7 @@ mod handoff;
 mod log;
 mod server;
 mod standby;
+mod zygote;
 
 use berth_shim::{ErrorReply, Startup};
 use std::fs::File;
@@ -126,6 +128,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if dir.is_none() && zygote::is_zygote() {
+        // Returns in a forked child only: from here on a standby like any other.
+        match zygote::serve() {
+            Ok(zygote::Role::Standby) => {}
+            Ok(zygote::Role::Done) => return ExitCode::SUCCESS,
+            Err(e) => {
+                warn!("{}", e.message);
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let channel = Channel::open();
     let dir = match dir {
         Some(d) => d,

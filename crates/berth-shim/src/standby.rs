@@ -15,6 +15,9 @@
 //!  berthd exits or is SIGKILLed        ───▶     read gives EOF: exit 0 at once, quietly
 //! ```
 //!
+//! berthd forks standbys from a parked one (the zygote, `zygote.rs`) rather than exec'ing
+//! each; the forked child continues here, from its pipes on exactly the exec'd standby.
+//!
 //! Before the hand-off the standby holds nothing of any container: no state directory, no
 //! cgroup, no socket, no file. Its only tie is the pipe on stdin, so it can never outlive
 //! its spawner: the kernel closes berthd's end when berthd goes, however it goes.

@@ -169,3 +169,127 @@ fn bad_hand_off_lines_are_startup_errors() {
     assert!(e.message.contains("no-such-dir"), "{}", e.message);
     assert_eq!(wait_exit(&mut child, "missing dir").code(), Some(1));
 }
+
+/// One fork request to a zygote: `(reply bytes, the pidfd if any)`.
+fn ask_zygote(
+    sock: &rustix::fd::OwnedFd,
+    fds: &[rustix::fd::BorrowedFd<'_>],
+) -> (Vec<u8>, Option<rustix::fd::OwnedFd>) {
+    use rustix::net::{
+        RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+        SendAncillaryMessage, SendFlags,
+    };
+    use std::mem::MaybeUninit;
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(fds)));
+    rustix::net::sendmsg(
+        sock,
+        &[std::io::IoSlice::new(b"f")],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    )
+    .expect("sendmsg to the zygote");
+    let mut reply = [0u8; 512];
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        sock,
+        &mut [std::io::IoSliceMut::new(&mut reply)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .expect("the zygote's reply");
+    let mut pidfd = None;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut rights) = msg {
+            pidfd = rights.next();
+        }
+    }
+    (reply[..got.bytes].to_vec(), pidfd)
+}
+
+/// `berth-shim --standby` with a socket as stdin is the zygote (see `src/zygote.rs`): it
+/// refuses a request without exactly two descriptors, forks a standby that is the
+/// spawner's child (`CLONE_PARENT`) and behaves as an exec'd one (exits 0 on its stdin's
+/// end, quietly), and exits 0 when the spawner closes the socket.
+#[test]
+fn the_zygote_forks_standbys_as_the_spawners_children() {
+    use rustix::fd::AsFd;
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let (ours, theirs) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let mut zygote = Command::new(shim_bin())
+        .arg("--standby")
+        .stdin(Stdio::from(theirs))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the zygote");
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+
+    let (in_r, in_w) = pipe();
+    let (reply, pidfd) = ask_zygote(&ours, &[in_r.as_fd()]);
+    assert!(
+        reply.starts_with(b"-"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(pidfd.is_none());
+
+    let (out_r, out_w) = pipe();
+    let (reply, pidfd) = ask_zygote(&ours, &[in_r.as_fd(), out_w.as_fd()]);
+    drop((in_r, out_w));
+    assert_eq!(reply.len(), 5, "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(reply[0], b'+');
+    let pid = i32::from_ne_bytes(reply[1..5].try_into().unwrap());
+    let pidfd = pidfd.expect("the child's pidfd");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: u32 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        ppid,
+        std::process::id(),
+        "the standby is the spawner's child"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        rustix::process::waitid(
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOHANG,
+        )
+        .unwrap()
+        .is_none(),
+        "the forked standby waits"
+    );
+    drop(in_w);
+    let status = rustix::process::waitid(
+        rustix::process::WaitId::PidFd(pidfd.as_fd()),
+        rustix::process::WaitIdOptions::EXITED,
+    )
+    .unwrap()
+    .expect("the standby's exit");
+    assert_eq!(status.exit_status(), Some(0), "stdin closed: exit 0");
+    assert_eq!(
+        rest(Some(std::fs::File::from(out_r))),
+        "",
+        "no startup line"
+    );
+
+    drop(ours);
+    let st = wait_exit(&mut zygote, "socket closed");
+    assert_eq!(st.code(), Some(0), "{st}");
+    assert_eq!(rest(zygote.stderr.take()), "", "quietly");
+}

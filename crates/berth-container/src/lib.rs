@@ -51,4 +51,4 @@ pub use container::{
 };
 pub use error::{Error, Result};
 pub use plan::OverlayMount;
-pub use state::{OciState, Status, validate_id};
+pub use state::{OciState, StateFile, Status, validate_id};

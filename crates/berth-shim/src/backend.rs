@@ -3,7 +3,10 @@
 //!
 //! Neither keeps the parsed spec in memory between calls: an idle shim holds ids, paths
 //! and (built-in runtime) the container's held state, the few parts of its configuration
-//! later calls need ([`berth_container::Container::held_state`]).
+//! later calls need ([`berth_container::Container::held_state`]), as JSON text parsed
+//! when a call needs it: deserializing a `Spec` runs serde frames of ~90 KB of stack
+//! (probed page by page), which a lean image would otherwise carry for the container's
+//! life (measured: 20 → 108 KB of stack per idle shim).
 //!
 //! The built-in runtime's container is *held* ([`berth_container::CreateOptions::held`]):
 //! the shim is its only user, so it gets no `<runtime_root>/<id>/` directory, `state.json`
@@ -59,9 +62,9 @@ enum Flavor {
         runtime: Runtime,
         id: String,
         seccomp_cache: Option<PathBuf>,
-        /// The held container (`None` only in a state from before held containers: then
-        /// it is loaded from `<runtime_root>/<id>/`).
-        held: Option<Box<Container>>,
+        /// The held container's [`Container::held_state`] as JSON (`None` only in a state
+        /// from before held containers: then it is loaded from `<runtime_root>/<id>/`).
+        held: Option<String>,
         /// Until the start: one byte written here lets the init run the app.
         gate: Option<OwnedFd>,
     },
@@ -81,9 +84,10 @@ pub struct BackendState {
     /// See [`Backend`]'s field; absent (false: look for leftovers) in older states.
     #[serde(default)]
     pub own_pid_ns: bool,
-    /// The built-in runtime's held container ([`Container::held_state`]).
+    /// The built-in runtime's held container ([`Container::held_state`], as JSON text:
+    /// the new image does not parse it before it needs it).
     #[serde(default)]
-    pub held: Option<StateFile>,
+    pub held: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -206,10 +210,8 @@ impl Backend {
                 warnings: created.warnings,
             };
             // Only what later calls need stays (the full spec goes with `created`).
-            let held = runtime
-                .adopt(created.container.held_state())
-                .map(Box::new)
-                .map_err(classified)?;
+            let held = serde_json::to_string(&created.container.held_state())
+                .map_err(|e| ShimError::internal(format!("encode the container's state: {e}")))?;
             let kind = Flavor::Builtin {
                 runtime,
                 id: cfg.id.clone(),
@@ -288,7 +290,7 @@ impl Backend {
                 runtime_root: runtime.root().to_path_buf(),
                 seccomp_cache: seccomp_cache.clone(),
                 own_pid_ns: self.own_pid_ns,
-                held: held.as_deref().map(Container::held_state),
+                held: held.clone(),
             },
             Flavor::External(e) => BackendState {
                 id: e.id.clone(),
@@ -319,12 +321,11 @@ impl Backend {
                 if let Some(c) = &s.seccomp_cache {
                     runtime = runtime.with_seccomp_cache(c);
                 }
-                let held = s.held.and_then(|h| runtime.adopt(h).ok()).map(Box::new);
                 Flavor::Builtin {
                     runtime,
                     id: s.id,
                     seccomp_cache: s.seccomp_cache,
-                    held,
+                    held: s.held,
                     gate,
                 }
             }
@@ -346,17 +347,28 @@ impl Backend {
         }
     }
 
+    /// The held container again, from its state's JSON.
+    fn adopt(runtime: &Runtime, held: &str) -> Result<Container, ShimError> {
+        let state: StateFile = serde_json::from_str(held)
+            .map_err(|e| ShimError::internal(format!("decode the container's state: {e}")))?;
+        runtime.adopt(state).map_err(classified)
+    }
+
     pub fn start(&mut self) -> Result<(), ShimError> {
         match &mut self.kind {
             Flavor::Builtin {
-                held: Some(c),
+                runtime,
+                id,
+                held: Some(held),
                 gate,
                 ..
             } => {
                 let gate = gate.take().ok_or_else(|| {
-                    ShimError::conflict(format!("container {} was started already", c.id()))
+                    ShimError::conflict(format!("container {id} was started already"))
                 })?;
-                c.start_gated(gate).map_err(classified)
+                Self::adopt(runtime, held)?
+                    .start_gated(gate)
+                    .map_err(classified)
             }
             Flavor::Builtin { runtime, id, .. } => runtime
                 .load(id)
@@ -397,8 +409,10 @@ impl Backend {
     }
 
     pub fn update(&mut self, res: &LinuxResources) -> Result<(), ShimError> {
-        match &mut self.kind {
-            Flavor::Builtin { held: Some(c), .. } => c.update(res).map_err(classified),
+        match &self.kind {
+            // Only the cgroup changes: a held container has no state file to record it in,
+            // and nothing later reads the resources.
+            Flavor::Builtin { held: Some(_), .. } => self.cgroup()?.apply(res).map_err(classified),
             Flavor::Builtin { runtime, id, .. } => runtime
                 .load(id)
                 .and_then(|mut c| c.update(res))
@@ -459,13 +473,14 @@ impl Backend {
     pub fn delete(&mut self) -> Result<(), ShimError> {
         match &mut self.kind {
             Flavor::Builtin {
-                held: Some(c),
+                runtime,
+                held: Some(held),
                 gate,
                 ..
             } => {
                 // An unstarted init sees end of file and exits; `delete` kills it anyway.
                 *gate = None;
-                c.delete(true).map_err(classified)
+                Self::adopt(runtime, held)?.delete(true).map_err(classified)
             }
             Flavor::Builtin { runtime, id, .. } => match runtime.load(id) {
                 Ok(c) => c.delete(true).map_err(classified),

@@ -544,7 +544,7 @@ impl Shim {
         });
         self.exit = Some(exit.clone());
         let json = serde_json::to_vec(&exit).unwrap_or_default();
-        if let Err(e) = replace_file(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
+        if let Err(e) = write_exit_file(&self.state_dir, &json) {
             warn!("write {EXIT_FILE}: {e}");
         }
         // The built-in runtime's state (cgroup rmdirs: up to a few ms each on cgroup v1, and
@@ -1217,6 +1217,34 @@ fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
     l.set_nonblocking(true)
         .map_err(|e| internal("set the socket non-blocking", e))?;
     Ok(l)
+}
+
+/// Writes `exit.json` atomically into the inode of `shim.json`, which the setup read once
+/// and nobody reads again (berthd writes a new one before every spawn): renamed to the
+/// temp name, overwritten in place and cut to length (its data block stays: no block is
+/// freed, which on this machine's ext4 is a synchronous discard), renamed to `exit.json`.
+/// That saves an inode allocation on the exit report's path and a file with a data
+/// block in the directory's deletion. A reader never sees a partial `exit.json`; a crash
+/// in between leaves no `shim.json` and a temp file, i.e. no exit record, which is true.
+/// Without a `shim.json` (removed by hand), a new file as before.
+fn write_exit_file(state_dir: &Path, json: &[u8]) -> std::io::Result<()> {
+    let exit = state_dir.join(EXIT_FILE);
+    let tmp = state_dir.join(format!(".{EXIT_FILE}.tmp-{}", std::process::id()));
+    if std::fs::rename(state_dir.join(berth_shim::CONFIG_FILE), &tmp).is_ok() {
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(json)?;
+                f.set_len(json.len() as u64)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &exit));
+        if r.is_ok() {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    replace_file(&exit, json, 0o644)
 }
 
 /// Replaces a file atomically (temp file, rename) without fsync.

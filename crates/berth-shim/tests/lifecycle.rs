@@ -531,7 +531,8 @@ fn leftovers_without_a_pid_namespace_are_killed_at_exit() {
 /// The files one container's life creates, by name: the exec root's inodes are on every
 /// start's path (on this machine's journal-less ext4, each allocation scans recently deleted
 /// inodes). The built-in runtime's container is held by the shim: no runtime state
-/// directory, `state.json` or `exec.fifo`; `started` is a link to `shim.pid`, not an inode.
+/// directory, `state.json` or `exec.fifo`; `started` is a link to `shim.pid`, and
+/// `exit.json` takes over `shim.json`'s inode.
 #[test]
 fn created_container_makes_only_the_shims_files() {
     use std::os::unix::fs::MetadataExt;
@@ -566,19 +567,30 @@ fn created_container_makes_only_the_shims_files() {
         pid_file.ino(),
         "started is a link to shim.pid"
     );
+    let config = std::fs::metadata(f.state_dir().join(berth_shim::CONFIG_FILE)).unwrap();
     drop(a);
     assert_eq!(wait(&f).exit_code, 0);
     assert!(r.wait_shim().success());
+    // exit.json took over shim.json's inode (read once at setup): no allocation.
     assert_eq!(
         names(&f.state_dir()),
         [
             "c-json.log",
             "exit.json",
-            "shim.json",
             "shim.pid",
             "shim.sock",
             "started"
         ]
+    );
+    let exit = std::fs::metadata(f.state_dir().join(berth_shim::EXIT_FILE)).unwrap();
+    assert_eq!(
+        exit.ino(),
+        config.ino(),
+        "exit.json reuses shim.json's inode"
+    );
+    assert_eq!(
+        ExitInfo::load(&f.state_dir()).unwrap().unwrap().exit_code,
+        0
     );
     assert_cleaned(&f);
 }

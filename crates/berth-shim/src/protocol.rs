@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! <state_dir>/
-//!   shim.json   ShimConfig, written by berthd before it spawns the shim (read once)
+//!   shim.json   ShimConfig, written by berthd before it spawns the shim (read once; at
+//!               the exit its inode becomes exit.json's, so it is gone afterwards)
 //!   shim.sock   the control socket (bound by the shim before it creates the container)
 //!   shim.pid    the shim's pid, decimal, written in place after the socket is bound
 //!   started     a hard link to shim.pid, made once the container's app runs
-//!   exit.json   ExitInfo, written atomically when the container has exited, before any
+//!   exit.json   ExitInfo, appears atomically when the container has exited, before any
 //!               `wait` is answered; it outlives the shim so a restarted berthd learns
 //!               the outcome of containers that exited while it was down
 //! ```

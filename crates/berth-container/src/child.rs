@@ -28,8 +28,12 @@ pub(crate) struct Common<'a> {
     pub seccomp: Option<&'a CompiledFilter>,
     /// Caller-provided descriptors for stdin, stdout, stderr.
     pub stdio: Option<[BorrowedFd<'a>; 3]>,
-    /// The exec fifo to wait on before `execve` (create without immediate start).
+    /// The exec fifo, or a start gate's read end, to wait on before `execve` (create
+    /// without immediate start).
     pub fifo: Option<BorrowedFd<'a>>,
+    /// A start gate's write end (the caller's, inherited by the fork): closed here before
+    /// the wait, so the caller's death reads as end of file instead of blocking forever.
+    pub gate_writer: Option<RawFd>,
     pub preserve_fds: u32,
     /// Run the built-in reaper as PID 1 and the app as its child.
     pub init: bool,
@@ -519,9 +523,15 @@ fn finalize(c: &mut Common<'_>, host_pid: i32) -> CResult<Infallible> {
     }
     c.chan.send(&Msg::Ready).map_err(err("sync"))?;
     if let Some(fifo) = c.fifo {
+        if let Some(w) = c.gate_writer {
+            let _ = nix::unistd::close(w);
+        }
         let mut b = [0u8; 1];
         loop {
             match rustix::io::read(fifo, &mut b) {
+                // Only a gate can end (a fifo is open read-write here): its holder is gone
+                // without starting the container.
+                Ok(0) => return Err("the start gate closed before the start".into()),
                 Ok(_) => break,
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(format!("wait for start on the exec fifo: {e}")),

@@ -2,7 +2,7 @@
 
 use berth_cgroups::{CgroupManager, CgroupPath, Hierarchy};
 use berth_oci::spec::runtime::{LinuxResources, Process, Spec};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,6 +58,14 @@ pub struct CreateOptions<'a> {
     /// PID 1 is the built-in reaper; the app is its child.
     pub init: bool,
     pub start: StartMode,
+    /// The caller holds the container's state: no `<root>/<id>/` directory, `state.json` or
+    /// exec fifo is made (each an inode on the start's path). The returned [`Container`]
+    /// is the state ([`Container::held_state`] to keep it elsewhere, [`Runtime::adopt`] to
+    /// get it back), and with [`StartMode::OnStart`] the init waits on a pipe whose write
+    /// end is [`Created::start_gate`] ([`Container::start_gated`]). [`Runtime::load`],
+    /// `list` and the CLI do not see such a container: for a caller that is its only user
+    /// (the shim). If the gate closes unwritten (the caller died), the init exits.
+    pub held: bool,
 }
 
 /// What [`Runtime::create`] returns.
@@ -70,6 +78,8 @@ pub struct Created {
     pub pty_master: Option<OwnedFd>,
     /// Settings that were tolerated but ignored (e.g. AppArmor on a host without it).
     pub warnings: Vec<String>,
+    /// [`CreateOptions::held`] with [`StartMode::OnStart`]: write one byte here to start.
+    pub start_gate: Option<OwnedFd>,
 }
 
 /// Options of [`Container::exec`].
@@ -97,11 +107,12 @@ pub struct Runtime {
     seccomp_cache: Option<PathBuf>,
 }
 
-/// A created container (loaded from its state directory).
+/// A created container (loaded from its state directory, or held by its creator).
 #[derive(Debug, Clone)]
 pub struct Container {
     runtime: Runtime,
-    dir: PathBuf,
+    /// `None`: held by the caller ([`CreateOptions::held`]), no files.
+    dir: Option<PathBuf>,
     state: StateFile,
 }
 
@@ -171,7 +182,17 @@ impl Runtime {
         let state = StateFile::load(&dir, id)?;
         Ok(Container {
             runtime: self.clone(),
-            dir,
+            dir: Some(dir),
+            state,
+        })
+    }
+
+    /// A held container again, from its [`Container::held_state`].
+    pub fn adopt(&self, state: StateFile) -> Result<Container> {
+        validate_id(&state.id)?;
+        Ok(Container {
+            runtime: self.clone(),
+            dir: None,
             state,
         })
     }
@@ -230,27 +251,41 @@ impl Runtime {
 
         let join_fds = spawn::open_join_fds(&plan.ns)?;
 
-        std::fs::create_dir_all(&self.root)
-            .map_err(|e| Error::io(format!("create state root {}", self.root.display()), e))?;
-        let dir = self.dir(&opts.id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists(opts.id));
+        let dir = if opts.held {
+            None
+        } else {
+            std::fs::create_dir_all(&self.root)
+                .map_err(|e| Error::io(format!("create state root {}", self.root.display()), e))?;
+            let dir = self.dir(&opts.id);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists(opts.id));
+                }
+                Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
             }
-            Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
-        }
+            Some(dir)
+        };
         let mut guard = CreateGuard {
-            dir: Some(dir.clone()),
+            dir: dir.clone(),
             cgroup: None,
             pid: None,
         };
         cgroup.create()?;
         guard.cgroup = Some(cgroup.as_ref());
         cgroup.apply(&resources)?;
-        let fifo = match opts.start {
-            StartMode::OnStart => Some(spawn::make_exec_fifo(&dir.join(EXEC_FIFO))?),
-            StartMode::Now => None,
+        // The init waits on the fifo (read-write: it never sees end of file), or on a pipe
+        // whose write end the caller holds.
+        let (fifo, gate) = match (opts.start, &dir) {
+            (StartMode::Now, _) => (None, None),
+            (StartMode::OnStart, Some(dir)) => {
+                (Some(spawn::make_exec_fifo(&dir.join(EXEC_FIFO))?), None)
+            }
+            (StartMode::OnStart, None) => {
+                let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                    .map_err(|e| Error::io("create the start gate", e))?;
+                (Some(r), Some(w))
+            }
         };
         let cgroup_paths = spawn::cgroup_mount_paths(cgroup.as_ref());
         let join = crate::cgroup_join::handles(cgroup.as_ref(), &hierarchy, &cg_path);
@@ -285,6 +320,7 @@ impl Runtime {
                 Stdio::Fds(f) => Some(f),
             },
             fifo: fifo.as_ref().map(|f| f.as_fd()),
+            gate_writer: gate.as_ref().map(|g| g.as_raw_fd()),
             preserve_fds: opts.preserve_fds,
             init: opts.init,
             wait_go_early: plan.ns.new_user || plan.ns.new_cgroup,
@@ -346,7 +382,9 @@ impl Runtime {
         oci.pid_start_time = state::proc_stat(pid)
             .map(|(_, st)| st)
             .ok_or_else(|| Error::Init("the container process exited during setup".into()))?;
-        oci.save(&dir)?;
+        if let Some(dir) = &dir {
+            oci.save(dir)?;
+        }
         if let Some(p) = &opts.pid_file {
             write_pid_file(p, pid)?;
         }
@@ -376,6 +414,7 @@ impl Runtime {
             pid,
             pty_master: pty,
             warnings,
+            start_gate: gate,
         })
     }
 }
@@ -402,8 +441,35 @@ impl Container {
         &self.state.config
     }
 
-    pub fn state_dir(&self) -> &Path {
-        &self.dir
+    /// `None` for a held container.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// What a held container's later calls need, without the parts of the configuration
+    /// only the create used (a monitor keeps this for the container's life): the
+    /// annotations, the poststart and poststop hooks and `linux.cgroupsPath`.
+    pub fn held_state(&self) -> StateFile {
+        use berth_oci::spec::runtime::{Hooks, Linux};
+        let full = &self.state.config;
+        let mut config: Spec = serde_json::from_str("{}").expect("every Spec field has a default");
+        config.set_version(full.version().clone());
+        config.set_annotations(full.annotations().clone());
+        if let Some(h) = full.hooks() {
+            let mut hooks: Hooks = serde_json::from_str("{}").expect("all optional");
+            hooks.set_poststart(h.poststart().clone());
+            hooks.set_poststop(h.poststop().clone());
+            config.set_hooks(Some(hooks));
+        }
+        if let Some(p) = full.linux().as_ref().and_then(|l| l.cgroups_path().clone()) {
+            let mut linux: Linux = serde_json::from_str("{}").expect("all optional");
+            linux.set_cgroups_path(Some(p));
+            config.set_linux(Some(linux));
+        }
+        StateFile {
+            config,
+            ..self.state.clone()
+        }
     }
 
     fn cgroup_path(&self) -> Result<CgroupPath> {
@@ -432,7 +498,12 @@ impl Container {
         if !self.init_alive() {
             return Ok(Status::Stopped);
         }
-        if self.dir.join(EXEC_FIFO).exists() {
+        // A held container's creator knows whether it started; here it counts as running.
+        if self
+            .dir
+            .as_ref()
+            .is_some_and(|d| d.join(EXEC_FIFO).exists())
+        {
             return Ok(Status::Created);
         }
         match self.cgroup().and_then(|c| Ok(c.is_frozen()?)) {
@@ -457,10 +528,10 @@ impl Container {
     /// Lets a created container's init run the app (removes the exec fifo).
     pub fn start(&self) -> Result<()> {
         let status = self.status()?;
-        if status != Status::Created {
+        let Some(dir) = self.dir.as_ref().filter(|_| status == Status::Created) else {
             return Err(self.bad_state("start", status));
-        }
-        let fifo = self.dir.join(EXEC_FIFO);
+        };
+        let fifo = dir.join(EXEC_FIFO);
         let fd = rustix::fs::open(
             &fifo,
             rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
@@ -475,6 +546,27 @@ impl Container {
         })?;
         rustix::io::write(&fd, &[0]).map_err(|e| Error::io("write the exec fifo", e))?;
         let _ = std::fs::remove_file(&fifo);
+        self.run_poststart();
+        Ok(())
+    }
+
+    /// Lets a held container's init run the app: one byte through its
+    /// [`Created::start_gate`], which is closed after.
+    pub fn start_gated(&self, gate: OwnedFd) -> Result<()> {
+        loop {
+            match rustix::io::write(&gate, &[0]) {
+                Ok(_) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::PIPE) => {
+                    return Err(Error::Init(format!(
+                        "container {} cannot start: its init is no longer waiting",
+                        self.state.id
+                    )));
+                }
+                Err(e) => return Err(Error::io("write the start gate", e)),
+            }
+        }
+        drop(gate);
         self.run_poststart();
         Ok(())
     }
@@ -548,8 +640,11 @@ impl Container {
         if !hooks.is_empty() {
             run_hooks_warn("poststop", &hooks, &self.state.oci_state(Status::Stopped));
         }
-        std::fs::remove_dir_all(&self.dir)
-            .map_err(|e| Error::io(format!("remove {}", self.dir.display()), e))
+        match &self.dir {
+            Some(dir) => std::fs::remove_dir_all(dir)
+                .map_err(|e| Error::io(format!("remove {}", dir.display()), e)),
+            None => Ok(()),
+        }
     }
 
     pub fn pause(&self) -> Result<()> {
@@ -608,7 +703,10 @@ impl Container {
         let mut linux = self.state.config.linux().clone().unwrap_or_default();
         linux.set_resources(Some(merged));
         self.state.config.set_linux(Some(linux));
-        self.state.save(&self.dir)
+        match &self.dir {
+            Some(dir) => self.state.save(dir),
+            None => Ok(()),
+        }
     }
 
     /// Starts another process in the running container (its namespaces, cgroup, seccomp
@@ -672,6 +770,7 @@ impl Container {
                 Stdio::Fds(f) => Some(f),
             },
             fifo: None,
+            gate_writer: None,
             preserve_fds: opts.preserve_fds,
             init: false,
             wait_go_early: false,
@@ -735,5 +834,51 @@ impl Container {
             pty_master: pty,
             warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A monitor keeps the held state for the container's life: only what later calls use.
+    #[test]
+    fn held_state_keeps_hooks_annotations_and_the_cgroup_path_only() {
+        let config = parse_spec(
+            br#"{"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},"root":{"path":"rootfs"},
+                "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+                "annotations":{"a":"b"},
+                "hooks":{"prestart":[{"path":"/bin/pre"}],"poststart":[{"path":"/bin/post"}],
+                         "poststop":[{"path":"/bin/stop"}]},
+                "linux":{"cgroupsPath":"/berth/x","namespaces":[{"type":"pid"}]}}"#,
+        )
+        .unwrap();
+        let c = Container {
+            runtime: Runtime::new("/nonexistent"),
+            dir: None,
+            state: StateFile {
+                id: "x".into(),
+                bundle: "/b".into(),
+                rootfs: "/b/rootfs".into(),
+                pid: 42,
+                pid_start_time: 7,
+                created: "2026-11-23T00:00:00Z".into(),
+                config,
+                init: true,
+                seccomp_cache: None,
+            },
+        };
+        let held = c.held_state();
+        let v = serde_json::to_value(&held).unwrap();
+        assert_eq!(
+            v["config"],
+            serde_json::json!({"ociVersion":"1.0.2","annotations":{"a":"b"},
+                "hooks":{"poststart":[{"path":"/bin/post"}],"poststop":[{"path":"/bin/stop"}]},
+                "linux":{"cgroupsPath":"/berth/x"}})
+        );
+        assert_eq!((held.pid, held.pid_start_time, held.init), (42, 7, true));
+        let back = Runtime::new("/r").adopt(held).unwrap();
+        assert_eq!(back.state_dir(), None);
+        assert_eq!(back.cgroup_path().unwrap(), c.cgroup_path().unwrap());
     }
 }

@@ -16,6 +16,11 @@
 //! rt.load(&id)?.exec(ExecOptions { process, .. })?;                 // another process inside
 //! rt.load(&id)?.kill(libc::SIGTERM, false)?;
 //! rt.load(&id)?.delete(false)?;
+//!
+//! // or held by its only user (the shim): no files under the root at all
+//! let created = rt.create(CreateOptions { id, bundle, held: true, ..Default::default() })?;
+//! let keep = created.container.held_state();                       // later: rt.adopt(keep)?
+//! created.container.start_gated(created.start_gate.unwrap())?;      // runs the app
 //! ```
 //!
 //! How a container comes to life (see [`sync`] for the messages): the spec is validated and
@@ -24,7 +29,8 @@
 //! namespaces (`clone3`; a helper process first when namespaces are joined by path or a time
 //! namespace is needed); the runtime writes id maps, joins it to the cgroup and runs the
 //! runtime-side hooks while the init mounts the rootfs, pivots, drops privileges and loads
-//! its seccomp filter; the init then waits on the exec fifo (create) or execs at once (run).
+//! its seccomp filter; the init then waits on the exec fifo (create; a pipe, the start gate,
+//! for a held container) or execs at once (run).
 #![forbid(unsafe_code)]
 
 pub mod caps;
@@ -51,4 +57,4 @@ pub use container::{
 };
 pub use error::{Error, Result};
 pub use plan::OverlayMount;
-pub use state::{OciState, Status, validate_id};
+pub use state::{OciState, StateFile, Status, validate_id};

@@ -10,6 +10,9 @@
 //! The status is never stored: it is derived each time from the init process (alive, not a
 //! zombie, same start time as recorded, so a reused pid is not mistaken for it), the exec
 //! fifo, and the freezer state. That keeps state.json write-once and crash-safe.
+//!
+//! A held container (`CreateOptions::held`) has none of these files: its creator keeps the
+//! [`StateFile`] in memory and gates the start with a pipe (docs/runtime.md, "State").
 
 use berth_oci::spec::runtime::Spec;
 use serde::{Deserialize, Serialize};

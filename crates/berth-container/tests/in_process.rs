@@ -38,6 +38,10 @@ const CASES: &[Case] = &[
     ),
     ("exec_child_is_ours_to_reap", exec_child_is_ours_to_reap),
     (
+        "held_container_starts_through_its_gate_and_makes_no_files",
+        held_container_starts_through_its_gate_and_makes_no_files,
+    ),
+    (
         "bad_spec_leaves_nothing_behind",
         bad_spec_leaves_nothing_behind,
     ),
@@ -958,4 +962,61 @@ fn docker_like(cgroupns: bool) {
     want_dev.sort();
     let got_dev: Vec<&str> = dev.lines().collect();
     assert_eq!(got_dev, want_dev, "/dev:\n{dev}");
+}
+
+/// Removes a held container (not loadable by id) even when the case fails.
+struct HeldGuard(Option<berth_container::Container>);
+
+impl Drop for HeldGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.take() {
+            let _ = c.delete(true);
+        }
+    }
+}
+
+/// The shim's way: a held container gets no state directory, state.json or exec fifo;
+/// its init waits on the start gate, runs the app once a byte arrives, and exits without
+/// running it when the gate closes unwritten (its holder died).
+fn held_container_starts_through_its_gate_and_makes_no_files() {
+    if skip() {
+        return;
+    }
+    for write in [true, false] {
+        let mut b = Bundle::new();
+        b.args(&["/bin/echo", "gated"]);
+        let id = unique_id("held");
+        b.write_for(&id);
+        let (out_r, out_w) = pipe();
+        let (in_r, _in_w) = pipe();
+        let created = runtime()
+            .create(CreateOptions {
+                id: id.clone(),
+                bundle: b.path().to_path_buf(),
+                stdio: Stdio::Fds([in_r.as_fd(), out_w.as_fd(), out_w.as_fd()]),
+                start: StartMode::OnStart,
+                held: true,
+                ..Default::default()
+            })
+            .expect("create");
+        drop(out_w);
+        let held = runtime().adopt(created.container.held_state()).unwrap();
+        let _g = HeldGuard(Some(held.clone()));
+        assert_eq!(held.state_dir(), None);
+        assert!(!Path::new("/run/berth-runtime").join(&id).exists());
+        assert!(
+            runtime().load(&id).is_err(),
+            "a held container is not loadable"
+        );
+        let gate = created.start_gate.expect("a start gate");
+        if write {
+            held.start_gated(gate).expect("start");
+            assert_eq!(read_all(&out_r), "gated\n");
+            assert_eq!(wait(created.pid), 0);
+        } else {
+            drop(gate);
+            assert_eq!(read_all(&out_r), "", "the app must not run");
+            assert_ne!(wait(created.pid), 0);
+        }
+    }
 }

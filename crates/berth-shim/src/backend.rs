@@ -1,11 +1,25 @@
 //! The container runtime behind the shim: berth-container in-process (the default, no exec
 //! on the hot path), or a runc-compatible binary driven through its CLI.
 //!
-//! Neither keeps the parsed spec in memory between calls: an idle shim holds only ids and
-//! paths, and loads the runtime state when a request needs it.
+//! Neither keeps the parsed spec in memory between calls: an idle shim holds ids, paths
+//! and (built-in runtime) the container's held state, the few parts of its configuration
+//! later calls need ([`berth_container::Container::held_state`]), as JSON text parsed
+//! when a call needs it: deserializing a `Spec` runs serde frames of ~90 KB of stack
+//! (probed page by page), which a lean image would otherwise carry for the container's
+//! life (measured: 20 → 108 KB of stack per idle shim).
+//!
+//! The built-in runtime's container is *held* ([`berth_container::CreateOptions::held`]):
+//! the shim is its only user, so it gets no `<runtime_root>/<id>/` directory, `state.json`
+//! or `exec.fifo` (three inodes on every start's path, and their deletion on every exit's;
+//! on this machine's journal-less ext4 `/run` each creation scanned recently deleted
+//! inodes). Its init waits on a pipe whose write end (the start gate) the shim holds, also
+//! across the lean handoff; if the shim dies before the start, the init sees end of file
+//! and exits instead of waiting forever.
 
 use berth_cgroups::{CgroupManager, CgroupPath, Hierarchy};
-use berth_container::{CreateOptions, OverlayMount, Runtime, StartMode, Stdio};
+use berth_container::{
+    Container, CreateOptions, OverlayMount, Runtime, StartMode, StateFile, Stdio,
+};
 use berth_oci::errdefs::Classify;
 use berth_oci::spec::runtime::{LinuxResources, Spec};
 use berth_shim::{Kind, ShimConfig, ShimError};
@@ -48,6 +62,11 @@ enum Flavor {
         runtime: Runtime,
         id: String,
         seccomp_cache: Option<PathBuf>,
+        /// The held container's [`Container::held_state`] as JSON (`None` only in a state
+        /// from before held containers: then it is loaded from `<runtime_root>/<id>/`).
+        held: Option<String>,
+        /// Until the start: one byte written here lets the init run the app.
+        gate: Option<OwnedFd>,
     },
     External(External),
 }
@@ -65,6 +84,10 @@ pub struct BackendState {
     /// See [`Backend`]'s field; absent (false: look for leftovers) in older states.
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The built-in runtime's held container ([`Container::held_state`], as JSON text:
+    /// the new image does not parse it before it needs it).
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -177,6 +200,7 @@ impl Backend {
                     } else {
                         StartMode::OnStart
                     },
+                    held: true,
                     ..Default::default()
                 })
                 .map_err(classified)?;
@@ -185,10 +209,15 @@ impl Backend {
                 pty_master: created.pty_master,
                 warnings: created.warnings,
             };
+            // Only what later calls need stays (the full spec goes with `created`).
+            let held = serde_json::to_string(&created.container.held_state())
+                .map_err(|e| ShimError::internal(format!("encode the container's state: {e}")))?;
             let kind = Flavor::Builtin {
                 runtime,
                 id: cfg.id.clone(),
                 seccomp_cache: cfg.seccomp_cache.clone(),
+                held: Some(held),
+                gate: created.start_gate,
             };
             (kind, out)
         } else {
@@ -235,13 +264,24 @@ impl Backend {
         matches!(self.kind, Flavor::Builtin { .. })
     }
 
-    /// The backend as plain data, for a handoff to a fresh image of the shim.
+    /// The start gate, while the container waits for its start (a handoff carries it).
+    pub fn start_gate(&self) -> Option<BorrowedFd<'_>> {
+        match &self.kind {
+            Flavor::Builtin { gate, .. } => gate.as_ref().map(|g| g.as_fd()),
+            Flavor::External(_) => None,
+        }
+    }
+
+    /// The backend as plain data, for a handoff to a fresh image of the shim (with the
+    /// descriptor of [`Backend::start_gate`]).
     pub fn to_state(&self) -> BackendState {
         match &self.kind {
             Flavor::Builtin {
                 runtime,
                 id,
                 seccomp_cache,
+                held,
+                ..
             } => BackendState {
                 id: id.clone(),
                 pid: self.pid,
@@ -250,6 +290,7 @@ impl Backend {
                 runtime_root: runtime.root().to_path_buf(),
                 seccomp_cache: seccomp_cache.clone(),
                 own_pid_ns: self.own_pid_ns,
+                held: held.clone(),
             },
             Flavor::External(e) => BackendState {
                 id: e.id.clone(),
@@ -264,12 +305,13 @@ impl Backend {
                 runtime_root: e.root.clone(),
                 seccomp_cache: None,
                 own_pid_ns: self.own_pid_ns,
+                held: None,
             },
         }
     }
 
-    /// The backend again, from [`Backend::to_state`].
-    pub fn from_state(s: BackendState) -> Backend {
+    /// The backend again, from [`Backend::to_state`] and the start gate it carried.
+    pub fn from_state(s: BackendState, gate: Option<OwnedFd>) -> Backend {
         let cgroup = CgroupPath::from_oci(s.cgroups_path.as_deref(), &s.id)
             .and_then(|p| Hierarchy::detect().and_then(|h| h.manager(&p)))
             .ok();
@@ -283,6 +325,8 @@ impl Backend {
                     runtime,
                     id: s.id,
                     seccomp_cache: s.seccomp_cache,
+                    held: s.held,
+                    gate,
                 }
             }
             Some(e) => Flavor::External(External {
@@ -303,15 +347,34 @@ impl Backend {
         }
     }
 
-    fn builtin(runtime: &Runtime, id: &str) -> Result<berth_container::Container, ShimError> {
-        runtime.load(id).map_err(classified)
+    /// The held container again, from its state's JSON.
+    fn adopt(runtime: &Runtime, held: &str) -> Result<Container, ShimError> {
+        let state: StateFile = serde_json::from_str(held)
+            .map_err(|e| ShimError::internal(format!("decode the container's state: {e}")))?;
+        runtime.adopt(state).map_err(classified)
     }
 
-    pub fn start(&self) -> Result<(), ShimError> {
-        match &self.kind {
-            Flavor::Builtin { runtime, id, .. } => {
-                Self::builtin(runtime, id)?.start().map_err(classified)
+    pub fn start(&mut self) -> Result<(), ShimError> {
+        match &mut self.kind {
+            Flavor::Builtin {
+                runtime,
+                id,
+                held: Some(held),
+                gate,
+                ..
+            } => {
+                let gate = gate.take().ok_or_else(|| {
+                    ShimError::conflict(format!("container {id} was started already"))
+                })?;
+                Self::adopt(runtime, held)?
+                    .start_gated(gate)
+                    .map_err(classified)
             }
+            Flavor::Builtin { runtime, id, .. } => runtime
+                .load(id)
+                .map_err(classified)?
+                .start()
+                .map_err(classified),
             Flavor::External(e) => e.run(&["start", &e.id], None).map(drop),
         }
     }
@@ -345,11 +408,15 @@ impl Backend {
         }
     }
 
-    pub fn update(&self, res: &LinuxResources) -> Result<(), ShimError> {
+    pub fn update(&mut self, res: &LinuxResources) -> Result<(), ShimError> {
         match &self.kind {
-            Flavor::Builtin { runtime, id, .. } => {
-                Self::builtin(runtime, id)?.update(res).map_err(classified)
-            }
+            // Only the cgroup changes: a held container has no state file to record it in,
+            // and nothing later reads the resources.
+            Flavor::Builtin { held: Some(_), .. } => self.cgroup()?.apply(res).map_err(classified),
+            Flavor::Builtin { runtime, id, .. } => runtime
+                .load(id)
+                .and_then(|mut c| c.update(res))
+                .map_err(classified),
             Flavor::External(e) => {
                 let json = serde_json::to_vec(res)
                     .map_err(|err| ShimError::invalid(format!("encode resources: {err}")))?;
@@ -405,6 +472,16 @@ impl Backend {
     /// that never started. Errors are reported, the rest still cleaned.
     pub fn delete(&mut self) -> Result<(), ShimError> {
         match &mut self.kind {
+            Flavor::Builtin {
+                runtime,
+                held: Some(held),
+                gate,
+                ..
+            } => {
+                // An unstarted init sees end of file and exits; `delete` kills it anyway.
+                *gate = None;
+                Self::adopt(runtime, held)?.delete(true).map_err(classified)
+            }
             Flavor::Builtin { runtime, id, .. } => match runtime.load(id) {
                 Ok(c) => c.delete(true).map_err(classified),
                 Err(berth_container::Error::NotFound(_)) => Ok(()),

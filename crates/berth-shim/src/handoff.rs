@@ -61,6 +61,9 @@ struct State {
     stdin: bool,
     stdin_close_pending: bool,
     pty: bool,
+    /// The built-in runtime's start gate is among the descriptors (a created container).
+    #[serde(default)]
+    start_gate: bool,
     conns: Vec<ConnState>,
 }
 
@@ -94,7 +97,7 @@ impl Shim {
                 .iter()
                 .flatten()
                 .all(|c| c.pending() == 0 && c.rbuf.is_empty() && !c.close_after_flush)
-            && self.conns.iter().flatten().count() + 5 <= MAX_FDS
+            && self.conns.iter().flatten().count() + 6 <= MAX_FDS
     }
 
     /// Re-executes the shim with its state; returns only if that failed (the caller keeps
@@ -121,6 +124,10 @@ impl Shim {
         if let Some(l) = &self.log {
             fds.push(l.file().as_fd());
         }
+        let start_gate = self.backend.start_gate();
+        if let Some(g) = start_gate {
+            fds.push(g);
+        }
         let mut conns = Vec::new();
         for c in self.conns.iter().flatten() {
             fds.push(c.stream.as_fd());
@@ -146,6 +153,7 @@ impl Shim {
             stdin: self.stdin.is_some(),
             stdin_close_pending: self.stdin_close_pending,
             pty: self.pty.is_some(),
+            start_gate: start_gate.is_some(),
             conns,
         };
         let json = match serde_json::to_vec(&state) {
@@ -261,6 +269,11 @@ impl Shim {
             }
             None => None,
         };
+        let start_gate = if state.start_gate {
+            Some(next("the start gate")?)
+        } else {
+            None
+        };
         let mut conns = Vec::new();
         for c in state.conns {
             let stream = std::os::unix::net::UnixStream::from(next("a connection")?);
@@ -286,7 +299,7 @@ impl Shim {
             tty: state.tty,
             stdin_once: state.stdin_once,
             state_dir: state.state_dir,
-            backend: Backend::from_state(state.backend),
+            backend: Backend::from_state(state.backend, start_gate),
             epoll: rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)
                 .map_err(|e| internal("create epoll", e))?,
             signals: new_signalfd()?,

@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! <state_dir>/
-//!   shim.json   ShimConfig, written by berthd before it spawns the shim (read once)
+//!   shim.json   ShimConfig, written by berthd before it spawns the shim (read once; at
+//!               the exit its inode becomes exit.json's, so it is gone afterwards)
 //!   shim.sock   the control socket (bound by the shim before it creates the container)
-//!   shim.pid    the shim's pid, decimal, written atomically after the socket is bound
-//!   exit.json   ExitInfo, written atomically when the container has exited, before any
+//!   shim.pid    the shim's pid, decimal, written in place after the socket is bound
+//!   started     a hard link to shim.pid, made once the container's app runs
+//!   exit.json   ExitInfo, appears atomically when the container has exited, before any
 //!               `wait` is answered; it outlives the shim so a restarted berthd learns
 //!               the outcome of containers that exited while it was down
 //! ```
@@ -42,10 +44,12 @@ pub const SOCKET_FILE: &str = "shim.sock";
 pub const PID_FILE: &str = "shim.pid";
 /// `<state_dir>/exit.json`.
 pub const EXIT_FILE: &str = "exit.json";
-/// `<state_dir>/started`: an empty file the shim makes once its container's app runs,
-/// before it answers `start`. berthd records a first start without fsync; after a berthd
-/// crash this file tells it that a container whose record still says `created` did start
-/// (its shim may be gone without an `exit.json`: SIGKILLed with its container).
+/// `<state_dir>/started`: made by the shim once its container's app runs, before it
+/// answers `start`; only its existence counts. berthd records a first start without fsync;
+/// after a berthd crash this file tells it that a container whose record still says
+/// `created` did start (its shim may be gone without an `exit.json`: SIGKILLed with its
+/// container). It is a hard link to `shim.pid` (so its content is the pid), which costs no
+/// inode on the start's path; an empty file where links fail.
 pub const STARTED_FILE: &str = "started";
 /// The descriptor on which the shim writes its one startup line.
 pub const SYNC_FD: i32 = 3;

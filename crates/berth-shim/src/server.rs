@@ -199,12 +199,8 @@ impl Shim {
         let _ = std::fs::remove_file(state_dir.join(EXIT_FILE));
         let _ = std::fs::remove_file(state_dir.join(STARTED_FILE));
         let shim_pid = rustix::process::getpid().as_raw_nonzero().get();
-        replace_file(
-            &state_dir.join(PID_FILE),
-            shim_pid.to_string().as_bytes(),
-            0o644,
-        )
-        .map_err(|e| internal(&format!("write {PID_FILE}"), e))?;
+        write_pid_file(&state_dir, shim_pid)
+            .map_err(|e| internal(&format!("write {PID_FILE}"), e))?;
 
         let log = match &cfg.log {
             Some(l) => Some(
@@ -548,7 +544,7 @@ impl Shim {
         });
         self.exit = Some(exit.clone());
         let json = serde_json::to_vec(&exit).unwrap_or_default();
-        if let Err(e) = replace_file(&self.state_dir.join(EXIT_FILE), &json, 0o644) {
+        if let Err(e) = write_exit_file(&self.state_dir, &json) {
             warn!("write {EXIT_FILE}: {e}");
         }
         // The built-in runtime's state (cgroup rmdirs: up to a few ms each on cgroup v1, and
@@ -1161,11 +1157,37 @@ fn winsize(height: u16, width: u16) -> rustix::termios::Winsize {
     }
 }
 
-/// Makes `<state_dir>/started` ([`STARTED_FILE`]) for berthd's restore. A failure is
-/// logged, not fatal: the container runs; only a restore after a berthd crash before the
-/// start was recorded durably would then miss that it started.
+/// Writes `<state_dir>/shim.pid` ([`PID_FILE`]) in place: no temp file and rename, as its
+/// only reader that can race the write, berthd's launcher, asks whether it exists (a
+/// shim that died in its setup); everyone else reads it after the startup line. A shim
+/// killed between the create and the write leaves an empty file, which means the same.
+/// berthd removes it before every spawn, so the write usually makes the inode the
+/// `started` link shares.
+fn write_pid_file(state_dir: &Path, pid: i32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(state_dir.join(PID_FILE))
+        .and_then(|mut f| f.write_all(pid.to_string().as_bytes()))
+}
+
+/// Makes `<state_dir>/started` ([`STARTED_FILE`]) for berthd's restore: a hard link to
+/// `shim.pid`, so no inode is allocated on the start's path (the setup removed the
+/// previous run's link before it wrote `shim.pid`). Readers only ask whether it exists.
+/// A failure is logged, not fatal: the container runs; only a restore after a berthd
+/// crash before the start was recorded durably would then miss that it started.
 fn mark_started(state_dir: &Path) {
-    if let Err(e) = std::fs::write(state_dir.join(STARTED_FILE), b"") {
+    let path = state_dir.join(STARTED_FILE);
+    let r = match std::fs::hard_link(state_dir.join(PID_FILE), &path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // No link (a file system without hard links): an empty file says the same.
+        Err(_) => std::fs::write(&path, b""),
+        Ok(()) => Ok(()),
+    };
+    if let Err(e) = r {
         warn!("write {}/{STARTED_FILE}: {e}", state_dir.display());
     }
 }
@@ -1195,6 +1217,34 @@ fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
     l.set_nonblocking(true)
         .map_err(|e| internal("set the socket non-blocking", e))?;
     Ok(l)
+}
+
+/// Writes `exit.json` atomically into the inode of `shim.json`, which the setup read once
+/// and nobody reads again (berthd writes a new one before every spawn): renamed to the
+/// temp name, overwritten in place and cut to length (its data block stays: no block is
+/// freed, which on this machine's ext4 is a synchronous discard), renamed to `exit.json`.
+/// That saves an inode allocation on the exit report's path and a file with a data
+/// block in the directory's deletion. A reader never sees a partial `exit.json`; a crash
+/// in between leaves no `shim.json` and a temp file, i.e. no exit record, which is true.
+/// Without a `shim.json` (removed by hand), a new file as before.
+fn write_exit_file(state_dir: &Path, json: &[u8]) -> std::io::Result<()> {
+    let exit = state_dir.join(EXIT_FILE);
+    let tmp = state_dir.join(format!(".{EXIT_FILE}.tmp-{}", std::process::id()));
+    if std::fs::rename(state_dir.join(berth_shim::CONFIG_FILE), &tmp).is_ok() {
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(json)?;
+                f.set_len(json.len() as u64)
+            })
+            .and_then(|()| std::fs::rename(&tmp, &exit));
+        if r.is_ok() {
+            return Ok(());
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    replace_file(&exit, json, 0o644)
 }
 
 /// Replaces a file atomically (temp file, rename) without fsync.

@@ -265,7 +265,8 @@ fn shutdown_removes_a_created_container_and_answers_waiters() {
     let mut f = Fixture::new("shutdown", &["true"]);
     f.cfg.start_now = false;
     let mut r = f.spawn();
-    assert!(f.cfg.runtime_root.join(&f.id).exists());
+    // Held by the shim: no runtime state directory (see `created_container_makes_...`).
+    assert!(!f.cfg.runtime_root.join(&f.id).exists());
     let mut waiter = f.client();
     waiter.send_raw(b"{\"op\":\"wait\"}\n").unwrap();
     f.client().state().unwrap(); // the wait is registered before the shutdown
@@ -525,4 +526,96 @@ fn leftovers_without_a_pid_namespace_are_killed_at_exit() {
         "the leftover {bg} still runs after the exit report: {stat}"
     );
     assert!(r.wait_shim().success());
+}
+
+/// The files one container's life creates, by name: the exec root's inodes are on every
+/// start's path (on this machine's journal-less ext4, each allocation scans recently deleted
+/// inodes). The built-in runtime's container is held by the shim: no runtime state
+/// directory, `state.json` or `exec.fifo`; `started` is a link to `shim.pid`, and
+/// `exit.json` takes over `shim.json`'s inode.
+#[test]
+fn created_container_makes_only_the_shims_files() {
+    use std::os::unix::fs::MetadataExt;
+    if !require_root("created_container_makes_only_the_shims_files") {
+        return;
+    }
+    let mut f = Fixture::new("files", &["true"]);
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    let names = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(&f.state_dir()),
+        ["c-json.log", "shim.json", "shim.pid", "shim.sock"]
+    );
+    assert!(!f.cfg.runtime_root.join(&f.id).exists());
+    assert!(names(&f.cfg.runtime_root).is_empty());
+    let a = f.client().attach(false, true, true).unwrap();
+    f.client().start().unwrap();
+    let started = std::fs::metadata(f.state_dir().join(berth_shim::STARTED_FILE)).unwrap();
+    let pid_file = std::fs::metadata(f.state_dir().join(berth_shim::PID_FILE)).unwrap();
+    assert_eq!(
+        started.ino(),
+        pid_file.ino(),
+        "started is a link to shim.pid"
+    );
+    let config = std::fs::metadata(f.state_dir().join(berth_shim::CONFIG_FILE)).unwrap();
+    drop(a);
+    assert_eq!(wait(&f).exit_code, 0);
+    assert!(r.wait_shim().success());
+    // exit.json took over shim.json's inode (read once at setup): no allocation.
+    assert_eq!(
+        names(&f.state_dir()),
+        [
+            "c-json.log",
+            "exit.json",
+            "shim.pid",
+            "shim.sock",
+            "started"
+        ]
+    );
+    let exit = std::fs::metadata(f.state_dir().join(berth_shim::EXIT_FILE)).unwrap();
+    assert_eq!(
+        exit.ino(),
+        config.ino(),
+        "exit.json reuses shim.json's inode"
+    );
+    assert_eq!(
+        ExitInfo::load(&f.state_dir()).unwrap().unwrap().exit_code,
+        0
+    );
+    assert_cleaned(&f);
+}
+
+/// The init of a created container waits on a pipe the shim holds: a shim killed before
+/// the start closes it, and the init exits instead of waiting forever (with the exec
+/// fifo it held open itself, it waited forever).
+#[test]
+fn a_created_container_ends_with_its_killed_shim() {
+    if !require_root("a_created_container_ends_with_its_killed_shim") {
+        return;
+    }
+    let mut f = Fixture::new("gate", &["sh", "-c", "echo ran; sleep 100"]);
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    let pid = r.pid();
+    assert_eq!(f.client().state().unwrap().status, Status::Created);
+    let shim = r.child.as_mut().unwrap();
+    shim.kill().unwrap();
+    shim.wait().unwrap();
+    eventually("the init to exit", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z ") || s.contains(") X "))
+            .unwrap_or(true)
+    });
+    let logged: String = f.log_entries().iter().map(|e| e.log.clone()).collect();
+    assert_eq!(logged, "", "the app never ran");
 }

@@ -402,6 +402,30 @@ fn the_lean_handoff_keeps_the_container_its_clients_and_its_log() {
     assert!(f.cgroup_dirs().is_empty());
 }
 
+/// A created container's start gate crosses the lean handoff: started after it, the
+/// container runs, and its output reaches a client attached before it.
+#[test]
+fn a_container_created_before_the_handoff_starts_after_it() {
+    if !require_root("a_container_created_before_the_handoff_starts_after_it") {
+        return;
+    }
+    let mut f = Fixture::new("gatehandoff", &["sh", "-c", "echo after; exit 5"]);
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    let shim_pid = r.child.as_ref().unwrap().id() as i32;
+    let attached = f.client().attach(false, true, true).unwrap();
+    eventually("the shim to hand over to its lean image", || {
+        cmdline(shim_pid).contains("--monitor")
+    });
+    assert_eq!(f.client().state().unwrap().status, Status::Created);
+    f.client().start().unwrap();
+    let (out, _) = attached.frames().read_to_end().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out), "after\n");
+    assert_eq!(wait(&f).exit_code, 5);
+    assert!(r.wait_shim().success());
+    assert!(f.cgroup_dirs().is_empty());
+}
+
 #[test]
 fn a_shim_spawned_from_a_sealed_memfd_hands_over_from_it() {
     if !require_root("a_shim_spawned_from_a_sealed_memfd_hands_over_from_it") {

@@ -509,7 +509,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Removes a test's cgroup tree, deepest first. Processes still in it are the test's own
+/// containers whose shim was killed above (a container outlives its shim): they are
+/// SIGKILLed by the pids their cgroup lists, so nothing of a failed test keeps running.
 fn remove_cgroup_tree(p: &Path) {
+    if let Ok(procs) = std::fs::read_to_string(p.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {

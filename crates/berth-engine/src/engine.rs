@@ -374,7 +374,12 @@ impl Engine {
             }
             let recorded: std::collections::HashSet<&str> =
                 records.iter().map(|r| r.id.as_str()).collect();
-            let n = crate::slots::remove_unrecorded(&store, &containers_dir, &recorded)?;
+            let n = crate::slots::remove_unrecorded(&store, &containers_dir, &recorded)?
+                + crate::slots::remove_unrecorded(
+                    &store,
+                    &cfg.exec_root.join("containers"),
+                    &recorded,
+                )?;
             if n > 0 {
                 tracing::debug!("removed {n} unrecorded container directories");
             }
@@ -806,6 +811,8 @@ impl Engine {
                 // The slot's rootfs may still be mounted: never delete through it.
                 let _ = crate::slots::unmount_rootfs(&self.container_dir(&id));
                 let _ = std::fs::remove_dir_all(self.container_dir(&id));
+                // A recycled slot's state directory (see `slots`).
+                let _ = std::fs::remove_dir_all(self.state_dir(&id));
                 Err(e)
             }
         }
@@ -1110,9 +1117,8 @@ impl Engine {
             None
         };
         cfg.netns = netns.as_ref().map(crate::netns::PreparedNetns::path);
-        std::fs::write(dir.join(berth_shim::CONFIG_FILE), cfg.to_json()).map_err(
-            EngineError::io(format!("writing {}/shim.json", dir.display())),
-        )?;
+        // Over a recycled slot's file (see `slots`), without freeing its block.
+        overwrite(&dir.join(berth_shim::CONFIG_FILE), &cfg.to_json())?;
         let spawned = self.launcher.spawn(&dir).await;
         drop(netns);
         // An auto-remove container that started keeps berthd's copy of its rootfs: if it
@@ -1885,8 +1891,13 @@ impl Engine {
         tokio::spawn(async move {
             let exited = gone.wait(Duration::from_secs(10)).await;
             let _ = tokio::task::spawn_blocking(move || {
+                let state_dir = engine.state_dir(&old_id);
                 let recycled = if exited {
                     crate::slots::Slot::recycle(&engine.store, taken, &old_id, snapshot, mounted)
+                        .map(|mut slot| {
+                            slot.take_state_dir(&engine.store, &state_dir);
+                            slot
+                        })
                 } else {
                     if mounted.is_some() {
                         let _ = crate::slots::unmount_rootfs(taken.path());
@@ -1903,6 +1914,9 @@ impl Engine {
                     }
                     Err(e) => {
                         tracing::debug!("not recycling {old_id}: {e}");
+                        if state_dir.exists() {
+                            let _ = engine.store.discard(&state_dir);
+                        }
                         engine.slots.recycled(None)
                     }
                 };
@@ -2081,7 +2095,8 @@ type Kept = (crate::slots::TakenDir, berth_store::SnapshotSlot);
 /// upper dir is empty, the snapshot is kept and the container directory renamed to its
 /// next ID instead ([`crate::slots::Slot::take_dir`]), for the caller to make a slot of.
 /// `mounted`: the rootfs is mounted in berthd's namespace; a kept directory keeps the mount,
-/// any other is unmounted before it goes to the trash.
+/// any other is unmounted before it goes to the trash. A kept directory's state directory in
+/// the exec root stays where it is, for the slot to take once the shim has exited.
 fn remove_container_dirs(
     store: &Store,
     id: &str,
@@ -2123,8 +2138,8 @@ fn remove_container_dirs(
             ))?;
         }
         store.discard(&containers.join(id))?;
+        store.discard(state_dir)?;
     }
-    store.discard(state_dir)?;
     Ok(kept)
 }
 

@@ -41,8 +41,10 @@
 //!   run's are still waiting for its shim's exit), and creates and deletes none of those
 //!   inodes, and frees no blocks (each freed block costs ~1.5 ms here: ext4 without a
 //!   journal trims it synchronously with `discard`): the create writes the four files over
-//!   their old content. Anything unexpected in the directory, a written upper dir, another
-//!   runtime or a shim this daemon did not spawn: the trash, as before.
+//!   their old content. The shim's state directory in the exec root comes along
+//!   ([`Slot::take_state_dir`]: its exit record becomes the next `shim.json`). Anything
+//!   unexpected in the directory, a written upper dir, another runtime or a shim this
+//!   daemon did not spawn: the trash, as before.
 //! - **Unreferenced until recorded.** No container record names a slot, so nothing lists,
 //!   inspects or restores it as a container. The store's GC leaves a slot's snapshot alone
 //!   while this process holds it; after a crash (SIGKILL), the next start removes both
@@ -149,6 +151,9 @@ pub struct Slot {
     dir: PathBuf,
     snapshot: Option<SnapshotSlot>,
     premount: Option<Premount>,
+    /// A recycled slot's state directory in the exec root (`<exec-root>/containers/<id>`,
+    /// see [`Slot::take_state_dir`]); empty when the slot has none.
+    state_dir: PathBuf,
 }
 
 /// What a create got from a slot: the snapshot for the store and, if the slot's rootfs is
@@ -172,6 +177,7 @@ impl Slot {
             dir,
             snapshot: None,
             premount: None,
+            state_dir: PathBuf::new(),
         };
         std::fs::create_dir(slot.dir.join("rootfs")).map_err(EngineError::io(format!(
             "creating {}/rootfs",
@@ -260,6 +266,7 @@ impl Slot {
             dir: taken.dir,
             snapshot: None,
             premount: mounted,
+            state_dir: PathBuf::new(),
         };
         let dir = &slot.dir;
         let log = format!("{old_id}-json.log");
@@ -316,6 +323,56 @@ impl Slot {
         Ok(slot)
     }
 
+    /// Takes the removed container's state directory in the exec root (`old`, its shim
+    /// gone) for this slot: renamed to the slot's ID, emptied of the last run's files
+    /// except the exit record, which becomes the next `shim.json` (berthd writes over it
+    /// without freeing its block). So the next start makes neither the directory nor
+    /// `shim.json` (two of the four inodes a start still made, see docs/shim.md, "Inodes
+    /// per container"). Anything unexpected in it (an external runtime's files), or a
+    /// failure: it goes to the trash and the start makes its own, as without a slot.
+    pub(crate) fn take_state_dir(&mut self, store: &Store, old: &Path) {
+        let Some(states) = old.parent() else { return };
+        let new = states.join(&self.id);
+        let expected = [
+            berth_shim::EXIT_FILE,
+            berth_shim::PID_FILE,
+            berth_shim::STARTED_FILE,
+            berth_shim::SOCKET_FILE,
+        ];
+        let usable = std::fs::read_dir(old).is_ok_and(|rd| {
+            let names: Vec<_> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.iter().any(|n| n == berth_shim::EXIT_FILE)
+                && names.iter().all(|n| expected.contains(&n.as_str()))
+        });
+        let moved = usable && std::fs::rename(old, &new).is_ok();
+        if !moved {
+            let _ = store.discard(old);
+            return;
+        }
+        self.state_dir = new.clone();
+        // `started` is a link to `shim.pid` (no block is freed), the socket has none;
+        // `shim.pid`'s block goes here, off the start's path.
+        for f in [
+            berth_shim::STARTED_FILE,
+            berth_shim::SOCKET_FILE,
+            berth_shim::PID_FILE,
+        ] {
+            let _ = std::fs::remove_file(new.join(f));
+        }
+        if std::fs::rename(
+            new.join(berth_shim::EXIT_FILE),
+            new.join(berth_shim::CONFIG_FILE),
+        )
+        .is_err()
+        {
+            let _ = store.discard(&new);
+            self.state_dir = PathBuf::new();
+        }
+    }
+
     /// The first step of [`Slot::recycle`], on the removal's path: renames the removed
     /// container's directory to a fresh ID at once (one `rename`), so the old ID's
     /// directory is gone with the removal as when it went to the trash (the restore relies
@@ -357,6 +414,7 @@ impl Slot {
     /// failure path unmounts and removes it), the snapshot slot goes to the store's prepare.
     pub(crate) fn take(mut self) -> Taken {
         self.dir = PathBuf::new();
+        self.state_dir = PathBuf::new();
         Taken {
             snapshot: self.snapshot.take(),
             premount: self.premount.take(),
@@ -371,6 +429,9 @@ impl Drop for Slot {
                 let _ = unmount_rootfs(&self.dir);
             }
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if !self.state_dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.state_dir);
         }
     }
 }

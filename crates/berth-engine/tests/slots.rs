@@ -24,6 +24,11 @@ impl Fixture {
         self.dir.path().join("data")
     }
 
+    /// `<exec-root>/containers`: the shims' state directories.
+    fn states(&self) -> PathBuf {
+        self.dir.path().join("run").join("containers")
+    }
+
     /// Waits (up to 10 s) for a ready slot and returns its container ID.
     async fn ready_slot(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -335,6 +340,10 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     let a_snapshot = fx.engine().store().container_snapshot(&a).unwrap().id;
     let a_dir = fx.data().join("snapshots").join(&a_snapshot);
     let old_work = std::fs::metadata(a_dir.join("work")).unwrap().ino();
+    // The exit record is written over shim.json's inode (docs/shim.md), which the slot keeps.
+    let a_exit = std::fs::metadata(fx.states().join(&a).join("exit.json"))
+        .unwrap()
+        .ino();
     fx.engine()
         .remove(&a, false, false)
         .await
@@ -372,6 +381,19 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
         old_work,
         "a fresh work dir, without overlayfs' leftovers"
     );
+    // a's state directory, under the slot's ID, holds only the next shim.json: a's exit
+    // record's inode, so the next start makes neither the directory nor the file.
+    assert!(!fx.states().join(&a).exists());
+    assert_eq!(
+        names(&fx.states().join(recycled)),
+        BTreeSet::from(["shim.json".to_string()])
+    );
+    assert_eq!(
+        std::fs::metadata(fx.states().join(recycled).join("shim.json"))
+            .unwrap()
+            .ino(),
+        a_exit
+    );
 
     let b = fx.create(body("true")).await.expect("create b");
     assert_eq!(b, fresh, "the oldest slot goes first");
@@ -388,6 +410,17 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
         "c runs on a's (empty) upper dir"
     );
     assert_eq!(fx.start_and_wait(&c).await, 0);
+    assert_eq!(
+        std::fs::metadata(fx.states().join(&c).join("exit.json"))
+            .unwrap()
+            .ino(),
+        a_exit,
+        "c's shim.json, then exit record, was a's"
+    );
+    let exit: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.states().join(&c).join("exit.json")).unwrap())
+            .unwrap();
+    assert_eq!(exit["exit_code"], 0, "{exit}");
     let log = std::fs::read_to_string(containers.join(&c).join(format!("{c}-json.log"))).unwrap();
     assert!(log.contains("berth-test-logged-c"), "{log}");
     assert!(

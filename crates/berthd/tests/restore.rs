@@ -329,12 +329,22 @@ fn a_prepared_slot_is_removed_after_a_daemon_crash_and_at_a_stop() {
         entries(&containers).len() == 3
     });
     let slot_dirs = entries(&containers);
+    // The recycled slot took the removed container's state directory too.
+    let states = d.exec_root().join("containers");
+    common::wait_until("the recycled slot's state directory", || {
+        entries(&states).iter().any(|s| slot_dirs.contains(s))
+    });
     d.kill9();
     d.spawn();
     assert_eq!(
         entries(&containers),
         only_kept(&id),
         "the slots outlived the crash (before: {slot_dirs:?})"
+    );
+    assert!(
+        entries(&states).is_subset(&only_kept(&id)),
+        "a slot's state directory outlived the crash: {:?}",
+        entries(&states)
     );
     d.terminate();
     assert_eq!(

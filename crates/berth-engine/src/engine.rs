@@ -1956,12 +1956,7 @@ impl Engine {
             // auto-remove container's kept mount) goes to the slot with its directories, or
             // is unmounted before they go: the trash must never delete through a mount.
             let dir = containers_dir.join(&cid);
-            let unmount = || {
-                crate::slots::unmount_rootfs(&dir).map_err(EngineError::io(format!(
-                    "unmounting {}/rootfs",
-                    dir.display()
-                )))
-            };
+            let unmount = || crate::slots::unmount_rootfs_before_removal(&dir);
             let mounted = premount.is_some();
             if mounted && !recycle {
                 unmount()?;
@@ -2133,9 +2128,7 @@ fn remove_container_dirs(
     );
     if kept.is_none() {
         if mounted {
-            crate::slots::unmount_rootfs(&containers.join(id)).map_err(EngineError::io(
-                format!("unmounting {}/rootfs", containers.join(id).display()),
-            ))?;
+            crate::slots::unmount_rootfs_before_removal(&containers.join(id))?;
         }
         store.discard(&containers.join(id))?;
         store.discard(state_dir)?;

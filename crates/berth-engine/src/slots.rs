@@ -504,6 +504,17 @@ pub(crate) fn unmount_rootfs(container_dir: &Path) -> std::io::Result<bool> {
     }
 }
 
+/// [`unmount_rootfs`] for paths that must not go on while the rootfs is mounted (a removal
+/// about to send the directory to the trash): a failure is the caller's error.
+pub(crate) fn unmount_rootfs_before_removal(container_dir: &Path) -> Result<()> {
+    unmount_rootfs(container_dir)
+        .map(drop)
+        .map_err(EngineError::io(format!(
+            "unmounting {}/rootfs",
+            container_dir.display()
+        )))
+}
+
 /// Creates the container's empty json-file log, `<id>-json.log`, with the mode the shim
 /// gives it (0640, `berth-shim/src/log.rs`; the shim appends to an existing one): one inode
 /// creation less on the start's path. Every create makes it, with a slot or without.

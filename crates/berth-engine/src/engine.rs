@@ -145,6 +145,9 @@ pub struct Container {
     /// ms measured), or of berthd's copy once the shim had the container. Awaited before a
     /// shim is spawned again or the removal renames the directory.
     rootfs_release: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The network namespace its running shim's container joined, held until the exit
+    /// retires it (see "Retired in batches" in `netns`).
+    netns: Mutex<Option<crate::netns::PreparedNetns>>,
 }
 
 /// See [`Container::start_gate`].
@@ -168,6 +171,7 @@ impl Container {
             shim_gone: Mutex::new(None),
             premount: Mutex::new(None),
             rootfs_release: Mutex::new(None),
+            netns: Mutex::new(None),
         })
     }
 
@@ -1108,7 +1112,7 @@ impl Engine {
         let premounted = c.premounted();
         let mut cfg = self.shim_config(&rec, start_now, premounted)?;
         // A private network: join a namespace made ahead of time (see `netns`). berthd holds
-        // it until the shim has created the container, then lets go: used once.
+        // it until the container exits, then retires it: used once.
         let netns = if cfg.builtin_runtime()
             && spec::network_mode(&rec.host_config) != spec::NetworkMode::Host
         {
@@ -1120,7 +1124,9 @@ impl Engine {
         // Over a recycled slot's file (see `slots`), without freeing its block.
         overwrite(&dir.join(berth_shim::CONFIG_FILE), &cfg.to_json())?;
         let spawned = self.launcher.spawn(&dir).await;
-        drop(netns);
+        if spawned.is_ok() {
+            *c.netns.lock().unwrap_or_else(|e| e.into_inner()) = netns;
+        }
         // An auto-remove container that started keeps berthd's copy of its rootfs: if it
         // writes nothing, its removal hands the mounted overlay to the next create (see
         // "Kept mounts" in `slots`).
@@ -1206,6 +1212,10 @@ impl Engine {
                 gate.parked_exit = Some(exit);
                 return;
             }
+        }
+        let netns = c.netns.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(ns) = netns {
+            self.netns_pool.retire(ns);
         }
         let was = c.shim_state();
         c.set_shim(ShimState::None);

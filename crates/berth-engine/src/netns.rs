@@ -25,16 +25,33 @@
 //! - The pool fills lazily, on the first container that needs one, so daemons that never
 //!   run a container (most tests) make none. If namespaces cannot be made here, containers
 //!   create their own as before.
+//! - **Retired in batches**: berthd keeps the descriptor of a container's namespace until
+//!   the container exits, then retires it ([`NetnsPool::retire`]); retired namespaces are
+//!   let go [`RETIRE_BATCH`] at a time (or [`RETIRE_WAIT`] after the first of a batch).
+//!   Freeing a network namespace is the kernel's `cleanup_net` work: an RCU barrier (IPIs to
+//!   every CPU), the TIME_WAIT purge over the whole TCP hash table, the loopback's
+//!   unregistering with an expedited grace period. It handles every namespace queued at
+//!   once in one pass, so a batch costs little more than one. Held one by one, each
+//!   container's namespace died with its init — in the middle of the exit's critical path
+//!   (`run --rm`'s removal and answer), on the other of this machine's two CPUs. A retired
+//!   namespace has no process; nothing can join it (berthd never hands its path out again).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
 
 /// How many namespaces are kept ready.
 pub const POOL_SIZE: usize = 4;
+
+/// How many retired namespaces are let go together (see the module docs).
+pub const RETIRE_BATCH: usize = 8;
+
+/// The longest a retired namespace waits for the rest of its batch.
+pub const RETIRE_WAIT: Duration = Duration::from_secs(2);
 
 /// A ready network namespace, held by berthd until the container joined it.
 #[derive(Debug)]
@@ -71,6 +88,10 @@ struct PoolState {
     filling: bool,
     /// Why namespaces cannot be made here (then containers create their own).
     broken: Option<String>,
+    /// Namespaces of exited containers, let go together ([`NetnsPool::retire`]).
+    retired: Vec<OwnedFd>,
+    /// A task lets the retired go after [`RETIRE_WAIT`].
+    retire_timer: bool,
 }
 
 impl NetnsPool {
@@ -110,6 +131,48 @@ impl NetnsPool {
             }
             Err(_) => None,
         }
+    }
+
+    /// Keeps the namespace of an exited container until [`RETIRE_BATCH`] of them are
+    /// retired, or [`RETIRE_WAIT`] passed, then lets them all go at once (see the module
+    /// docs). Without a tokio runtime, a batch is the only trigger.
+    pub fn retire(&self, ns: PreparedNetns) {
+        let batch = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.retired.push(ns.fd);
+            if st.retired.len() >= RETIRE_BATCH {
+                std::mem::take(&mut st.retired)
+            } else {
+                if !st.retire_timer
+                    && let Ok(rt) = tokio::runtime::Handle::try_current()
+                {
+                    st.retire_timer = true;
+                    let state = self.state.clone();
+                    rt.spawn(async move {
+                        tokio::time::sleep(RETIRE_WAIT).await;
+                        let batch = {
+                            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                            st.retire_timer = false;
+                            std::mem::take(&mut st.retired)
+                        };
+                        drop(batch);
+                    });
+                }
+                Vec::new()
+            }
+        };
+        // Closed outside the lock, back to back, so the kernel's cleanup finds them queued
+        // together.
+        drop(batch);
+    }
+
+    /// How many retired namespaces are still held.
+    pub fn retired(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retired
+            .len()
     }
 
     /// How many namespaces are ready now.
@@ -354,6 +417,46 @@ mod tests {
             !ours.iter().any(|i| open.contains(i)),
             "namespaces left open"
         );
+    }
+
+    /// Retired namespaces stay open until a batch is full, then all go at once; a lone
+    /// one goes after RETIRE_WAIT.
+    #[tokio::test]
+    async fn retired_namespaces_go_in_batches() {
+        if !is_root() {
+            eprintln!("skipped: needs root to create network namespaces");
+            return;
+        }
+        let pool = NetnsPool::new();
+        let mut inodes = Vec::new();
+        for _ in 0..RETIRE_BATCH - 1 {
+            let ns = pool.take().await.expect("a namespace");
+            inodes.push(ns.inode().unwrap());
+            pool.retire(ns);
+        }
+        assert_eq!(pool.retired(), RETIRE_BATCH - 1);
+        let open = open_netns();
+        assert!(
+            inodes.iter().all(|i| open.contains(i)),
+            "retired ones stay held"
+        );
+        let last = pool.take().await.expect("a namespace");
+        inodes.push(last.inode().unwrap());
+        pool.retire(last);
+        assert_eq!(pool.retired(), 0, "a full batch goes");
+        let open = open_netns();
+        assert!(
+            !inodes.iter().any(|i| open.contains(i)),
+            "a full batch is closed at once"
+        );
+        // A lone retired namespace goes after RETIRE_WAIT.
+        let lone = pool.take().await.expect("a namespace");
+        let ino = lone.inode().unwrap();
+        pool.retire(lone);
+        assert!(open_netns().contains(&ino));
+        tokio::time::sleep(RETIRE_WAIT + Duration::from_millis(500)).await;
+        assert_eq!(pool.retired(), 0);
+        assert!(!open_netns().contains(&ino), "the timer let it go");
     }
 
     /// The network namespaces this process holds descriptors of (their inodes).

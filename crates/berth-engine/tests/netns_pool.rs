@@ -121,3 +121,51 @@ async fn restart_takes_a_fresh_namespace() {
     let links = in_netns(pid2, &["ip", "-o", "link", "show"]);
     assert!(links.contains("lo:") && links.contains(",UP"), "{links}");
 }
+
+/// The namespaces this process holds descriptors of (their inodes).
+fn open_netns() -> std::collections::HashSet<u64> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let l = std::fs::read_link(e.path()).ok()?;
+            let l = l.to_string_lossy();
+            l.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+/// The engine holds a running container's namespace, retires it at the exit, and lets
+/// retired namespaces go together (see "Retired in batches" in `netns`): a lone one after
+/// RETIRE_WAIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exited_containers_namespace_is_retired_then_let_go() {
+    use berth_engine::netns::RETIRE_WAIT;
+    use std::time::{Duration, Instant};
+    let Some(mut fx) = Fixture::open(
+        "an_exited_containers_namespace_is_retired_then_let_go",
+        "engine-netns",
+        NETNS_APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    let (id, pid) = fx.run_sleep("none").await;
+    let ino = netns_inode(pid);
+    assert!(open_netns().contains(&ino), "held while the container runs");
+    assert_eq!(fx.engine().netns_pool().retired(), 0);
+    fx.engine().stop(&id, None, Some(0)).await.expect("stop");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fx.engine().netns_pool().retired() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fx.engine().netns_pool().retired(), 1, "retired at the exit");
+    assert!(
+        open_netns().contains(&ino),
+        "a retired namespace waits for its batch"
+    );
+    tokio::time::sleep(RETIRE_WAIT + Duration::from_millis(500)).await;
+    assert_eq!(fx.engine().netns_pool().retired(), 0);
+    assert!(!open_netns().contains(&ino), "let go after RETIRE_WAIT");
+}

@@ -302,6 +302,21 @@ pub fn ioprio_set_self(class: u32, level: u32) -> io::Result<()> {
     }
 }
 
+/// The network namespace the socket `sock` belongs to, as a new close-on-exec descriptor
+/// (`ioctl(SIOCGSKNS)`, Linux 4.9). It spares a lookup of `/proc/thread-self/ns/net`, which
+/// procfs makes anew for every new thread (~0.2 ms each in a profile of berthd's
+/// namespace filler).
+pub fn socket_netns(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    const SIOCGSKNS: libc::c_ulong = 0x894C;
+    // SAFETY: SIOCGSKNS takes no argument; it returns a new descriptor, or -1 with errno.
+    let fd = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGSKNS) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us `fd`, which nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `struct sched_attr` (version 1, 56 bytes).
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
@@ -448,6 +463,23 @@ pub fn fork(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A socket's namespace descriptor is the namespace the socket was made in; anything
+    /// that is not a socket is refused.
+    #[test]
+    fn socket_netns_names_the_sockets_namespace() {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let ns = socket_netns(a.as_fd()).unwrap();
+        let got = std::fs::metadata(format!("/proc/self/fd/{}", ns.as_raw_fd()))
+            .unwrap()
+            .ino();
+        let own = std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+        assert_eq!(got, own);
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        assert!(socket_netns(file.as_fd()).is_err());
+    }
 
     #[test]
     fn thread_check_counts_threads() {

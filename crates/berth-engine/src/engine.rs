@@ -148,6 +148,10 @@ pub struct Container {
     /// The network namespace its running shim's container joined, held until the exit
     /// retires it (see "Retired in batches" in `netns`).
     netns: Mutex<Option<crate::netns::PreparedNetns>>,
+    /// Held by the spawn a create starts for a container that is about to be attached to
+    /// and started (see [`Engine::spawn_early`]); every operation on the container waits
+    /// for it ([`Container::settle`]).
+    spawning: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// See [`Container::start_gate`].
@@ -172,6 +176,7 @@ impl Container {
             premount: Mutex::new(None),
             rootfs_release: Mutex::new(None),
             netns: Mutex::new(None),
+            spawning: Arc::default(),
         })
     }
 
@@ -215,6 +220,12 @@ impl Container {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Waits for a spawn the create started, if one is on its way (see
+    /// [`Engine::spawn_early`]); its failure is then in `pending_start_error`.
+    async fn settle(&self) {
+        drop(self.spawning.lock().await);
     }
 
     /// Waits for an unmount in berthd's namespace on its way (see
@@ -686,7 +697,7 @@ impl Engine {
 
     /// `POST /containers/create`: returns the new ID and Docker's warnings.
     pub async fn create(
-        &self,
+        self: &Arc<Self>,
         name: Option<&str>,
         body: ContainerCreateBody,
     ) -> Result<(String, Vec<String>)> {
@@ -804,6 +815,7 @@ impl Engine {
         match result {
             Ok(rec) => {
                 self.container_event("create", &rec, &[]);
+                self.spawn_early(&rec);
                 Ok((id, std::mem::take(&mut warnings)))
             }
             Err(e) => {
@@ -1023,6 +1035,38 @@ impl Engine {
     }
 
     // ------------------------------------------------------------------ shims
+
+    /// Starts the shim of a container `docker run --rm` has just created (auto-remove, the
+    /// built-in runtime, stdout or stderr to be attached), in the background, so the
+    /// container's setup (the shim's cgroups, the init's namespaces and mounts: ~5 ms)
+    /// overlaps the client's attach, wait and start requests instead of following the
+    /// attach. The container stays `created` until the start, exactly as after an attach
+    /// before start; every operation on it first waits for this spawn ([`Container::settle`]),
+    /// and a failure is kept for the start to report (`pending_start_error`), as an
+    /// attach's is. Other creates (`docker create`, `run -d`) spawn at attach or start as
+    /// before: a created container that may wait long should not hold a shim.
+    fn spawn_early(self: &Arc<Self>, rec: &ContainerRecord) {
+        let wanted = rec.host_config.auto_remove.unwrap_or(false)
+            && rec.runtime == berth_shim::BUILTIN_RUNTIME
+            && (rec.config.attach_stdout.unwrap_or(false)
+                || rec.config.attach_stderr.unwrap_or(false));
+        let Some(c) = wanted.then(|| self.lookup(&rec.id).ok()).flatten() else {
+            return;
+        };
+        // Taken before the create answers, so no request on the container can come first.
+        let Ok(guard) = c.spawning.clone().try_lock_owned() else {
+            return;
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _spawning = guard;
+            if let Err(e) = engine.spawn_shim(&c, false).await {
+                *c.pending_start_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e);
+            }
+        });
+    }
 
     /// The shim's config for `rec`; with `premounted`, its rootfs is mounted already (see
     /// `slots`) and the runtime binds it instead of mounting the overlay.
@@ -1283,6 +1327,7 @@ impl Engine {
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _op = c.op.lock().await;
+            c.settle().await;
             let rec = c.record();
             if rec.state.status != Status::Exited || rec.manually_stopped || c.life.borrow().removed
             {
@@ -1408,6 +1453,7 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
+        c.settle().await;
         let started = self.start_locked(&c).await;
         // The next create's slot, made now rather than at the create, whose start would
         // have run beside it (see `slots`).
@@ -1563,6 +1609,7 @@ impl Engine {
     ) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
+        c.settle().await;
         self.stop_locked(&c, signal, timeout).await
     }
 
@@ -1688,6 +1735,7 @@ impl Engine {
     ) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
+        c.settle().await;
         match self.stop_locked(&c, signal, timeout).await {
             Ok(()) => {}
             Err(EngineError::NotModified(_)) => {}
@@ -1703,6 +1751,7 @@ impl Engine {
     pub async fn pause(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
+        c.settle().await;
         {
             let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
             status::apply(&c.id, &mut rec.state.clone(), Transition::Paused)?;
@@ -1717,6 +1766,7 @@ impl Engine {
     pub async fn unpause(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
+        c.settle().await;
         {
             let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
             status::apply(&c.id, &mut rec.state.clone(), Transition::Unpaused)?;
@@ -1822,6 +1872,7 @@ impl Engine {
         let c = self.lookup(name)?;
         {
             let _op = c.op.lock().await;
+            c.settle().await;
             let rec = c.record();
             if rec.state.status.is_alive() {
                 if !force {
@@ -2255,9 +2306,21 @@ impl PendingAttach {
                 tty,
             })
         };
-        if self.spawn
-            && let Err(e) = engine.spawn_shim(c, false).await
-        {
+        // A spawn the create started (see `Engine::spawn_early`) may have made the shim, or
+        // failed: then the start reports its error, as for a spawn here.
+        c.settle().await;
+        let spawn = self.spawn && c.shim_state() == ShimState::None;
+        if spawn {
+            let failed = c
+                .pending_start_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(e) = failed {
+                return empty(e);
+            }
+        }
+        if spawn && let Err(e) = engine.spawn_shim(c, false).await {
             if defer_errors || matches!(e, EngineError::Shim { .. }) {
                 return empty(e);
             }

@@ -389,6 +389,7 @@ impl Engine {
             }
             let recorded: std::collections::HashSet<&str> =
                 records.iter().map(|r| r.id.as_str()).collect();
+            shut_down_unrecorded_shims(&cfg.exec_root.join("containers"), &recorded);
             let n = crate::slots::remove_unrecorded(&store, &containers_dir, &recorded)?
                 + crate::slots::remove_unrecorded(
                     &store,
@@ -790,12 +791,19 @@ impl Engine {
             names_map.insert(chosen.clone(), id.clone());
             chosen
         };
+        let at_once = runs_at_once(
+            &host,
+            &runtime_name,
+            body.config.attach_stdout.unwrap_or(false)
+                || body.config.attach_stderr.unwrap_or(false),
+        );
         let result = self
             .create_reserved(
                 &id,
                 &name,
                 &image_name,
                 &image_id,
+                !at_once,
                 body.config,
                 &merged,
                 &mut host,
@@ -815,7 +823,9 @@ impl Engine {
         match result {
             Ok(rec) => {
                 self.container_event("create", &rec, &[]);
-                self.spawn_early(&rec);
+                if at_once {
+                    self.spawn_early(&rec);
+                }
                 Ok((id, std::mem::take(&mut warnings)))
             }
             Err(e) => {
@@ -841,6 +851,7 @@ impl Engine {
         name: &str,
         image_name: &str,
         image_id: &Digest,
+        durable: bool,
         request: ContainerConfig,
         merged: &berth_image::ContainerConfig,
         host: &mut HostConfig,
@@ -991,9 +1002,16 @@ impl Engine {
         };
         // One fsync for the whole create: the record is committed without one, and the
         // snapshot's commit right after (durable) makes both durable at once. A crash in
-        // between loses the record with the snapshot: nothing half-made comes back.
+        // between loses the record with the snapshot: nothing half-made comes back. A
+        // `docker run --rm` create (see `Engine::spawn_early`) leaves even that fsync to
+        // its early spawn, which syncs beside the shim's setup and before any start: a
+        // crash before it loses a container that never ran and that Docker's restore would
+        // remove anyway (auto-remove); the open then shuts its shim down.
         record::put(self.store.db(), &rec, false)?;
-        let overlay = match self.store.prepare_container_in(id, image_id, snapshot) {
+        let overlay = match self
+            .store
+            .prepare_container_with(id, image_id, snapshot, durable)
+        {
             Ok(o) => o,
             Err(e) => {
                 let _ = record::delete(self.store.db(), id, false);
@@ -1036,31 +1054,44 @@ impl Engine {
 
     // ------------------------------------------------------------------ shims
 
-    /// Starts the shim of a container `docker run --rm` has just created (auto-remove, the
-    /// built-in runtime, stdout or stderr to be attached), in the background, so the
-    /// container's setup (the shim's cgroups, the init's namespaces and mounts: ~5 ms)
-    /// overlaps the client's attach, wait and start requests instead of following the
-    /// attach. The container stays `created` until the start, exactly as after an attach
-    /// before start; every operation on it first waits for this spawn ([`Container::settle`]),
-    /// and a failure is kept for the start to report (`pending_start_error`), as an
-    /// attach's is. Other creates (`docker create`, `run -d`) spawn at attach or start as
-    /// before: a created container that may wait long should not hold a shim.
+    /// Starts the shim of a container `docker run --rm` has just created ([`runs_at_once`]),
+    /// in the background, so the container's setup (the shim's cgroups, the init's
+    /// namespaces and mounts: ~5 ms) overlaps the client's attach, wait and start requests
+    /// instead of following the attach; beside it, the create's record is made durable
+    /// (its commit had no fsync). The container stays `created` until the start, exactly as
+    /// after an attach before start; every operation on it first waits for both
+    /// ([`Container::settle`]), so nothing starts before its record is durable, and a
+    /// failure is kept for the start to report (`pending_start_error`), as an attach's is.
+    /// Other creates (`docker create`, `run -d`) spawn at attach or start as before: a
+    /// created container that may wait long should not hold a shim.
     fn spawn_early(self: &Arc<Self>, rec: &ContainerRecord) {
-        let wanted = rec.host_config.auto_remove.unwrap_or(false)
-            && rec.runtime == berth_shim::BUILTIN_RUNTIME
-            && (rec.config.attach_stdout.unwrap_or(false)
-                || rec.config.attach_stderr.unwrap_or(false));
-        let Some(c) = wanted.then(|| self.lookup(&rec.id).ok()).flatten() else {
+        let Ok(c) = self.lookup(&rec.id) else {
+            // Removed meanwhile: nothing to run, and a sync is no longer needed by anyone.
             return;
         };
         // Taken before the create answers, so no request on the container can come first.
         let Ok(guard) = c.spawning.clone().try_lock_owned() else {
+            // Nobody else takes this lock; were it taken, the record must still be durable
+            // before anything can start the container.
+            if let Err(e) = self.store.sync_metadata() {
+                tracing::warn!("recording {} durably: {e}", c.id);
+            }
             return;
         };
         let engine = self.clone();
         tokio::spawn(async move {
             let _spawning = guard;
-            if let Err(e) = engine.spawn_shim(&c, false).await {
+            let store = engine.store.clone();
+            let synced = tokio::task::spawn_blocking(move || store.sync_metadata());
+            let spawned = engine.spawn_shim(&c, false).await;
+            let synced = match synced.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(EngineError::Internal(format!(
+                    "recording the container durably: {e}"
+                ))),
+                Err(e) => Err(EngineError::Internal(format!("the sync task: {e}"))),
+            };
+            if let Err(e) = synced.and(spawned.map(|_| ())) {
                 *c.pending_start_error
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()) = Some(e);
@@ -2361,6 +2392,61 @@ pub struct Attached {
     pub buffered: Vec<u8>,
     pub stream: tokio::net::UnixStream,
     pub tty: bool,
+}
+
+/// Shuts down the live shims of state directories no record names: `docker run --rm`
+/// creates a crash interrupted before their record was durable (see
+/// [`Engine::spawn_early`]). Their containers never ran (a start waits for the record);
+/// the shim kills the created init and removes its cgroups and state, then exits, before
+/// the open removes the directories. A shim that does not answer is left to its exit.
+fn shut_down_unrecorded_shims(states: &Path, recorded: &std::collections::HashSet<&str>) {
+    let Ok(rd) = std::fs::read_dir(states) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_id =
+            name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !is_id || recorded.contains(name) {
+            continue;
+        }
+        let dir = e.path();
+        let Ok(mut shim) = berth_shim::client::Client::connect(&dir) else {
+            continue; // no shim listens: nothing runs
+        };
+        let _ = shim.set_timeout(Some(Duration::from_secs(5)));
+        let pid: Option<i32> = std::fs::read_to_string(dir.join(berth_shim::PID_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        if shim.shutdown().is_err() {
+            // Not a created container after all: it goes the hard way.
+            let _ = shim.kill(libc::SIGKILL, true);
+            let _ = shim.wait();
+            let _ = shim.shutdown();
+        }
+        drop(shim);
+        tracing::info!("shut down the shim of unrecorded container {name}");
+        if let Some(pid) = pid.filter(|p| *p > 0) {
+            // Until it is gone or a zombie (its parent, the berthd that spawned it, may be
+            // this very process in tests).
+            let exited = || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                    .unwrap_or(true)
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !exited() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+/// Whether a create is `docker run --rm`'s, started at once by its client: auto-remove, the
+/// built-in runtime, stdout or stderr to be attached (see [`Engine::spawn_early`]).
+fn runs_at_once(host: &HostConfig, runtime: &str, attached: bool) -> bool {
+    host.auto_remove.unwrap_or(false) && runtime == berth_shim::BUILTIN_RUNTIME && attached
 }
 
 fn daemon_id(root: &Path) -> Result<String> {

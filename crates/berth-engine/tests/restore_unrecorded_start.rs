@@ -173,3 +173,108 @@ fn restore_learns_starts_that_were_not_recorded() {
         engine.shutdown().await;
     });
 }
+
+/// A state directory whose container has no record (a `docker run --rm` create a crash
+/// interrupted before its record was durable, see `Engine::spawn_early`) may hold a live
+/// shim with a created container: the open shuts that shim down (its init goes, the shim
+/// exits) and removes the directory. Simulated with a second engine on the same exec root
+/// but a data root of its own, where no record names the first engine's container.
+#[test]
+fn the_open_shuts_down_shims_of_unrecorded_containers() {
+    let test = "the_open_shuts_down_shims_of_unrecorded_containers";
+    if !berth_fixtures::require_root(test) {
+        return;
+    }
+    let shim = berth_fixtures::workspace_bin("berth-shim");
+    if !shim.is_file() {
+        eprintln!(
+            "skipped: {test}: {} missing (cargo build -p berth-shim)",
+            shim.display()
+        );
+        return;
+    }
+    let Some(busybox) = berth_fixtures::busybox() else {
+        eprintln!("skipped: {test}: no busybox");
+        return;
+    };
+    let dir = berth_fixtures::temp_dir("engine-restore");
+    let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-restore"));
+    let _cleanup = Cleanup {
+        cfg: Some(config(dir.path(), &shim, &cgroup_parent)),
+        cgroup_parent: cgroup_parent.clone(),
+    };
+    let state_dir = |id: &str| dir.path().join("run/containers").join(id);
+
+    // Engine 1: `docker run --rm`'s create, whose early spawn brings up the shim with the
+    // container created; then it "crashes".
+    let rt = runtime();
+    let id = rt.block_on(async {
+        let engine: Arc<Engine> = Engine::open(config(dir.path(), &shim, &cgroup_parent))
+            .await
+            .expect("open the engine");
+        engine
+            .image_import(
+                std::fs::File::open(common::busybox_tar(dir.path(), &busybox, &["sleep"])).unwrap(),
+                Some("busybox".into()),
+                Some("latest".into()),
+                None,
+                Vec::new(),
+            )
+            .await
+            .expect("import busybox");
+        let body = serde_json::from_value(serde_json::json!({
+            "Image": "busybox",
+            "Cmd": ["sleep", "1000"],
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "HostConfig": {"NetworkMode": "none", "AutoRemove": true},
+        }))
+        .unwrap();
+        let (id, _) = engine.create(None, body).await.expect("create");
+        id
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut client = loop {
+        if let Ok(c) = berth_shim::client::Client::connect(&state_dir(&id)) {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the early spawn's shim"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let shim_pid: i32 = std::fs::read_to_string(state_dir(&id).join(berth_shim::PID_FILE))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let init_pid = client.state().expect("shim state").pid;
+    drop(client);
+    assert!(init_pid > 0 && Path::new(&format!("/proc/{init_pid}")).exists());
+    drop(rt); // engine 1 is gone; its shim and created container live on
+
+    // Engine 2: same exec root, a data root that records nothing of engine 1.
+    let rt = runtime();
+    rt.block_on(async {
+        let other = dir.path().join("other");
+        let mut cfg = config(&other, &shim, &cgroup_parent);
+        cfg.exec_root = dir.path().join("run");
+        let engine = Engine::open(cfg).await.expect("open the second engine");
+        assert!(engine.lookup(&id).is_err());
+        engine.shutdown().await;
+    });
+    // Gone, or a zombie: the shim was engine 1's child, i.e. this process's.
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true)
+    };
+    assert!(gone(shim_pid), "the shim exited");
+    let _ = nix::sys::wait::waitpid(
+        nix::unistd::Pid::from_raw(shim_pid),
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    );
+    assert!(gone(init_pid), "the created container's init was killed");
+    assert!(!state_dir(&id).exists(), "the state directory was removed");
+}

@@ -93,6 +93,12 @@ impl Client {
         })
     }
 
+    /// A limit on each read and write (`None`: none, the default).
+    pub fn set_timeout(&self, limit: Option<std::time::Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(limit)?;
+        self.stream.set_write_timeout(limit)
+    }
+
     fn io(&self, source: io::Error) -> ClientError {
         ClientError::Io {
             path: self.path.clone(),

@@ -172,6 +172,13 @@ impl Store {
         &self.db
     }
 
+    /// Makes every metadata commit so far durable: an empty commit with fsync (redb
+    /// persists the commits made without one together with the next one made with one).
+    pub fn sync_metadata(&self) -> Result<()> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
+    }
+
     /// Moves `path` (a file or directory on the data root's filesystem, e.g. a removed
     /// container's directory) into `trash/`, which a helper thread empties: it vanishes at
     /// once, and what a crash leaves in `trash/` is deleted after the next open. On another

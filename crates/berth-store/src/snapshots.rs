@@ -501,6 +501,21 @@ impl Store {
         image: &Digest,
         slot: Option<SnapshotSlot>,
     ) -> Result<Overlay> {
+        self.prepare_container_with(key, image, slot, true)
+    }
+
+    /// [`Store::prepare_container_in`], its commit without fsync unless `durable`: a crash
+    /// before the next durable commit ([`Store::sync_metadata`]) loses the record, and the snapshot's
+    /// directory is then unrecorded (removed at the next open). For callers that treat a
+    /// container lost that way as never created (the engine's auto-remove containers, which
+    /// it syncs before their start).
+    pub fn prepare_container_with(
+        &self,
+        key: &str,
+        image: &Digest,
+        slot: Option<SnapshotSlot>,
+        durable: bool,
+    ) -> Result<Overlay> {
         let img = self
             .image(image)?
             .ok_or_else(|| StoreError::ImageNotFound(image.to_string()))?;
@@ -528,7 +543,11 @@ impl Store {
             created_at: now_rfc3339(),
         };
         let inserted = (|| -> Result<bool> {
-            let w = self.db.begin_write()?;
+            let mut w = self.db.begin_write()?;
+            if !durable {
+                // Refused only inside a savepoint, which this transaction has none of.
+                let _ = w.set_durability(redb::Durability::None);
+            }
             {
                 let mut t = w.open_table(SNAPSHOTS)?;
                 if t.get(full_key.as_str())?.is_some() {

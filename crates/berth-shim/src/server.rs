@@ -265,15 +265,22 @@ impl Shim {
             stdout: out_w.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
             stderr: err_w.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
         };
-        let (mut backend, created) = Backend::create(&cfg, &state_dir, stdio)?;
-        let phase = if cfg.start_now {
-            mark_started(&state_dir);
+        // `started` before the line: once berthd is told the container runs, a restore
+        // after a crash must see that it did.
+        let start_now = cfg.start_now;
+        let (mut backend, created) =
+            Backend::create(&cfg, &state_dir, stdio, &mut |pid, warnings| {
+                if start_now {
+                    mark_started(&state_dir);
+                }
+                announce(pid, warnings);
+            })?;
+        let phase = if start_now {
             Phase::Running
         } else {
             Phase::Created
         };
         let pid = created.pid;
-        announce(pid, created.warnings);
         drop((in_r, out_w, err_w, null));
 
         let parts = Self::own_stdio(&cfg, created.pty_master, out_r, err_r, in_w).and_then(

@@ -1304,29 +1304,27 @@ fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
 }
 
 /// Writes `exit.json` atomically into the inode of `shim.json`, which the setup read once
-/// and nobody reads again (berthd writes a new one before every spawn): renamed to the
-/// temp name, overwritten in place and cut to length (its data block stays: no block is
-/// freed, which on this machine's ext4 is a synchronous discard), renamed to `exit.json`.
-/// That saves an inode allocation on the exit report's path and a file with a data
-/// block in the directory's deletion. A reader never sees a partial `exit.json`; a crash
-/// in between leaves no `shim.json` and a temp file, i.e. no exit record, which is true.
-/// Without a `shim.json` (removed by hand), a new file as before.
+/// and nobody reads again (berthd writes a new one before every spawn): overwritten in
+/// place and cut to length (its data block stays: no block is freed, which on this
+/// machine's ext4 is a synchronous discard), then renamed to `exit.json`. That saves an
+/// inode allocation on the exit report's path and a file with a data block in the
+/// directory's deletion. A reader never sees a partial `exit.json` (the name appears with
+/// the rename); a crash before the rename leaves a `shim.json` that is no valid config
+/// and no `exit.json`, i.e. no exit record, which is true — and the next spawn writes
+/// `shim.json` anew. Without a `shim.json` (removed by hand), a new file as before.
 fn write_exit_file(state_dir: &Path, json: &[u8]) -> std::io::Result<()> {
     let exit = state_dir.join(EXIT_FILE);
-    let tmp = state_dir.join(format!(".{EXIT_FILE}.tmp-{}", std::process::id()));
-    if std::fs::rename(state_dir.join(berth_shim::CONFIG_FILE), &tmp).is_ok() {
-        let r = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(json)?;
-                f.set_len(json.len() as u64)
-            })
-            .and_then(|()| std::fs::rename(&tmp, &exit));
-        if r.is_ok() {
-            return Ok(());
-        }
-        let _ = std::fs::remove_file(&tmp);
+    let config = state_dir.join(berth_shim::CONFIG_FILE);
+    let in_place = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&config)
+        .and_then(|mut f| {
+            f.write_all(json)?;
+            f.set_len(json.len() as u64)
+        })
+        .and_then(|()| std::fs::rename(&config, &exit));
+    if in_place.is_ok() {
+        return Ok(());
     }
     replace_file(&exit, json, 0o644)
 }

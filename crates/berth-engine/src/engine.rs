@@ -2282,11 +2282,13 @@ impl PendingAttach {
         // The request is in the shim's queue, and the shim serves requests in arrival
         // order across connections: a start that waited for the lock and sends its request
         // now is served after the attach, so no output is lost. Letting go before the reply
-        // saves the start a round trip to the shim on `docker run`'s path.
+        // saves the start a round trip to the shim on `docker run`'s path. The event goes
+        // first so that `attach` still precedes `start` in the event stream (a reply that
+        // fails after it is the shim gone or the container exited at that moment).
+        engine.container_event("attach", &c.record(), &[]);
         drop(op);
         match conn.reply::<berth_shim::Empty>().await {
             Ok(_) => {
-                engine.container_event("attach", &c.record(), &[]);
                 let (buffered, stream) = conn.into_stream();
                 Ok(Attached {
                     buffered,

@@ -2322,12 +2322,15 @@ impl PendingAttach {
     }
 
     async fn finish_with(self, defer_errors: bool) -> Result<Attached> {
-        let (engine, c) = (&self.engine, &self.c);
+        let PendingAttach {
+            engine,
+            c,
+            _op: op,
+            spawn,
+            streams: (stdin, stdout, stderr),
+        } = self;
         let tty = c.record().config.tty.unwrap_or(false);
-        let empty = |e: EngineError| -> Result<Attached> {
-            *c.pending_start_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(e);
+        let empty_stream = || -> Result<Attached> {
             let (ours, theirs) =
                 tokio::net::UnixStream::pair().map_err(EngineError::io("socketpair for attach"))?;
             drop(theirs);
@@ -2337,11 +2340,17 @@ impl PendingAttach {
                 tty,
             })
         };
+        let empty = |e: EngineError| -> Result<Attached> {
+            *c.pending_start_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(e);
+            empty_stream()
+        };
         // A spawn the create started (see `Engine::spawn_early`) may have made the shim, or
         // failed: then the start reports its error, as for a spawn here.
         c.settle().await;
-        let spawn = self.spawn && c.shim_state() == ShimState::None;
-        if spawn {
+        let spawn_here = spawn && c.shim_state() == ShimState::None;
+        if spawn_here {
             let failed = c
                 .pending_start_error
                 .lock()
@@ -2351,37 +2360,51 @@ impl PendingAttach {
                 return empty(e);
             }
         }
-        if spawn && let Err(e) = engine.spawn_shim(c, false).await {
+        if spawn_here && let Err(e) = engine.spawn_shim(&c, false).await {
             if defer_errors || matches!(e, EngineError::Shim { .. }) {
                 return empty(e);
             }
             return Err(e);
         }
-        let (stdin, stdout, stderr) = self.streams;
-        let attached = async {
-            let dir = engine.state_dir(&c.id);
+        let dir = engine.state_dir(&c.id);
+        let sent = async {
             let mut conn = shim::Conn::connect(&dir).await.map_err(|e| {
                 EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
             })?;
-            conn.call::<berth_shim::Empty>(&Request::Attach {
+            conn.send(&Request::Attach {
                 stdin,
                 stdout,
                 stderr,
             })
             .await?;
-            Ok::<_, EngineError>(conn.into_stream())
+            Ok::<_, EngineError>(conn)
         }
         .await;
-        match attached {
-            Ok((buffered, stream)) => {
-                engine.container_event("attach", &c.record(), &[]);
+        let mut conn = match sent {
+            Ok(conn) => conn,
+            Err(e) if defer_errors && spawn => return empty(e),
+            Err(e) => return Err(e),
+        };
+        // The request is in the shim's queue, and the shim serves requests in arrival
+        // order across connections: a start that waited for the lock and sends its request
+        // now is served after the attach, so no output is lost. Letting go before the reply
+        // saves the start a round trip to the shim on `docker run`'s path. The event goes
+        // first so that `attach` still precedes `start` in the event stream (a reply that
+        // fails after it is the shim gone or the container exited at that moment).
+        engine.container_event("attach", &c.record(), &[]);
+        drop(op);
+        match conn.reply::<berth_shim::Empty>().await {
+            Ok(_) => {
+                let (buffered, stream) = conn.into_stream();
                 Ok(Attached {
                     buffered,
                     stream,
                     tty,
                 })
             }
-            Err(e) if defer_errors && self.spawn => empty(e),
+            // A start may be past the lock already: it meets the same shim and reports
+            // for itself, so this error is not left for it.
+            Err(_) if defer_errors && spawn => empty_stream(),
             Err(e) => Err(e),
         }
     }

@@ -531,14 +531,29 @@ impl Conn {
 
     /// Sends a request and reads its reply.
     pub async fn call<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T> {
-        let io = |e: std::io::Error| EngineError::Unavailable(format!("talking to the shim: {e}"));
+        self.send(req).await?;
+        self.reply().await
+    }
+
+    /// Sends a request; its reply is read by [`Conn::reply`]. Once this returns, the
+    /// request is in the shim's queue: a request sent on another connection after it is
+    /// served after it (the shim serves in arrival order across connections).
+    pub async fn send(&mut self, req: &Request) -> Result<()> {
         self.reader
             .get_mut()
             .write_all(&req.to_line())
             .await
-            .map_err(io)?;
+            .map_err(talking)
+    }
+
+    /// Reads the reply to the request sent before.
+    pub async fn reply<T: DeserializeOwned>(&mut self) -> Result<T> {
         let mut line = Vec::new();
-        let n = self.reader.read_until(b'\n', &mut line).await.map_err(io)?;
+        let n = self
+            .reader
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(talking)?;
         if n == 0 {
             return Err(EngineError::Unavailable(
                 "the shim closed the connection (the container is gone)".into(),
@@ -552,6 +567,10 @@ impl Conn {
         let buffered = self.reader.buffer().to_vec();
         (buffered, self.reader.into_inner())
     }
+}
+
+fn talking(e: std::io::Error) -> EngineError {
+    EngineError::Unavailable(format!("talking to the shim: {e}"))
 }
 
 /// One request on a fresh connection.

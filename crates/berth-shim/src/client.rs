@@ -142,7 +142,19 @@ impl Client {
 
     /// Sends a request and parses its reply.
     pub fn call<T: DeserializeOwned>(&mut self, req: &Request) -> Result<T, ClientError> {
-        self.send_raw(&req.to_line())?;
+        self.send(req)?;
+        self.reply()
+    }
+
+    /// Sends a request without reading its reply (see [`Client::reply`]). The shim serves
+    /// a request sent before another connection is made before any request on that
+    /// connection, so a client may pipeline across connections (an attach, then a start).
+    pub fn send(&mut self, req: &Request) -> Result<(), ClientError> {
+        self.send_raw(&req.to_line())
+    }
+
+    /// Reads and parses the reply to the request sent before.
+    pub fn reply<T: DeserializeOwned>(&mut self) -> Result<T, ClientError> {
         let line = self.read_line()?;
         Ok(parse_reply(&line)?)
     }
@@ -199,11 +211,18 @@ impl Client {
         stdout: bool,
         stderr: bool,
     ) -> Result<Attached, ClientError> {
-        self.call::<Empty>(&Request::Attach {
+        self.send(&Request::Attach {
             stdin,
             stdout,
             stderr,
         })?;
+        self.attached()
+    }
+
+    /// After an `attach` request sent with [`Client::send`]: reads its reply; the
+    /// connection becomes the byte stream.
+    pub fn attached(mut self) -> Result<Attached, ClientError> {
+        self.reply::<Empty>()?;
         Ok(Attached {
             stream: self.stream,
             pending: self.buf,

@@ -37,6 +37,8 @@ enum Channel {
     /// Fd 3, or a private copy of stdout: closed right after the line.
     Own(File),
     Stdout,
+    /// The line is out (a shim sends one line, however its setup ends).
+    Sent,
 }
 
 impl Channel {
@@ -74,9 +76,11 @@ impl Channel {
         }
     }
 
-    fn send(self, msg: &Startup) {
+    /// Sends the line, once: later calls do nothing (a setup that fails after its
+    /// container was announced cannot take the announcement back; see `Shim::setup`).
+    fn send(&mut self, msg: &Startup) {
         let line = msg.to_line();
-        match self {
+        match std::mem::replace(self, Channel::Sent) {
             Channel::Own(mut f) => {
                 let _ = f.write_all(&line);
             }
@@ -91,7 +95,12 @@ impl Channel {
                     let _ = rustix::stdio::dup2_stdout(&null);
                 }
             }
+            Channel::Sent => {}
         }
+    }
+
+    fn sent(&self) -> bool {
+        matches!(self, Channel::Sent)
     }
 }
 
@@ -139,7 +148,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let channel = Channel::open();
+    let mut channel = Channel::open();
     let dir = match dir {
         Some(d) => d,
         None => {
@@ -158,11 +167,22 @@ fn main() -> ExitCode {
             }
         }
     };
-    match server::Shim::setup(&dir) {
-        Ok((shim, pid, warnings)) => {
-            channel.send(&Startup::Ok { pid, warnings });
+    // The line goes out as soon as the container exists, before the rest of the setup:
+    // berthd's requests (the monitor's `wait`, an attach, the start) queue on the bound
+    // socket meanwhile and are served in one go when the loop begins.
+    let setup = server::Shim::setup(&dir, &mut |pid, warnings| {
+        channel.send(&Startup::Ok { pid, warnings })
+    });
+    match setup {
+        Ok(shim) => {
             shim.run();
             ExitCode::SUCCESS
+        }
+        // After the line (the setup killed and removed its container): berthd learns it
+        // from the socket, which is gone, and records the exit as unknown.
+        Err(e) if channel.sent() => {
+            warn!("{}", e.message);
+            ExitCode::FAILURE
         }
         Err(e) => {
             channel.send(&Startup::Err(ErrorReply {

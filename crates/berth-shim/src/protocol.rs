@@ -16,12 +16,20 @@
 //! Startup: berthd writes `shim.json`, spawns `berth-shim <state_dir>` with the write end
 //! of a pipe as fd 3, and reads one JSON line from it: [`Startup`] (`{"pid":N}` once the
 //! container exists, and runs if `start_now` was set; or `{"error":..,"kind":..}`).
-//! The pipe is closed after that line; EOF without a line means the shim died.
+//! The pipe is closed after that line; EOF without a line means the shim died. The line
+//! comes as soon as the runtime has created the container; the shim's own setup (its
+//! descriptors, the epoll set) follows, while requests already wait on the socket, which
+//! is bound before the container is created. A setup failing after the line (out of
+//! descriptors) kills and removes the container and exits: the socket is gone.
 //!
 //! Control: a client connects to `shim.sock` and writes one [`Request`] per line
 //! (`{"op":"kill","signal":15}`); the shim answers each with one line, in order: the
 //! reply object of that request (see each variant) or an [`ErrorReply`]
-//! (`{"error":"...","kind":"conflict"}`). Several connections are served at once. A
+//! (`{"error":"...","kind":"conflict"}`). Several connections are served at once, in
+//! arrival order: a request written on one connection before another connection is made
+//! is served before any request of that other connection, even when both wait in the
+//! listen backlog (berthd sends an attach, then the start, without waiting for the
+//! attach's reply; the attach must see all output). A
 //! `wait` holds its connection until the container exits (requests pipelined behind it
 //! are answered afterwards), so ask it on a connection of its own. After the reply to
 //! `attach` the connection is a byte stream (see [`Request::Attach`]).

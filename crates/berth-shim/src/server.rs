@@ -137,6 +137,22 @@ fn internal(what: &str, e: impl std::fmt::Display) -> ShimError {
     ShimError::internal(format!("{what}: {e}"))
 }
 
+/// A setup that failed after the startup line: the container berthd was told about goes
+/// (killed, its runtime state removed), so nothing runs unsupervised.
+fn abandon(backend: &mut Backend, e: ShimError) -> ShimError {
+    let _ = backend.kill(Signal::SIGKILL as i32, true);
+    if let Err(d) = backend.delete() {
+        warn!("remove the container after a failed setup: {}", d.message);
+    }
+    ShimError::new(
+        e.kind,
+        format!(
+            "{} (after the container was created; it was removed)",
+            e.message
+        ),
+    )
+}
+
 fn set_nonblocking(fd: impl AsFd) -> Result<(), ShimError> {
     rustix::io::ioctl_fionbio(fd, true).map_err(|e| internal("set O_NONBLOCK", e))
 }
@@ -168,9 +184,19 @@ pub(crate) fn new_signalfd() -> Result<SignalFd, ShimError> {
 }
 
 impl Shim {
-    /// Everything up to the startup line. On error, nothing is left behind but the files
-    /// berthd wrote (the runtime cleans up a failed create itself).
-    pub fn setup(state_dir: &Path) -> Result<(Shim, i32, Vec<String>), ShimError> {
+    /// The setup: session, subreaper, socket, the container; `announce` gets the init's pid
+    /// and the create's warnings (the startup line) as soon as the container exists, and
+    /// the rest (the shim's own descriptors, the epoll set) comes after it, off berthd's
+    /// path: berthd's first requests wait on the bound socket meanwhile.
+    ///
+    /// On an error before the announcement nothing is left behind but the files berthd
+    /// wrote (the runtime cleans up a failed create itself). After it (only out of
+    /// descriptors or memory), the container is killed and removed and the socket is gone:
+    /// berthd, told it exists, finds no shim and records its exit as unknown.
+    pub fn setup(
+        state_dir: &Path,
+        announce: &mut dyn FnMut(i32, Vec<String>),
+    ) -> Result<Shim, ShimError> {
         let _ = rustix::thread::set_name(c"berth-shim");
         debug_assert_eq!(PROCESS_NAME, "berth-shim");
         // Our own session: a signal to berthd's process group or terminal never reaches us.
@@ -239,13 +265,87 @@ impl Shim {
             stdout: out_w.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
             stderr: err_w.as_ref().map(|f| f.as_fd()).unwrap_or(null.as_fd()),
         };
-        let (backend, created) = Backend::create(&cfg, &state_dir, stdio)?;
+        // `started` before the line: once berthd is told the container runs, a restore
+        // after a crash must see that it did.
+        let start_now = cfg.start_now;
+        let (mut backend, created) =
+            Backend::create(&cfg, &state_dir, stdio, &mut |pid, warnings| {
+                if start_now {
+                    mark_started(&state_dir);
+                }
+                announce(pid, warnings);
+            })?;
+        let phase = if start_now {
+            Phase::Running
+        } else {
+            Phase::Created
+        };
+        let pid = created.pid;
         drop((in_r, out_w, err_w, null));
 
+        let parts = Self::own_stdio(&cfg, created.pty_master, out_r, err_r, in_w).and_then(
+            |(outputs, pty, stdin)| {
+                let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+                    .map_err(|e| internal("create epoll", e))?;
+                Ok((outputs, pty, stdin, epoll, new_signalfd()?))
+            },
+        );
+        let (outputs, pty, stdin, epoll, signals) = match parts {
+            Ok(p) => p,
+            Err(e) => return Err(abandon(&mut backend, e)),
+        };
+        let mut shim = Shim {
+            id: cfg.id.clone(),
+            tty: cfg.tty,
+            stdin_once: cfg.stdin_once,
+            state_dir,
+            backend,
+            epoll,
+            signals,
+            listener,
+            outputs,
+            stdin,
+            stdin_buf: Vec::new(),
+            stdin_close_pending: false,
+            stdin_interest: false,
+            pty,
+            log,
+            conns: Vec::new(),
+            phase,
+            paused: false,
+            pid,
+            shim_pid,
+            started_at: cfg.start_now.then(now_rfc3339),
+            exit: None,
+            deadline: None,
+            handoff_at: Some(Instant::now() + HANDOFF_DELAY),
+            listener_paused_until: None,
+            cleanup_pending: false,
+            held_mnt_ns: None,
+            log_failing: false,
+        };
+        shim.hold_mount_namespace();
+        if let Err(e) = shim.register() {
+            return Err(abandon(&mut shim.backend, e));
+        }
+        guard.disarm();
+        Ok(shim)
+    }
+
+    /// The shim's ends of the container's stdio, non-blocking: the outputs, a dup of the
+    /// pty master for resizes, the container's stdin.
+    #[allow(clippy::type_complexity)]
+    fn own_stdio(
+        cfg: &ShimConfig,
+        pty_master: Option<OwnedFd>,
+        out_r: Option<OwnedFd>,
+        err_r: Option<OwnedFd>,
+        in_w: Option<OwnedFd>,
+    ) -> Result<([Option<Output>; 2], Option<OwnedFd>, Option<OwnedFd>), ShimError> {
         let mut outputs: [Option<Output>; 2] = [None, None];
         let mut pty = None;
         let mut stdin = None;
-        if let Some(master) = created.pty_master {
+        if let Some(master) = pty_master {
             set_nonblocking(&master)?;
             if let Some(size) = cfg.console_size {
                 let _ = rustix::termios::tcsetwinsize(&master, winsize(size.height, size.width));
@@ -285,47 +385,7 @@ impl Shim {
                 stdin = Some(w);
             }
         }
-        let phase = if cfg.start_now {
-            mark_started(&state_dir);
-            Phase::Running
-        } else {
-            Phase::Created
-        };
-        let mut shim = Shim {
-            id: cfg.id.clone(),
-            tty: cfg.tty,
-            stdin_once: cfg.stdin_once,
-            state_dir,
-            backend,
-            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)
-                .map_err(|e| internal("create epoll", e))?,
-            signals: new_signalfd()?,
-            listener,
-            outputs,
-            stdin,
-            stdin_buf: Vec::new(),
-            stdin_close_pending: false,
-            stdin_interest: false,
-            pty,
-            log,
-            conns: Vec::new(),
-            phase,
-            paused: false,
-            pid: created.pid,
-            shim_pid,
-            started_at: cfg.start_now.then(now_rfc3339),
-            exit: None,
-            deadline: None,
-            handoff_at: Some(Instant::now() + HANDOFF_DELAY),
-            listener_paused_until: None,
-            cleanup_pending: false,
-            held_mnt_ns: None,
-            log_failing: false,
-        };
-        shim.hold_mount_namespace();
-        shim.register()?;
-        guard.disarm();
-        Ok((shim, created.pid, created.warnings))
+        Ok((outputs, pty, stdin))
     }
 
     /// Puts every descriptor into the epoll set (after setup or a handoff).
@@ -777,6 +837,30 @@ impl Shim {
                 close_after_flush: false,
                 interest,
             });
+            // Served in arrival order across connections: what earlier connections sent
+            // first, then this one's bytes, which usually came with it (berthd writes its
+            // request right after the connect, and a connection in the listen backlog
+            // already holds them).
+            self.read_earlier_requests(idx);
+            self.read_conn(idx);
+            self.update_interest(idx);
+        }
+    }
+
+    /// Reads the requests waiting on every connection but `newest`, before `newest`'s are
+    /// read. A client that writes a request on one connection and then connects another
+    /// (berthd's attach, then its start) so has them served in that order, even when both
+    /// wait in the listen backlog until the shim's loop begins: the first connection's
+    /// bytes are in its queue before the second connection exists.
+    fn read_earlier_requests(&mut self, newest: usize) {
+        for i in 0..self.conns.len() {
+            let pending = self.conns[i]
+                .as_ref()
+                .is_some_and(|c| c.attach.is_none() && !c.waiting && !c.read_closed);
+            if i != newest && pending {
+                self.read_conn(i);
+                self.update_interest(i);
+            }
         }
     }
 
@@ -1220,29 +1304,27 @@ fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
 }
 
 /// Writes `exit.json` atomically into the inode of `shim.json`, which the setup read once
-/// and nobody reads again (berthd writes a new one before every spawn): renamed to the
-/// temp name, overwritten in place and cut to length (its data block stays: no block is
-/// freed, which on this machine's ext4 is a synchronous discard), renamed to `exit.json`.
-/// That saves an inode allocation on the exit report's path and a file with a data
-/// block in the directory's deletion. A reader never sees a partial `exit.json`; a crash
-/// in between leaves no `shim.json` and a temp file, i.e. no exit record, which is true.
-/// Without a `shim.json` (removed by hand), a new file as before.
+/// and nobody reads again (berthd writes a new one before every spawn): overwritten in
+/// place and cut to length (its data block stays: no block is freed, which on this
+/// machine's ext4 is a synchronous discard), then renamed to `exit.json`. That saves an
+/// inode allocation on the exit report's path and a file with a data block in the
+/// directory's deletion. A reader never sees a partial `exit.json` (the name appears with
+/// the rename); a crash before the rename leaves a `shim.json` that is no valid config
+/// and no `exit.json`, i.e. no exit record, which is true — and the next spawn writes
+/// `shim.json` anew. Without a `shim.json` (removed by hand), a new file as before.
 fn write_exit_file(state_dir: &Path, json: &[u8]) -> std::io::Result<()> {
     let exit = state_dir.join(EXIT_FILE);
-    let tmp = state_dir.join(format!(".{EXIT_FILE}.tmp-{}", std::process::id()));
-    if std::fs::rename(state_dir.join(berth_shim::CONFIG_FILE), &tmp).is_ok() {
-        let r = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(json)?;
-                f.set_len(json.len() as u64)
-            })
-            .and_then(|()| std::fs::rename(&tmp, &exit));
-        if r.is_ok() {
-            return Ok(());
-        }
-        let _ = std::fs::remove_file(&tmp);
+    let config = state_dir.join(berth_shim::CONFIG_FILE);
+    let in_place = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&config)
+        .and_then(|mut f| {
+            f.write_all(json)?;
+            f.set_len(json.len() as u64)
+        })
+        .and_then(|()| std::fs::rename(&config, &exit));
+    if in_place.is_ok() {
+        return Ok(());
     }
     replace_file(&exit, json, 0o644)
 }

@@ -5,7 +5,7 @@ mod common;
 
 use berth_shim::client::Client;
 use berth_shim::stream::StreamType;
-use berth_shim::{ExitInfo, Kind, Status};
+use berth_shim::{ExitInfo, Kind, Request, Status};
 use common::*;
 use std::io::Write;
 use std::path::Path;
@@ -216,6 +216,48 @@ fn created_container_waits_for_start_and_attach_sees_all_output() {
         .map(|c| berth_shim::parse_reply(&c.read_line().unwrap()).unwrap())
         .collect();
     assert!(exits.iter().all(|e| e == &exits[0] && e.exit_code == 0));
+    assert!(r.wait_shim().success());
+    assert_cleaned(&f);
+}
+
+#[test]
+fn requests_queued_before_the_loop_are_served_in_arrival_order() {
+    if !require_root("requests_queued_before_the_loop_are_served_in_arrival_order") {
+        return;
+    }
+    let mut f = Fixture::new("queued", &["sh", "-c", "echo one; echo two >&2; exit 3"]);
+    f.cfg.start_now = false;
+    let mut r = f.spawn();
+    assert!(r.startup.is_ok(), "{:?}", r.startup);
+    // Stopped right after its startup line, the shim cannot have served anything: the
+    // connections below wait in the listen backlog with their requests, as berthd's do
+    // while a shim finishes its setup after the line (berthd's order: the monitor's wait,
+    // the attach, then the start once the attach request is written).
+    let shim = rustix::process::Pid::from_raw(r.child.as_ref().unwrap().id() as i32).unwrap();
+    rustix::process::kill_process(shim, rustix::process::Signal::STOP).unwrap();
+    let mut waiter = f.client();
+    waiter.send(&Request::Wait).unwrap();
+    let mut attach = f.client();
+    attach
+        .send(&Request::Attach {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .unwrap();
+    let mut start = f.client();
+    start.send(&Request::Start).unwrap();
+    rustix::process::kill_process(shim, rustix::process::Signal::CONT).unwrap();
+    let started: berth_shim::StartReply = start.reply().unwrap();
+    assert!(started.started_at.parse::<jiff::Timestamp>().is_ok());
+    // Served before the start: the container's whole output reached the attach.
+    let (out, err) = attach.attached().unwrap().frames().read_to_end().unwrap();
+    assert_eq!(
+        (out.as_slice(), err.as_slice()),
+        (&b"one\n"[..], &b"two\n"[..])
+    );
+    let exit: ExitInfo = waiter.reply().unwrap();
+    assert_eq!(exit.exit_code, 3);
     assert!(r.wait_shim().success());
     assert_cleaned(&f);
 }

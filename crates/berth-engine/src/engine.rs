@@ -2429,9 +2429,7 @@ fn shut_down_unrecorded_shims(states: &Path, recorded: &std::collections::HashSe
     for e in rd.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let is_id =
-            name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !is_id || recorded.contains(name) {
+        if !crate::slots::is_container_id(name) || recorded.contains(name) {
             continue;
         }
         let dir = e.path();

@@ -681,6 +681,12 @@ impl SlotPool {
     }
 }
 
+/// Whether `name` is a container ID (64 lowercase hex), the only names berthd removes or
+/// shuts down as unrecorded.
+pub(crate) fn is_container_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Removes the container directories under `containers` that no record names: slots and
 /// creates a crash interrupted, removals a crash interrupted after their commit. Only names
 /// that are container IDs (64 lowercase hex) are touched. Called at open, before any
@@ -697,9 +703,7 @@ pub fn remove_unrecorded(
         let e = e.map_err(EngineError::io(format!("listing {}", containers.display())))?;
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let is_id =
-            name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if is_id && !recorded.contains(name) {
+        if is_container_id(name) && !recorded.contains(name) {
             // A slot's premounted rootfs: never rename or delete through a mount.
             let _ = unmount_rootfs(&e.path());
             store.discard(&e.path())?;

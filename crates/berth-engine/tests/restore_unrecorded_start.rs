@@ -63,29 +63,62 @@ fn kill9(pid: i32) {
     );
 }
 
+/// What both tests need: the shim binary, busybox, a temp dir and a cgroup parent, and
+/// their cleanup; `None` (the reason printed) when the test must skip.
+/// (Bound in this order, `_cleanup` last, so it is dropped before the directory.)
+struct Setup {
+    shim: std::path::PathBuf,
+    busybox: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    cgroup_parent: String,
+    _cleanup: Cleanup,
+}
+
+impl Setup {
+    fn new(test: &str) -> Option<Setup> {
+        if !berth_fixtures::require_root(test) {
+            return None;
+        }
+        let shim = berth_fixtures::workspace_bin("berth-shim");
+        if !shim.is_file() {
+            eprintln!(
+                "skipped: {test}: {} missing (cargo build -p berth-shim)",
+                shim.display()
+            );
+            return None;
+        }
+        let Some(busybox) = berth_fixtures::busybox() else {
+            eprintln!("skipped: {test}: no busybox");
+            return None;
+        };
+        let dir = berth_fixtures::temp_dir("engine-restore");
+        let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-restore"));
+        let _cleanup = Cleanup {
+            cfg: Some(config(dir.path(), &shim, &cgroup_parent)),
+            cgroup_parent: cgroup_parent.clone(),
+        };
+        Some(Setup {
+            shim,
+            busybox,
+            dir,
+            cgroup_parent,
+            _cleanup,
+        })
+    }
+}
+
 #[test]
 fn restore_learns_starts_that_were_not_recorded() {
     let test = "restore_learns_starts_that_were_not_recorded";
-    if !berth_fixtures::require_root(test) {
+    let Some(Setup {
+        shim,
+        busybox,
+        dir,
+        cgroup_parent,
+        _cleanup,
+    }) = Setup::new(test)
+    else {
         return;
-    }
-    let shim = berth_fixtures::workspace_bin("berth-shim");
-    if !shim.is_file() {
-        eprintln!(
-            "skipped: {test}: {} missing (cargo build -p berth-shim)",
-            shim.display()
-        );
-        return;
-    }
-    let Some(busybox) = berth_fixtures::busybox() else {
-        eprintln!("skipped: {test}: no busybox");
-        return;
-    };
-    let dir = berth_fixtures::temp_dir("engine-restore");
-    let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-restore"));
-    let _cleanup = Cleanup {
-        cfg: Some(config(dir.path(), &shim, &cgroup_parent)),
-        cgroup_parent: cgroup_parent.clone(),
     };
     let state_dir = |id: &str| dir.path().join("run/containers").join(id);
 
@@ -182,26 +215,15 @@ fn restore_learns_starts_that_were_not_recorded() {
 #[test]
 fn the_open_shuts_down_shims_of_unrecorded_containers() {
     let test = "the_open_shuts_down_shims_of_unrecorded_containers";
-    if !berth_fixtures::require_root(test) {
+    let Some(Setup {
+        shim,
+        busybox,
+        dir,
+        cgroup_parent,
+        _cleanup,
+    }) = Setup::new(test)
+    else {
         return;
-    }
-    let shim = berth_fixtures::workspace_bin("berth-shim");
-    if !shim.is_file() {
-        eprintln!(
-            "skipped: {test}: {} missing (cargo build -p berth-shim)",
-            shim.display()
-        );
-        return;
-    }
-    let Some(busybox) = berth_fixtures::busybox() else {
-        eprintln!("skipped: {test}: no busybox");
-        return;
-    };
-    let dir = berth_fixtures::temp_dir("engine-restore");
-    let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-restore"));
-    let _cleanup = Cleanup {
-        cfg: Some(config(dir.path(), &shim, &cgroup_parent)),
-        cgroup_parent: cgroup_parent.clone(),
     };
     let state_dir = |id: &str| dir.path().join("run/containers").join(id);
 

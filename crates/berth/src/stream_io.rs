@@ -1,13 +1,17 @@
 //! Plumbing between the terminal and a container: copying a hijacked attach stream (raw or
 //! multiplexed) to stdout/stderr, stdin to the container, raw terminal mode, window-size
-//! propagation and signal proxying.
+//! propagation and signal proxying (in the waiting thread: [`SignalProxy`]).
 
-use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 
-use berth_api::client::{Client, Hijacked};
+use berth_api::client::{Client, Hijacked, Host, Stream};
 use berth_api::query::{ContainerKillQuery, ContainerResizeQuery};
 use berth_api::stream::Demuxer;
+use rustix::event::{PollFd, PollFlags, poll};
+use signal_hook::iterator::backend::SignalDelivery;
+use signal_hook::iterator::exfiltrator::SignalOnly;
 
 /// Why copying a container's output stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -194,42 +198,116 @@ pub const PROXIED: &[(i32, &str)] = &[
     (signal_hook::consts::SIGUSR2, "SIGUSR2"),
 ];
 
-/// Starts a thread that forwards [`PROXIED`] signals to container `id` and, when `tty`,
-/// propagates window-size changes. Runs until the process exits.
-pub fn spawn_signal_proxy(
-    client: &'static Client,
+/// Forwards [`PROXIED`] signals to a container (docker's `--sig-proxy`) and, with a TTY,
+/// its window-size changes (`SIGWINCH`), from the thread that waits for the container: the
+/// handlers write to a self-pipe, and [`SignalProxy::wait_readable`] polls that pipe with
+/// the connection the thread is about to read (the attach stream, then the `wait`). A
+/// forwarding thread of its own cost `run --rm` its spawn (a stack, a malloc arena) and,
+/// worse, the exit: the process is gone only when that thread has been scheduled to die,
+/// 0.04–1 ms after the main thread's `exit_group` on this busy 2-core VM.
+///
+/// Signals are handled from here on until the process exits, like the thread did: one that
+/// arrives after the last read is not forwarded (the container has exited by then).
+pub struct SignalProxy<'c> {
+    client: &'c Client,
     id: String,
-    tty: bool,
-    proxy: bool,
-) -> io::Result<()> {
-    let mut sigs: Vec<i32> = Vec::new();
-    if proxy {
-        sigs.extend(PROXIED.iter().map(|(n, _)| *n));
+    delivery: SignalDelivery<UnixStream, SignalOnly>,
+}
+
+impl<'c> SignalProxy<'c> {
+    /// Catches the signals to forward to container `id` (none: `Ok(None)`). A `tcp://`
+    /// daemon's TLS connections cannot be polled, so there a thread forwards them instead
+    /// (also `Ok(None)`: nothing for the caller to poll).
+    pub fn start(client: &'c Client, id: &str, tty: bool, proxy: bool) -> io::Result<Option<Self>> {
+        let mut sigs: Vec<i32> = Vec::new();
+        if proxy {
+            sigs.extend(PROXIED.iter().map(|(n, _)| *n));
+        }
+        if tty {
+            sigs.push(signal_hook::consts::SIGWINCH);
+        }
+        if sigs.is_empty() {
+            return Ok(None);
+        }
+        if !matches!(client.host(), Host::Unix(_)) {
+            let client: &'static Client = Box::leak(Box::new(Client::new(client.host().clone())));
+            let mut signals = signal_hook::iterator::Signals::new(&sigs)?;
+            let id = id.to_owned();
+            std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    for sig in signals.forever() {
+                        forward(client, &id, sig);
+                    }
+                })?;
+            return Ok(None);
+        }
+        let (read, write) = UnixStream::pair()?;
+        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, &sigs)?;
+        Ok(Some(SignalProxy {
+            client,
+            id: id.to_owned(),
+            delivery,
+        }))
     }
-    if tty {
-        sigs.push(signal_hook::consts::SIGWINCH);
-    }
-    if sigs.is_empty() {
-        return Ok(());
-    }
-    let mut signals = signal_hook::iterator::Signals::new(&sigs)?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if sig == signal_hook::consts::SIGWINCH {
-                    resize(client, &id);
-                    continue;
-                }
-                if let Some((_, name)) = PROXIED.iter().find(|(n, _)| *n == sig) {
-                    let _ = client.container_kill(
-                        &id,
-                        &ContainerKillQuery {
-                            signal: Some((*name).to_owned()),
-                        },
-                    );
+
+    /// Returns once `fd` is readable (or closed), forwarding the signals that arrive
+    /// meanwhile.
+    pub fn wait_readable(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        loop {
+            let mut fds = [
+                PollFd::new(&fd, PollFlags::IN),
+                PollFd::new(self.delivery.get_read(), PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) => {}
+                // a handler ran: its byte is in the pipe for the next poll
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let ready = !fds[0].revents().is_empty();
+            if !fds[1].revents().is_empty() {
+                let sigs: Vec<i32> = self.delivery.pending().collect();
+                for sig in sigs {
+                    forward(self.client, &self.id, sig);
                 }
             }
-        })?;
-    Ok(())
+            if ready {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Passes one caught signal on: `SIGWINCH` as a resize, the others as a kill (best effort).
+fn forward(client: &Client, id: &str, sig: i32) {
+    if sig == signal_hook::consts::SIGWINCH {
+        resize(client, id);
+    } else if let Some((_, name)) = PROXIED.iter().find(|(n, _)| *n == sig) {
+        let _ = client.container_kill(
+            id,
+            &ContainerKillQuery {
+                signal: Some((*name).to_owned()),
+            },
+        );
+    }
+}
+
+/// A hijacked stream read through a [`SignalProxy`]: a read that would wait for the socket
+/// waits in the proxy's poll first.
+pub struct Proxied<'p, 'c> {
+    pub conn: BufReader<Stream>,
+    pub proxy: Option<&'p mut SignalProxy<'c>>,
+}
+
+impl Read for Proxied<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(proxy) = self.proxy.as_deref_mut()
+            && self.conn.buffer().is_empty()
+            && let Some(fd) = self.conn.get_ref().poll_fd()
+        {
+            proxy.wait_readable(fd)?;
+        }
+        self.conn.read(buf)
+    }
 }

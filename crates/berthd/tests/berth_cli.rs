@@ -1502,6 +1502,60 @@ fn exit_during_start_is_recorded() {
     assert_eq!(d.container_count(), 0);
 }
 
+/// `run` forwards the signals it gets to the container (docker's `--sig-proxy`, on by
+/// default) from the thread that streams the output (no thread of its own: its exit delayed
+/// the CLI's), each signal as itself; `--sig-proxy=false` leaves them to the CLI.
+#[test]
+fn run_forwards_signals_to_the_container() {
+    use rustix::process::{Pid, Signal, kill_process};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    require_cli!();
+    let d = daemon();
+    let script = "trap 'echo got-term; exit 7' TERM; trap 'echo got-usr1; exit 9' USR1; \
+                  echo ready; while :; do sleep 0.05; done";
+    // runs the script, sends `sig` to the CLI once the traps are set
+    let signal_run = |extra: &[&str], sig: Signal| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        let mut child = d
+            .cli(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n", "{}", d.log());
+        // the CLI waits for output and signals in one thread
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .count();
+        assert_eq!(tasks, 1, "threads of the CLI");
+        kill_process(Pid::from_child(&child), sig).unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        (child.wait().unwrap(), rest)
+    };
+    let (status, rest) = signal_run(&[], Signal::TERM);
+    assert_eq!(status.code(), Some(7), "{rest}\n{}", d.log());
+    assert_eq!(rest, "got-term\n");
+    let (status, rest) = signal_run(&[], Signal::USR1);
+    assert_eq!(status.code(), Some(9), "{rest}\n{}", d.log());
+    assert_eq!(rest, "got-usr1\n");
+    assert_eq!(d.container_count(), 0, "{}", d.log());
+    // not forwarded: the CLI dies of the signal, the container runs on
+    let (status, _) = signal_run(&["--sig-proxy=false"], Signal::USR1);
+    assert_eq!(status.signal(), Some(Signal::USR1.as_raw()), "{status:?}");
+    assert_eq!(
+        d.ok(&["ps", "-q"]).lines().count(),
+        1,
+        "the container still runs"
+    );
+}
+
 /// What a user sees when something fails is docker 28's text (with `berth` for `docker`) and
 /// exit code, for the same daemon answer.
 #[test]

@@ -27,6 +27,7 @@ pub mod tls;
 
 use std::io::{self, BufReader, Read, Write};
 use std::net::Shutdown;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -393,6 +394,17 @@ impl Stream {
         match &self.0 {
             StreamKind::Unix(s) => s.shutdown(how),
             StreamKind::Tls(t) => t.shutdown(how),
+        }
+    }
+
+    /// The socket to `poll` for readability before a read, so that one thread can wait for
+    /// several things at once (the CLI's `run` waits for output and for signals). `None`
+    /// for TLS: rustls keeps decrypted bytes of its own, which the socket's readiness does
+    /// not show.
+    pub fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.0 {
+            StreamKind::Unix(s) => Some(s.as_fd()),
+            StreamKind::Tls(_) => None,
         }
     }
 }
@@ -771,6 +783,22 @@ impl Response {
     /// The parsed head.
     pub fn head(&self) -> &ResponseHead {
         &self.head
+    }
+
+    /// The socket a read of the body would wait on ([`Stream::poll_fd`]): `None` when a
+    /// read would not wait (bytes already buffered, body complete) or when the connection
+    /// cannot be polled (TLS).
+    pub fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        let conn = match self.body.as_ref()? {
+            BodyReader::Length { remaining: 0, .. } => return None,
+            BodyReader::Length { conn, .. } | BodyReader::UntilClose(conn) => conn,
+            BodyReader::Chunked(c) if c.is_done() => return None,
+            BodyReader::Chunked(c) => c.get_ref(),
+        };
+        if !conn.buffer().is_empty() {
+            return None;
+        }
+        conn.get_ref().poll_fd()
     }
 
     /// Reads the whole body.

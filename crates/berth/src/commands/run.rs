@@ -243,9 +243,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
         }
         return Err(StatusError::silent(code).into());
     }
-    // Signals and window size go through their own connection.
-    let signal_client: &'static Client = Box::leak(Box::new(Client::new(client.host().clone())));
-    let _ = stream_io::spawn_signal_proxy(signal_client, id.clone(), tty, args.sig_proxy && !tty);
+    // Signals and window-size changes are forwarded while this thread waits below.
+    let mut proxy =
+        stream_io::SignalProxy::start(client, &id, tty, args.sig_proxy && !tty).unwrap_or(None);
     if tty && attach {
         stream_io::resize(client, &id);
     }
@@ -257,12 +257,22 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<i32> {
             stream_io::spawn_stdin_copy(&h)?;
         }
         let multiplexed = h.multiplexed.unwrap_or(!tty);
-        if let Err(e) = stream_io::copy_output(h.reader, multiplexed) {
+        let reader = stream_io::Proxied {
+            conn: h.reader,
+            proxy: proxy.as_mut(),
+        };
+        if let Err(e) = stream_io::copy_output(reader, multiplexed) {
             // docker returns here: nobody can see the output any more, and waiting for the
             // container (which may wait for more input) could last forever.
             drop(raw.take());
             return Err(StatusError::new(1, e.to_string()).into());
         }
+    }
+    if let Some(p) = proxy.as_mut()
+        && let Some(fd) = wait.poll_fd()
+    {
+        p.wait_readable(fd)
+            .map_err(|e| StatusError::new(125, format!("Error waiting for container: {e}")))?;
     }
     let result = wait_result(wait)
         .map_err(|e| StatusError::new(125, format!("Error waiting for container: {e}")))?;

@@ -27,6 +27,8 @@ REL=$(readlink -f "${CARGO_TARGET_DIR:-target}")/release
 for b in berth berthd berth-shim; do
   [ -x "$REL/$b" ] || cargo build --release -q -p berthd -p berth -p berth-shim
 done
+# The CLI as scripts/setup.sh installs it: statically linked (docs/cli.md, "Start-up").
+cargo rustc --release -q -p berth --bin berth -- -C target-feature=+crt-static -C relocation-model=static
 BERTH=$REL/berth
 
 WORK=$(mktemp -d /tmp/berth-test-enginebench.XXXXXX)

@@ -63,6 +63,29 @@ fn kill9(pid: i32) {
     );
 }
 
+/// An engine on `root` with `busybox:latest` (holding `sleep`).
+async fn open_with_busybox(
+    root: &Path,
+    shim: &Path,
+    busybox: &Path,
+    cgroup_parent: &str,
+) -> Arc<Engine> {
+    let engine = Engine::open(config(root, shim, cgroup_parent))
+        .await
+        .expect("open the engine");
+    engine
+        .image_import(
+            std::fs::File::open(common::busybox_tar(root, busybox, &["sleep"])).unwrap(),
+            Some("busybox".into()),
+            Some("latest".into()),
+            None,
+            Vec::new(),
+        )
+        .await
+        .expect("import busybox");
+    engine
+}
+
 /// What both tests need: the shim binary, busybox, a temp dir and a cgroup parent, and
 /// their cleanup; `None` (the reason printed) when the test must skip.
 /// (Bound in this order, `_cleanup` last, so it is dropped before the directory.)
@@ -127,19 +150,7 @@ fn restore_learns_starts_that_were_not_recorded() {
     // right after their start answered.
     let rt = runtime();
     let ids: Vec<String> = rt.block_on(async {
-        let engine: Arc<Engine> = Engine::open(config(dir.path(), &shim, &cgroup_parent))
-            .await
-            .expect("open the engine");
-        engine
-            .image_import(
-                std::fs::File::open(common::busybox_tar(dir.path(), &busybox, &["sleep"])).unwrap(),
-                Some("busybox".into()),
-                Some("latest".into()),
-                None,
-                Vec::new(),
-            )
-            .await
-            .expect("import busybox");
+        let engine = open_with_busybox(dir.path(), &shim, &busybox, &cgroup_parent).await;
         let mut ids = Vec::new();
         for name in [
             "berth-test-restore-killed",
@@ -231,19 +242,7 @@ fn the_open_shuts_down_shims_of_unrecorded_containers() {
     // container created; then it "crashes".
     let rt = runtime();
     let id = rt.block_on(async {
-        let engine: Arc<Engine> = Engine::open(config(dir.path(), &shim, &cgroup_parent))
-            .await
-            .expect("open the engine");
-        engine
-            .image_import(
-                std::fs::File::open(common::busybox_tar(dir.path(), &busybox, &["sleep"])).unwrap(),
-                Some("busybox".into()),
-                Some("latest".into()),
-                None,
-                Vec::new(),
-            )
-            .await
-            .expect("import busybox");
+        let engine = open_with_busybox(dir.path(), &shim, &busybox, &cgroup_parent).await;
         let body = serde_json::from_value(serde_json::json!({
             "Image": "busybox",
             "Cmd": ["sleep", "1000"],

@@ -466,9 +466,18 @@ impl Container {
             linux.set_cgroups_path(Some(p));
             config.set_linux(Some(linux));
         }
+        // Field by field: `..self.state.clone()` would copy the whole configuration first.
+        let s = &self.state;
         StateFile {
+            id: s.id.clone(),
+            bundle: s.bundle.clone(),
+            rootfs: s.rootfs.clone(),
+            pid: s.pid,
+            pid_start_time: s.pid_start_time,
+            created: s.created.clone(),
             config,
-            ..self.state.clone()
+            init: s.init,
+            seccomp_cache: s.seccomp_cache.clone(),
         }
     }
 

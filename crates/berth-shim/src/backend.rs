@@ -1,12 +1,14 @@
 //! The container runtime behind the shim: berth-container in-process (the default, no exec
 //! on the hot path), or a runc-compatible binary driven through its CLI.
 //!
-//! Neither keeps the parsed spec in memory between calls: an idle shim holds ids, paths
-//! and (built-in runtime) the container's held state, the few parts of its configuration
-//! later calls need ([`berth_container::Container::held_state`]), as JSON text parsed
-//! when a call needs it: deserializing a `Spec` runs serde frames of ~90 KB of stack
-//! (probed page by page), which a lean image would otherwise carry for the container's
-//! life (measured: 20 → 108 KB of stack per idle shim).
+//! Neither keeps the full spec in memory after the create: the shim holds ids, paths and
+//! (built-in runtime) the container's held state, the few parts of its configuration later
+//! calls need ([`berth_container::Container::held_state`]). The image that created the
+//! container keeps it parsed, so the start and the removal of a `run --rm` parse nothing;
+//! a lean image after the handoff gets it as JSON text, parsed when a call needs it:
+//! deserializing a `Spec` runs serde frames of ~90 KB of stack (probed page by page),
+//! which a lean image would otherwise carry for the container's life (measured: 20 → 108
+//! KB of stack per idle shim).
 //!
 //! The built-in runtime's container is *held* ([`berth_container::CreateOptions::held`]):
 //! the shim is its only user, so it gets no `<runtime_root>/<id>/` directory, `state.json`
@@ -61,13 +63,38 @@ enum Flavor {
         runtime: Runtime,
         id: String,
         seccomp_cache: Option<PathBuf>,
-        /// The held container's [`Container::held_state`] as JSON (`None` only in a state
-        /// from before held containers: then it is loaded from `<runtime_root>/<id>/`).
-        held: Option<String>,
+        /// The held container (`None` only in a state from before held containers: then
+        /// it is loaded from `<runtime_root>/<id>/`).
+        held: Option<Held>,
         /// Until the start: one byte written here lets the init run the app.
         gate: Option<OwnedFd>,
     },
     External(External),
+}
+
+/// The built-in runtime's held container, reduced to its [`Container::held_state`].
+enum Held {
+    /// In the image that created it: the start and the removal use it as it is.
+    Live(Box<Container>),
+    /// After a handoff: parsed when a call needs it (see the module docs).
+    Json(String),
+}
+
+impl Held {
+    fn container(&self, runtime: &Runtime) -> Result<std::borrow::Cow<'_, Container>, ShimError> {
+        match self {
+            Held::Live(c) => Ok(std::borrow::Cow::Borrowed(c)),
+            Held::Json(j) => Backend::adopt(runtime, j).map(std::borrow::Cow::Owned),
+        }
+    }
+
+    fn to_json(&self) -> Result<String, ShimError> {
+        match self {
+            Held::Live(c) => serde_json::to_string(&c.held_state())
+                .map_err(|e| ShimError::internal(format!("encode the container's state: {e}"))),
+            Held::Json(j) => Ok(j.clone()),
+        }
+    }
 }
 
 /// Everything a [`Backend`] needs, as plain data (see `handoff`).
@@ -213,20 +240,15 @@ impl Backend {
                 pty_master: created.pty_master,
             };
             // Only what later calls need stays (the full spec goes with `created`).
-            let held = match serde_json::to_string(&created.container.held_state()) {
-                Ok(h) => h,
-                Err(e) => {
-                    let _ = created.container.delete(true);
-                    return Err(ShimError::internal(format!(
-                        "encode the container's state: {e}"
-                    )));
-                }
-            };
+            let held = runtime.adopt(created.container.held_state()).map_err(|e| {
+                let _ = created.container.delete(true);
+                classified(e)
+            })?;
             let kind = Flavor::Builtin {
                 runtime,
                 id: cfg.id.clone(),
                 seccomp_cache: cfg.seccomp_cache.clone(),
-                held: Some(held),
+                held: Some(Held::Live(Box::new(held))),
                 gate: created.start_gate,
             };
             (kind, out)
@@ -287,8 +309,8 @@ impl Backend {
 
     /// The backend as plain data, for a handoff to a fresh image of the shim (with the
     /// descriptor of [`Backend::start_gate`]).
-    pub fn to_state(&self) -> BackendState {
-        match &self.kind {
+    pub fn to_state(&self) -> Result<BackendState, ShimError> {
+        Ok(match &self.kind {
             Flavor::Builtin {
                 runtime,
                 id,
@@ -303,7 +325,7 @@ impl Backend {
                 runtime_root: runtime.root().to_path_buf(),
                 seccomp_cache: seccomp_cache.clone(),
                 own_pid_ns: self.own_pid_ns,
-                held: held.clone(),
+                held: held.as_ref().map(Held::to_json).transpose()?,
             },
             Flavor::External(e) => BackendState {
                 id: e.id.clone(),
@@ -320,7 +342,7 @@ impl Backend {
                 own_pid_ns: self.own_pid_ns,
                 held: None,
             },
-        }
+        })
     }
 
     /// The backend again, from [`Backend::to_state`] and the start gate it carried.
@@ -338,7 +360,7 @@ impl Backend {
                     runtime,
                     id: s.id,
                     seccomp_cache: s.seccomp_cache,
-                    held: s.held,
+                    held: s.held.map(Held::Json),
                     gate,
                 }
             }
@@ -379,7 +401,7 @@ impl Backend {
                 let gate = gate.take().ok_or_else(|| {
                     ShimError::conflict(format!("container {id} was started already"))
                 })?;
-                Self::adopt(runtime, held)?
+                held.container(runtime)?
                     .start_gated(gate)
                     .map_err(classified)
             }
@@ -493,7 +515,7 @@ impl Backend {
             } => {
                 // An unstarted init sees end of file and exits; `delete` kills it anyway.
                 *gate = None;
-                Self::adopt(runtime, held)?.delete(true).map_err(classified)
+                held.container(runtime)?.delete(true).map_err(classified)
             }
             Flavor::Builtin { runtime, id, .. } => match runtime.load(id) {
                 Ok(c) => c.delete(true).map_err(classified),

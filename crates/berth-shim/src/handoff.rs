@@ -142,7 +142,10 @@ impl Shim {
             tty: self.tty,
             stdin_once: self.stdin_once,
             state_dir: self.state_dir.clone(),
-            backend: self.backend.to_state(),
+            backend: match self.backend.to_state() {
+                Ok(b) => b,
+                Err(e) => return internal("state", e),
+            },
             created: self.phase == Phase::Created,
             paused: self.paused,
             pid: self.pid,

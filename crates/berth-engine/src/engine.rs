@@ -152,6 +152,22 @@ pub struct Container {
     /// and started (see [`Engine::spawn_early`]); every operation on the container waits
     /// for it ([`Container::settle`]).
     spawning: Arc<tokio::sync::Mutex<()>>,
+    /// That spawn's progress: once its shim listens, an attach may go to it ahead of the
+    /// startup line; once the record is durable too, so may the start (see
+    /// [`Engine::send_start_early`]).
+    early: watch::Sender<EarlySpawn>,
+}
+
+/// See [`Container::early`].
+#[derive(Debug, Clone, Copy, Default)]
+struct EarlySpawn {
+    /// The create's record is durable.
+    durable: bool,
+    /// The shim's socket is bound (its listening notice).
+    listening: bool,
+    /// The monitor's `wait` is in the shim's queue: a start sent after it cannot let the
+    /// container run and exit before the shim knows someone waits for the exit.
+    watched: bool,
 }
 
 /// See [`Container::start_gate`].
@@ -177,6 +193,7 @@ impl Container {
             rootfs_release: Mutex::new(None),
             netns: Mutex::new(None),
             spawning: Arc::default(),
+            early: watch::channel(EarlySpawn::default()).0,
         })
     }
 
@@ -226,6 +243,17 @@ impl Container {
     /// [`Engine::spawn_early`]); its failure is then in `pending_start_error`.
     async fn settle(&self) {
         drop(self.spawning.lock().await);
+    }
+
+    /// Waits until the create's spawn on its way has made the progress `done` tells
+    /// (true), or has settled first (false: nothing to wait for, or it failed on the way).
+    async fn reached(&self, done: impl Fn(&EarlySpawn) -> bool) -> bool {
+        let mut early = self.early.subscribe();
+        tokio::select! {
+            biased;
+            r = early.wait_for(|e| done(e)) => r.is_ok(),
+            () = self.settle() => done(&self.early.borrow()),
+        }
     }
 
     /// Waits for an unmount in berthd's namespace on its way (see
@@ -1082,8 +1110,15 @@ impl Engine {
         tokio::spawn(async move {
             let _spawning = guard;
             let store = engine.store.clone();
-            let synced = tokio::task::spawn_blocking(move || store.sync_metadata());
-            let spawned = engine.spawn_shim(&c, false).await;
+            let durable = c.clone();
+            let synced = tokio::task::spawn_blocking(move || {
+                let r = store.sync_metadata();
+                if r.is_ok() {
+                    durable.early.send_modify(|e| e.durable = true);
+                }
+                r
+            });
+            let spawned = engine.spawn_shim(&c, false, true).await;
             let synced = match synced.await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(EngineError::Internal(format!(
@@ -1165,8 +1200,14 @@ impl Engine {
         Ok(cfg)
     }
 
-    /// Spawns the container's shim; returns the init's pid.
-    async fn spawn_shim(self: &Arc<Self>, c: &Arc<Container>, start_now: bool) -> Result<i32> {
+    /// Spawns the container's shim; returns the init's pid. `early`: the create's spawn
+    /// ([`Engine::spawn_early`]), whose shim tells when it listens ([`Container::early`]).
+    async fn spawn_shim(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        start_now: bool,
+        early: bool,
+    ) -> Result<i32> {
         let previous = c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(gone) = previous {
             gone.wait(Duration::from_secs(5)).await;
@@ -1186,6 +1227,7 @@ impl Engine {
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
         let premounted = c.premounted();
         let mut cfg = self.shim_config(&rec, start_now, premounted)?;
+        cfg.listening_notice = early;
         // A private network: join a namespace made ahead of time (see `netns`). berthd holds
         // it until the container exits, then retires it: used once.
         let netns = if cfg.builtin_runtime()
@@ -1198,7 +1240,32 @@ impl Engine {
         cfg.netns = netns.as_ref().map(crate::netns::PreparedNetns::path);
         // Over a recycled slot's file (see `slots`), without freeing its block.
         overwrite(&dir.join(berth_shim::CONFIG_FILE), &cfg.to_json())?;
-        let spawned = self.launcher.spawn(&dir).await;
+        // The create's spawn: the monitor's `wait` goes as soon as the shim listens, ahead
+        // of the attach and the start that wait for it (see `Engine::send_start_early`).
+        let (heard, hear) = tokio::sync::oneshot::channel();
+        let heard = Mutex::new(Some(heard));
+        let listening = || {
+            c.early.send_modify(|e| e.listening = true);
+            if let Some(h) = heard.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = h.send(());
+            }
+        };
+        let spawn = self.launcher.spawn(&dir, &listening);
+        tokio::pin!(spawn);
+        let mut watching = None;
+        let spawned = tokio::select! {
+            biased;
+            spawned = &mut spawn => spawned,
+            Ok(()) = hear, if early => {
+                if let Ok(mut conn) = shim::Conn::connect(&dir).await
+                    && conn.send(&Request::Wait).await.is_ok()
+                {
+                    watching = Some(conn);
+                    c.early.send_modify(|e| e.watched = true);
+                }
+                spawn.await
+            }
+        };
         if spawned.is_ok() {
             *c.netns.lock().unwrap_or_else(|e| e.into_inner()) = netns;
         }
@@ -1231,7 +1298,7 @@ impl Engine {
         } else {
             ShimState::Created
         });
-        self.monitor(c.clone(), false);
+        self.monitor(c.clone(), false, watching);
         Ok(spawned.pid)
     }
 
@@ -1239,12 +1306,20 @@ impl Engine {
     /// `until_eof`, the exit counts only once the shim closed the connection (its cleanup
     /// is done then): for shims of an earlier daemon, whose process exit this one cannot
     /// await; for its own, a new shim awaits the old one's exit instead (`shim_gone`).
-    fn monitor(self: &Arc<Self>, c: Arc<Container>, until_eof: bool) {
+    /// `watching`: a connection whose `wait` was sent already.
+    fn monitor(self: &Arc<Self>, c: Arc<Container>, until_eof: bool, watching: Option<shim::Conn>) {
         let engine = self.clone();
         tokio::spawn(async move {
             let dir = engine.state_dir(&c.id);
-            let exit = match shim::Conn::connect(&dir).await {
-                Ok(mut conn) => match conn.call::<ExitInfo>(&Request::Wait).await {
+            let asked = match watching {
+                Some(mut conn) => Ok((conn.reply::<ExitInfo>().await, conn)),
+                None => match shim::Conn::connect(&dir).await {
+                    Ok(mut conn) => Ok((conn.call::<ExitInfo>(&Request::Wait).await, conn)),
+                    Err(e) => Err(e),
+                },
+            };
+            let exit = match asked {
+                Ok((reply, conn)) => match reply {
                     Ok(exit) if !until_eof => Some(exit),
                     Ok(exit) => {
                         // The shim exits after cleaning up; wait for it to let go (EOF) so a
@@ -1367,7 +1442,7 @@ impl Engine {
             if engine.update_record(&c, |r| r.restart_count += 1).is_err() {
                 return;
             }
-            if let Err(e) = engine.start_locked(&c).await {
+            if let Err(e) = engine.start_locked(&c, None).await {
                 tracing::warn!(id = %c.id, "restart by policy failed: {e}");
             }
         });
@@ -1434,7 +1509,7 @@ impl Engine {
                             let _ = self.transition(&c, Transition::Paused, false);
                         }
                         c.set_shim(ShimState::Started);
-                        self.monitor(c.clone(), true);
+                        self.monitor(c.clone(), true, None);
                     }
                 },
                 Err(_) => {
@@ -1484,34 +1559,60 @@ impl Engine {
     pub async fn start(self: &Arc<Self>, name: &str) -> Result<()> {
         let c = self.lookup(name)?;
         let _op = c.op.lock().await;
+        let early = self.send_start_early(&c).await;
         c.settle().await;
-        let started = self.start_locked(&c).await;
+        let started = self.start_locked(&c, early).await;
         // The next create's slot, made now rather than at the create, whose start would
         // have run beside it (see `slots`).
         self.slots.refill();
         started
     }
 
-    async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
-        // Check the transition first (304 for running, 409 for paused/removing).
-        {
-            let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
-            let mut probe = rec.state.clone();
-            status::apply(
-                &c.id,
-                &mut probe,
-                Transition::Started {
-                    pid: 0,
-                    at: String::new(),
-                },
-            )?;
+    /// The start of a container whose shim the create is spawning ([`Engine::spawn_early`]),
+    /// sent as soon as the shim's socket is bound and the record durable, without waiting
+    /// for the startup line: the shim serves it right after the container exists (requests
+    /// in arrival order: after an attach that went first), where berthd would otherwise
+    /// read the line, connect and send, while the init waits (~1 ms on `docker run`'s
+    /// path). `None`: no spawn on its way, or its shim is not reachable yet (or failed):
+    /// the start goes as before, after the spawn settled. The connection returned carries
+    /// the request; [`Engine::start_shim`] reads its reply.
+    async fn send_start_early(&self, c: &Arc<Container>) -> Option<shim::Conn> {
+        if c.spawning.try_lock().is_ok() {
+            return None;
         }
+        if !c.reached(|e| e.durable && e.watched).await {
+            return None;
+        }
+        start_allowed(c).ok()?;
+        let mut conn = shim::Conn::connect(&self.state_dir(&c.id)).await.ok()?;
+        // From here the container may run and exit before the start is recorded: its exit
+        // is parked until then (see `StartGate`), as in `start_locked`.
+        c.start_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .starting = true;
+        // A failed send is the shim gone: the reply's read reports it (or the spawn's
+        // error, see `start_shim`).
+        let _ = conn.send(&Request::Start).await;
+        tracing::debug!(id = %c.id, "start sent ahead of the shim's startup line");
+        Some(conn)
+    }
+
+    async fn start_locked(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        early: Option<shim::Conn>,
+    ) -> Result<()> {
+        // Check the transition first (304 for running, 409 for paused/removing). An early
+        // start passed the same check, and its container is created with a shim that has
+        // not started (or no shim and a pending error): both hold until here.
+        start_allowed(c)?;
         let pending = c
             .pending_start_error
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if pending.is_none() && c.shim_state() == ShimState::Started {
+        if pending.is_none() && early.is_none() && c.shim_state() == ShimState::Started {
             return Err(EngineError::conflict(format!(
                 "container {} is still shutting down; try again",
                 c.id
@@ -1521,7 +1622,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .starting = true;
-        let started = self.start_shim(c, pending).await;
+        let started = self.start_shim(c, pending, early).await;
         let result = self.record_start(c, started);
         let parked = {
             let mut gate = c.start_gate.lock().unwrap_or_else(|e| e.into_inner());
@@ -1535,10 +1636,12 @@ impl Engine {
     }
 
     /// Asks the shim to start the container (spawning one if needed): its pid and start time.
+    /// With `early`, the request went already ([`Engine::send_start_early`]).
     async fn start_shim(
         self: &Arc<Self>,
         c: &Arc<Container>,
         pending: Option<EngineError>,
+        early: Option<shim::Conn>,
     ) -> Result<(i64, String)> {
         match c.shim_state() {
             _ if pending.is_some() => {
@@ -1546,7 +1649,11 @@ impl Engine {
             }
             ShimState::Created => {
                 let dir = self.state_dir(&c.id);
-                match shim::call::<StartReply>(&dir, &Request::Start).await {
+                let reply = match early {
+                    Some(mut conn) => conn.reply::<StartReply>().await,
+                    None => shim::call::<StartReply>(&dir, &Request::Start).await,
+                };
+                match reply {
                     Ok(r) => {
                         c.set_shim(ShimState::Started);
                         let pid = c.init_pid.load(std::sync::atomic::Ordering::Relaxed);
@@ -1560,7 +1667,7 @@ impl Engine {
                 c.id
             ))),
             ShimState::None => self
-                .spawn_shim(c, true)
+                .spawn_shim(c, true, false)
                 .await
                 .map(|pid| (pid as i64, now())),
         }
@@ -1772,7 +1879,7 @@ impl Engine {
             Err(EngineError::NotModified(_)) => {}
             Err(e) => return Err(e),
         }
-        self.start_locked(&c).await?;
+        self.start_locked(&c, None).await?;
         let rec = c.record();
         self.container_event("restart", &rec, &[]);
         Ok(())
@@ -2346,10 +2453,29 @@ impl PendingAttach {
                 .unwrap_or_else(|e| e.into_inner()) = Some(e);
             empty_stream()
         };
-        // A spawn the create started (see `Engine::spawn_early`) may have made the shim, or
-        // failed: then the start reports its error, as for a spawn here.
-        c.settle().await;
-        let spawn_here = spawn && c.shim_state() == ShimState::None;
+        let dir = engine.state_dir(&c.id);
+        // A spawn the create started (see `Engine::spawn_early`) whose shim listens already:
+        // the attach goes now, and the shim serves it right after the container exists,
+        // before the start that waits for this lock. Only after the `101`, where a failure
+        // is left to the start (the spawn's error, or the shim gone), as below.
+        let early = if defer_errors
+            && spawn
+            && c.spawning.try_lock().is_err()
+            && c.reached(|e| e.listening).await
+        {
+            shim::Conn::connect(&dir).await.ok()
+        } else {
+            None
+        };
+        if early.is_some() {
+            tracing::debug!(id = %c.id, "attach sent ahead of the shim's startup line");
+        }
+        // Otherwise that spawn may have made the shim, or failed: then the start reports
+        // its error, as for a spawn here.
+        if early.is_none() {
+            c.settle().await;
+        }
+        let spawn_here = early.is_none() && spawn && c.shim_state() == ShimState::None;
         if spawn_here {
             let failed = c
                 .pending_start_error
@@ -2360,17 +2486,19 @@ impl PendingAttach {
                 return empty(e);
             }
         }
-        if spawn_here && let Err(e) = engine.spawn_shim(&c, false).await {
+        if spawn_here && let Err(e) = engine.spawn_shim(&c, false, false).await {
             if defer_errors || matches!(e, EngineError::Shim { .. }) {
                 return empty(e);
             }
             return Err(e);
         }
-        let dir = engine.state_dir(&c.id);
         let sent = async {
-            let mut conn = shim::Conn::connect(&dir).await.map_err(|e| {
-                EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
-            })?;
+            let mut conn = match early {
+                Some(conn) => conn,
+                None => shim::Conn::connect(&dir).await.map_err(|e| {
+                    EngineError::Unavailable(format!("cannot reach the container's shim: {e}"))
+                })?,
+            };
             conn.send(&Request::Attach {
                 stdin,
                 stdout,
@@ -2462,6 +2590,22 @@ fn shut_down_unrecorded_shims(states: &Path, recorded: &std::collections::HashSe
             }
         }
     }
+}
+
+/// Whether the container's state allows a start (else 304 for running, 409 for paused or
+/// removing).
+fn start_allowed(c: &Container) -> Result<()> {
+    let rec = c.rec.lock().unwrap_or_else(|e| e.into_inner());
+    let mut probe = rec.state.clone();
+    status::apply(
+        &c.id,
+        &mut probe,
+        Transition::Started {
+            pid: 0,
+            at: String::new(),
+        },
+    )?;
+    Ok(())
 }
 
 /// Whether a create is `docker run --rm`'s, started at once by its client: auto-remove, the

@@ -375,8 +375,9 @@ impl Launcher {
     /// Starts the shim for `state_dir` (its `shim.json` must be written) — the standby if
     /// one is ready, else a fresh `berth-shim <state_dir>` — and waits for its startup line
     /// on the shim's stdout: the init's pid and warnings, or the shim's error.
+    /// `listening` is called on the shim's listening notice (asked for in its config).
     /// The shim is reaped by a task of the runtime when it exits.
-    pub async fn spawn(&self, state_dir: &Path) -> Result<Spawned> {
+    pub async fn spawn(&self, state_dir: &Path, listening: &(dyn Fn() + Sync)) -> Result<Spawned> {
         let handed = match self.take_standby() {
             Some(standby) => standby.hand_off(state_dir).await,
             None => None,
@@ -385,7 +386,7 @@ impl Launcher {
         // waits for the container's init, leaving a core free.
         self.refill();
         if let Some(process) = handed {
-            match read_startup(process).await? {
+            match read_startup(process, listening).await? {
                 Some(spawned) => return Ok(spawned),
                 // Killed between our write and its read: it never began the setup (which
                 // writes shim.pid before it creates anything), so a fresh shim is safe.
@@ -397,7 +398,7 @@ impl Launcher {
         }
         // No standby (a burst, or it died): the spawn blocks this worker as it always did.
         let process = self.binary.spawn(state_dir.as_os_str(), false)?;
-        read_startup(process)
+        read_startup(process, listening)
             .await?
             .ok_or_else(|| no_startup_line(state_dir))
     }
@@ -465,17 +466,25 @@ impl Standby {
     }
 }
 
-/// Reads a shim's startup line; `None` when the shim exited without one.
-async fn read_startup(process: Process) -> Result<Option<Spawned>> {
+/// Reads a shim's startup line (after its listening notice, if any, which calls
+/// `listening`); `None` when the shim exited without one.
+async fn read_startup(process: Process, listening: &(dyn Fn() + Sync)) -> Result<Option<Spawned>> {
     let stdout = process.stdout.ok_or_else(|| {
         EngineError::Internal("the shim was spawned without its stdout pipe".into())
     })?;
     let mut reader = BufReader::new(stdout);
     let mut line = Vec::new();
-    reader
-        .read_until(b'\n', &mut line)
-        .await
-        .map_err(EngineError::io("reading the shim's startup line"))?;
+    loop {
+        line.clear();
+        reader
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(EngineError::io("reading the shim's startup line"))?;
+        if !berth_shim::Startup::is_listening(&line) {
+            break;
+        }
+        listening();
+    }
     if line.is_empty() {
         return Ok(None);
     }

@@ -208,3 +208,98 @@ async fn other_creates_spawn_no_shim() {
         );
     }
 }
+
+/// `docker run`'s requests as berthd's routes make them, right after the create: the
+/// attach answered before its shim request (`finish_deferred`), the wait, the start. While
+/// the spawn is on its way, the attach and the start go to the shim as soon as it listens
+/// (before its container exists), whichever wins the race; the run loses no output and
+/// gets its exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_and_start_sent_during_the_spawn_lose_nothing() {
+    let Some(fx) = Fixture::open(
+        "attach_and_start_sent_during_the_spawn_lose_nothing",
+        "engine-early",
+        APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    for round in 0..5 {
+        let id = fx
+            .create_json(run_rm_body(&format!(
+                "echo berth-test-early-{round}; exit 3"
+            )))
+            .await
+            .expect("create");
+        let pending = fx
+            .engine()
+            .attach_begin(&id, false, true, true)
+            .await
+            .expect("attach");
+        let attached = tokio::spawn(pending.finish_deferred());
+        let exited = fx.engine().wait(&id, WaitCondition::Removed).expect("wait");
+        fx.engine().start(&id).await.expect("start");
+        let mut attached = attached.await.unwrap().expect("the attach stream");
+        let mut out = attached.buffered.clone();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            attached.stream.read_to_end(&mut out),
+        )
+        .await
+        .expect("the attach stream ends")
+        .expect("read the attach stream");
+        let (code, _) = tokio::time::timeout(Duration::from_secs(20), exited)
+            .await
+            .expect("the container exits and is removed");
+        assert_eq!(code, 3);
+        assert!(
+            String::from_utf8_lossy(&out).contains(&format!("berth-test-early-{round}")),
+            "round {round}: the output reached the attach: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(fx.engine().lookup(&id).is_err(), "auto-removed");
+    }
+}
+
+/// The same order with a command that cannot run: the attach ends empty, the start
+/// reports Docker's error (not a lost connection), the container goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_sent_during_a_failing_spawn_reports_its_error() {
+    let Some(fx) = Fixture::open(
+        "a_start_sent_during_a_failing_spawn_reports_its_error",
+        "engine-early",
+        APPLETS,
+    )
+    .await
+    else {
+        return;
+    };
+    let mut body = run_rm_body("");
+    body["Cmd"] = serde_json::json!(["/berth-test-no-such-binary"]);
+    let id = fx.create_json(body).await.expect("create");
+    let pending = fx
+        .engine()
+        .attach_begin(&id, false, true, true)
+        .await
+        .expect("attach");
+    let attached = tokio::spawn(pending.finish_deferred());
+    let err = fx.engine().start(&id).await.expect_err("the start fails");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no such file or directory") || msg.contains("executable file not found"),
+        "{msg}"
+    );
+    let mut attached = attached
+        .await
+        .unwrap()
+        .expect("an empty stream, not an error");
+    let mut out = Vec::new();
+    let _ = attached.stream.read_to_end(&mut out).await;
+    assert!(out.is_empty(), "an empty stream");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fx.engine().lookup(&id).is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(fx.engine().lookup(&id).is_err(), "auto-removed");
+}

@@ -99,6 +99,22 @@ impl Channel {
         }
     }
 
+    /// A line before the startup line (the listening notice); the channel stays open.
+    fn notice(&mut self, msg: &Startup) {
+        let line = msg.to_line();
+        match self {
+            Channel::Own(f) => {
+                let _ = f.write_all(&line);
+            }
+            Channel::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&line);
+                let _ = out.flush();
+            }
+            Channel::Sent => {}
+        }
+    }
+
     fn sent(&self) -> bool {
         matches!(self, Channel::Sent)
     }
@@ -170,8 +186,9 @@ fn main() -> ExitCode {
     // The line goes out as soon as the container exists, before the rest of the setup:
     // berthd's requests (the monitor's `wait`, an attach, the start) queue on the bound
     // socket meanwhile and are served in one go when the loop begins.
-    let setup = server::Shim::setup(&dir, &mut |pid, warnings| {
-        channel.send(&Startup::Ok { pid, warnings })
+    let setup = server::Shim::setup(&dir, &mut |msg| match msg {
+        Startup::Listening { .. } => channel.notice(msg),
+        _ => channel.send(msg),
     });
     match setup {
         Ok(shim) => {

@@ -16,6 +16,9 @@
 //! Startup: berthd writes `shim.json`, spawns `berth-shim <state_dir>` with the write end
 //! of a pipe as fd 3, and reads one JSON line from it: [`Startup`] (`{"pid":N}` once the
 //! container exists, and runs if `start_now` was set; or `{"error":..,"kind":..}`).
+//! With `listening_notice`, a [`Startup::Listening`] line (`{"listening":true}`) comes
+//! first, once the socket is bound: requests may be sent from then on, and are served
+//! once the container exists (or fail with the connection, if it cannot be created).
 //! The pipe is closed after that line; EOF without a line means the shim died. The line
 //! comes as soon as the runtime has created the container; the shim's own setup (its
 //! descriptors, the epoll set) follows, while requests already wait on the socket, which
@@ -120,6 +123,10 @@ pub struct ShimConfig {
     /// namespace. Built-in runtime only; external runtimes create their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<PathBuf>,
+    /// Write [`Startup::Listening`] on the startup channel once the socket is bound, before
+    /// the startup line (berthd's `docker run` sends its attach and start then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listening_notice: bool,
 }
 
 fn default_runtime() -> String {
@@ -189,6 +196,7 @@ impl ShimConfig {
             seccomp_cache: None,
             console_size: None,
             netns: None,
+            listening_notice: false,
         }
     }
 
@@ -326,6 +334,8 @@ pub enum Startup {
     },
     /// Creating the container failed; the shim has cleaned up and exits non-zero.
     Err(ErrorReply),
+    /// Before the startup line, with [`ShimConfig::listening_notice`]: the socket is bound.
+    Listening { listening: bool },
 }
 
 impl Startup {
@@ -334,11 +344,22 @@ impl Startup {
         match serde_json::from_slice::<Startup>(trim_newline(line)) {
             Ok(Startup::Ok { pid, warnings }) => Ok((pid, warnings)),
             Ok(Startup::Err(e)) => Err(e.into()),
+            Ok(Startup::Listening { .. }) => Err(ShimError::internal(
+                "the shim's listening notice where its startup line belongs",
+            )),
             Err(e) => Err(ShimError::internal(format!(
                 "malformed startup line from the shim ({e}): {:?}",
                 String::from_utf8_lossy(line)
             ))),
         }
+    }
+
+    /// Whether `line` is the [`Startup::Listening`] notice (not yet the startup line).
+    pub fn is_listening(line: &[u8]) -> bool {
+        matches!(
+            serde_json::from_slice::<Startup>(trim_newline(line)),
+            Ok(Startup::Listening { .. })
+        )
     }
 
     /// The line (with its newline) the shim writes.

@@ -12,7 +12,7 @@ use crate::log::{LineSplitter, LogFile};
 use berth_shim::stream::{StreamType, frame_header};
 use berth_shim::{
     EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, STARTED_FILE,
-    ShimConfig, ShimError, StartReply, StateReply, StatsReply, Status, now_rfc3339,
+    ShimConfig, ShimError, StartReply, Startup, StateReply, StatsReply, Status, now_rfc3339,
     protocol::{MAX_REQUEST_LINE as MAX_REQUEST_LINE_LEN, to_line},
 };
 use nix::sys::signal::{SigSet, Signal};
@@ -187,16 +187,15 @@ impl Shim {
     /// The setup: session, subreaper, socket, the container; `announce` gets the init's pid
     /// and the create's warnings (the startup line) as soon as the container exists, and
     /// the rest (the shim's own descriptors, the epoll set) comes after it, off berthd's
-    /// path: berthd's first requests wait on the bound socket meanwhile.
+    /// path: berthd's first requests wait on the bound socket meanwhile. With
+    /// `listening_notice`, `announce` first gets [`Startup::Listening`] once the socket is
+    /// bound, so berthd may send them even before the container exists.
     ///
     /// On an error before the announcement nothing is left behind but the files berthd
     /// wrote (the runtime cleans up a failed create itself). After it (only out of
     /// descriptors or memory), the container is killed and removed and the socket is gone:
     /// berthd, told it exists, finds no shim and records its exit as unknown.
-    pub fn setup(
-        state_dir: &Path,
-        announce: &mut dyn FnMut(i32, Vec<String>),
-    ) -> Result<Shim, ShimError> {
+    pub fn setup(state_dir: &Path, announce: &mut dyn FnMut(&Startup)) -> Result<Shim, ShimError> {
         let _ = rustix::thread::set_name(c"berth-shim");
         debug_assert_eq!(PROCESS_NAME, "berth-shim");
         // Our own session: a signal to berthd's process group or terminal never reaches us.
@@ -222,6 +221,9 @@ impl Shim {
         let sock = state_dir.join(SOCKET_FILE);
         // From here on a failure must not leave a socket that looks alive.
         let guard = SocketGuard(Some(sock));
+        if cfg.listening_notice {
+            announce(&Startup::Listening { listening: true });
+        }
         let _ = std::fs::remove_file(state_dir.join(EXIT_FILE));
         let _ = std::fs::remove_file(state_dir.join(STARTED_FILE));
         let shim_pid = rustix::process::getpid().as_raw_nonzero().get();
@@ -273,7 +275,7 @@ impl Shim {
                 if start_now {
                     mark_started(&state_dir);
                 }
-                announce(pid, warnings);
+                announce(&Startup::Ok { pid, warnings });
             })?;
         let phase = if start_now {
             Phase::Running

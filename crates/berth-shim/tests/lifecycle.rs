@@ -661,3 +661,125 @@ fn a_created_container_ends_with_its_killed_shim() {
     let logged: String = f.log_entries().iter().map(|e| e.log.clone()).collect();
     assert_eq!(logged, "", "the app never ran");
 }
+
+/// Spawns the shim as berthd does for `docker run --rm` (`listening_notice`), reads the
+/// notice, and returns the startup pipe (non-blocking) with the shim's guard. The spec's
+/// `createRuntime` hook holds the create for 0.3 s after the socket is bound, so requests
+/// sent right after the notice reach the shim before its container exists.
+fn spawn_listening(f: &mut Fixture) -> (std::process::ChildStdout, Running) {
+    f.cfg.start_now = false;
+    f.cfg.listening_notice = true;
+    f.spec["hooks"] = serde_json::json!({
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 0.3"]}]
+    });
+    f.write();
+    let mut child = std::process::Command::new(shim_bin())
+        .arg(f.state_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let notice = read_line(&mut out);
+    assert!(
+        berth_shim::Startup::is_listening(&notice),
+        "the notice comes first: {:?}",
+        String::from_utf8_lossy(&notice)
+    );
+    rustix::io::ioctl_fionbio(&out, true).unwrap();
+    let running = Running {
+        guard: Guard::new(f, child.id() as i32),
+        child: Some(child),
+        startup: Err(berth_shim::ShimError::internal("not read yet")),
+    };
+    (out, running)
+}
+
+/// The startup line, once it comes (the pipe is non-blocking).
+fn startup_line(out: &mut std::process::ChildStdout) -> Vec<u8> {
+    use std::io::Read;
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match out.read(&mut b) {
+            Ok(1) => {
+                line.push(b[0]);
+                if b[0] == b'\n' {
+                    break;
+                }
+            }
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            Err(e) => panic!("reading the startup pipe: {e}"),
+        }
+    }
+    line
+}
+
+#[test]
+fn requests_sent_after_the_listening_notice_are_served_once_the_container_exists() {
+    if !require_root(
+        "requests_sent_after_the_listening_notice_are_served_once_the_container_exists",
+    ) {
+        return;
+    }
+    let mut f = Fixture::new("listening", &["sh", "-c", "echo one; echo two >&2; exit 5"]);
+    let (mut out, mut r) = spawn_listening(&mut f);
+    // berthd's order for `docker run --rm`: the monitor's wait, the attach, the start.
+    let mut waiter = f.client();
+    waiter.send(&Request::Wait).unwrap();
+    let mut attach = f.client();
+    attach
+        .send(&Request::Attach {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .unwrap();
+    let mut start = f.client();
+    start.send(&Request::Start).unwrap();
+    let mut probe = [0u8; 1];
+    assert!(
+        matches!(std::io::Read::read(&mut out, &mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the requests went before the container existed (no startup line yet)"
+    );
+    let (pid, _) = berth_shim::Startup::parse(&startup_line(&mut out)).expect("created");
+    assert!(pid > 0);
+    let started: berth_shim::StartReply = start.reply().unwrap();
+    assert!(started.started_at.parse::<jiff::Timestamp>().is_ok());
+    let (o, e) = attach.attached().unwrap().frames().read_to_end().unwrap();
+    assert_eq!((o.as_slice(), e.as_slice()), (&b"one\n"[..], &b"two\n"[..]));
+    let exit: ExitInfo = waiter.reply().unwrap();
+    assert_eq!(exit.exit_code, 5);
+    assert!(r.wait_shim().success());
+    assert_cleaned(&f);
+}
+
+#[test]
+fn requests_sent_after_the_listening_notice_fail_with_a_create_that_fails() {
+    if !require_root("requests_sent_after_the_listening_notice_fail_with_a_create_that_fails") {
+        return;
+    }
+    let mut f = Fixture::new("listening-bad", &["/berth-test-no-such-binary"]);
+    let (mut out, mut r) = spawn_listening(&mut f);
+    let mut attach = f.client();
+    attach
+        .send(&Request::Attach {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .unwrap();
+    let mut start = f.client();
+    start.send(&Request::Start).unwrap();
+    let err = berth_shim::Startup::parse(&startup_line(&mut out)).expect_err("the create fails");
+    assert!(err.message.contains("no such file or directory"), "{err}");
+    // The queued requests end with the shim, unanswered: the spawner reports the error.
+    assert!(start.reply::<berth_shim::StartReply>().is_err());
+    assert!(attach.attached().is_err());
+    assert!(!r.wait_shim().success());
+    assert_cleaned(&f);
+}

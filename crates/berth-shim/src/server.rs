@@ -221,14 +221,16 @@ impl Shim {
         let sock = state_dir.join(SOCKET_FILE);
         // From here on a failure must not leave a socket that looks alive.
         let guard = SocketGuard(Some(sock));
-        if cfg.listening_notice {
-            announce(&Startup::Listening { listening: true });
-        }
         let _ = std::fs::remove_file(state_dir.join(EXIT_FILE));
         let _ = std::fs::remove_file(state_dir.join(STARTED_FILE));
         let shim_pid = rustix::process::getpid().as_raw_nonzero().get();
         write_pid_file(&state_dir, shim_pid)
             .map_err(|e| internal(&format!("write {PID_FILE}"), e))?;
+        // After `shim.pid`: a spawner that sees the shim die after this knows its setup
+        // began (it must not hand the directory to another shim).
+        if cfg.listening_notice {
+            announce(&Startup::Listening { listening: true });
+        }
 
         let log = match &cfg.log {
             Some(l) => Some(

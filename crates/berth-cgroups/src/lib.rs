@@ -54,6 +54,12 @@ pub trait CgroupManager: Send + Sync {
     /// Creates the cgroup directories (idempotent; v1 cpuset levels get cpus/mems copied from
     /// their parent so processes can join).
     fn create(&self) -> Result<()>;
+    /// Creates only the cgroup2 directory a process can be cloned into
+    /// (`clone3(CLONE_INTO_CGROUP)`): on v2 the cgroup itself, on a hybrid v1 host its cgroup2
+    /// twin, on a plain v1 host nothing. A runtime that clones first and creates the rest
+    /// while the new process sets up (v1 processes join by writing `0` to each `tasks` file)
+    /// calls this before the clone and [`CgroupManager::create`] after it.
+    fn create_clone_target(&self) -> Result<()>;
     /// Validates all of `res` first (nothing is written when a value is bad or a controller
     /// is missing), then writes the files in order.
     fn apply(&self, res: &LinuxResources) -> Result<()>;

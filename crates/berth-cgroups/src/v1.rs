@@ -173,6 +173,14 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn create_clone_target(&self) -> Result<()> {
+        // The hybrid host's cgroup2 twin (key ""); `create` finds it made.
+        match self.dirs.get("") {
+            Some((mount, rel)) => fsio::mkdir_levels(mount, rel).map(drop),
+            None => Ok(()),
+        }
+    }
+
     fn apply(&self, res: &LinuxResources) -> Result<()> {
         let fresh = self.devices_fresh.swap(false, Ordering::Relaxed);
         let plan = plan::plan_v1(res, &V1Probe(self, fresh))?;

@@ -457,3 +457,29 @@ fn new_cgroup_below_an_existing_parent_inherits_its_cpuset() {
     assert_eq!(read(cdir.join("cpuset.cpus")).trim(), first_cpu);
     drop(child);
 }
+
+/// A runtime that clones first (the new process joins the v1 hierarchies itself) needs only
+/// the hybrid host's cgroup2 twin before the clone: `create_clone_target` makes that one
+/// directory and nothing else, and `create` afterwards makes the rest around it.
+#[test]
+fn clone_target_is_only_the_cgroup2_twin() {
+    let Some(h) = v1_host() else { return };
+    let name = unique("clonetarget");
+    let path = format!("/{name}");
+    let cg = CgroupGuard::new(&h, &path);
+    cg.create_clone_target().unwrap();
+    for (ctrl, dir) in cg.paths() {
+        assert!(!dir.exists(), "{ctrl}: {} made too early", dir.display());
+    }
+    let twin = h.unified_mount().map(|u| u.join(&name));
+    if let Some(twin) = &twin {
+        assert!(twin.is_dir(), "{} missing", twin.display());
+    }
+    cg.create().unwrap();
+    for (ctrl, dir) in cg.paths() {
+        assert!(dir.is_dir(), "{ctrl}: {} missing", dir.display());
+    }
+    if let Some(twin) = &twin {
+        assert!(twin.is_dir());
+    }
+}

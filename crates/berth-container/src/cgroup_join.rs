@@ -52,36 +52,59 @@ pub fn handles(
     hierarchy: &Hierarchy,
     path: &CgroupPath,
 ) -> Option<JoinHandles> {
-    let mut h = JoinHandles::default();
-    match cg.version() {
-        CgroupVersion::V2 => {
-            h.clone_into = open_dir(cg.paths().values().next()?);
-            h.clone_into.as_ref()?;
-        }
-        CgroupVersion::V1 => {
-            let dirs: BTreeSet<PathBuf> = cg.paths().into_values().collect();
-            for d in dirs {
-                let f = rustix::fs::open(
-                    d.join("tasks"),
-                    OFlags::WRONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()?;
-                h.self_join.push(f);
-            }
-            // The cgroup2 twin of a hybrid host (the manager creates it too).
-            if let Some(unified) = hierarchy.unified_mount() {
-                let base = if path.is_absolute() {
-                    unified.to_path_buf()
-                } else {
-                    unified.join(own_v2_cgroup()?)
-                };
-                // Opened without a `statx` first: missing (not made) is simply no twin.
-                h.clone_into = open_dir(&base.join(path.relative()));
-            }
-        }
+    let h = JoinHandles {
+        clone_into: clone_target(cg, hierarchy, path)?,
+        self_join: match cg.version() {
+            CgroupVersion::V2 => Vec::new(),
+            CgroupVersion::V1 => tasks_files(cg)?,
+        },
+    };
+    if cg.version() == CgroupVersion::V2 {
+        h.clone_into.as_ref()?;
     }
     Some(h)
+}
+
+/// The cgroup2 directory to clone into: the cgroup on v2, the twin of a hybrid v1 host
+/// (`Some(None)` where there is none, or it is not made yet). `None`: our own cgroup2 path
+/// is unknown, use `add_process`.
+pub fn clone_target(
+    cg: &dyn CgroupManager,
+    hierarchy: &Hierarchy,
+    path: &CgroupPath,
+) -> Option<Option<OwnedFd>> {
+    match cg.version() {
+        CgroupVersion::V2 => Some(open_dir(cg.paths().values().next()?)),
+        CgroupVersion::V1 => {
+            // The cgroup2 twin of a hybrid host (the manager creates it too).
+            let Some(unified) = hierarchy.unified_mount() else {
+                return Some(None);
+            };
+            let base = if path.is_absolute() {
+                unified.to_path_buf()
+            } else {
+                unified.join(own_v2_cgroup()?)
+            };
+            // Opened without a `statx` first: missing (not made) is simply no twin.
+            Some(open_dir(&base.join(path.relative())))
+        }
+    }
+}
+
+/// The v1 `tasks` files of every hierarchy, for the new process to write "0" to; `None` if
+/// one does not open (the caller then uses `add_process`).
+pub fn tasks_files(cg: &dyn CgroupManager) -> Option<Vec<OwnedFd>> {
+    let dirs: BTreeSet<PathBuf> = cg.paths().into_values().collect();
+    dirs.into_iter()
+        .map(|d| {
+            rustix::fs::open(
+                d.join("tasks"),
+                OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]

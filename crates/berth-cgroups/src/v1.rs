@@ -173,12 +173,19 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
-    fn create_clone_target(&self) -> Result<()> {
-        // The hybrid host's cgroup2 twin (key ""); `create` finds it made.
-        match self.dirs.get("") {
-            Some((mount, rel)) => fsio::mkdir_levels(mount, rel).map(drop),
-            None => Ok(()),
+    fn create_early(&self) -> Result<Vec<PathBuf>> {
+        // The hybrid host's cgroup2 twin (key "") and the cpu hierarchy; `create` finds them
+        // made.
+        let mut v1 = Vec::new();
+        for key in ["", "cpu"] {
+            if let Some((mount, rel)) = self.dirs.get(key) {
+                fsio::mkdir_levels(mount, rel)?;
+                if !key.is_empty() {
+                    v1.push(mount.join(rel));
+                }
+            }
         }
+        Ok(v1)
     }
 
     fn apply(&self, res: &LinuxResources) -> Result<()> {

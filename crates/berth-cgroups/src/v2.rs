@@ -204,8 +204,8 @@ impl CgroupManager for V2Manager {
         fsio::mkdir_levels(&self.root, &self.rel).map(drop)
     }
 
-    fn create_clone_target(&self) -> Result<()> {
-        self.create()
+    fn create_early(&self) -> Result<Vec<PathBuf>> {
+        self.create().map(|()| Vec::new())
     }
 
     fn apply(&self, res: &LinuxResources) -> Result<()> {

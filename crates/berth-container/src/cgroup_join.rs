@@ -11,6 +11,19 @@
 //!   creates the process directly in the cgroup.
 //!
 //! `CgroupManager::add_process` remains the fallback (e.g. when `clone3` refuses the fd).
+//!
+//! On v1 the cgroup need not even exist when the process is cloned. `Runtime::create` (v1,
+//! a new mount namespace, no new user or cgroup namespace) makes only the cgroup2 twin and
+//! the `cpu` directory before `clone3` (`CgroupManager::create_early`: the init joins `cpu`
+//! first thing, as a late move into a new CPU scheduling group costs a time slice on a busy
+//! host), then creates the other v1 directories and writes the limits while the init sets
+//! up its rootfs, and sends it their `tasks` files ([`tasks_files`], `Msg::JoinCgroups`
+//! over the sync channel). The init joins at the end of its rootfs setup, before it runs
+//! hooks, forks, sets rlimits, loads seccomp or execs; the cgroup mount's binds of the
+//! hierarchies wait until then (`rootfs::CgroupBinds`). Device nodes are made before the
+//! join, which the device cgroup would not refuse either: its rules always end with
+//! "c *:* m" and "b *:* m". A user namespace's init waits for its id maps anyway, and a
+//! cgroup namespace must be made after the join: both keep the cgroup made before the clone.
 
 use berth_cgroups::{CgroupManager, CgroupPath, CgroupVersion, Hierarchy};
 use rustix::fd::OwnedFd;
@@ -56,7 +69,7 @@ pub fn handles(
         clone_into: clone_target(cg, hierarchy, path)?,
         self_join: match cg.version() {
             CgroupVersion::V2 => Vec::new(),
-            CgroupVersion::V1 => tasks_files(cg)?,
+            CgroupVersion::V1 => tasks_files(cg, &[])?,
         },
     };
     if cg.version() == CgroupVersion::V2 {
@@ -91,19 +104,27 @@ pub fn clone_target(
     }
 }
 
-/// The v1 `tasks` files of every hierarchy, for the new process to write "0" to; `None` if
-/// one does not open (the caller then uses `add_process`).
-pub fn tasks_files(cg: &dyn CgroupManager) -> Option<Vec<OwnedFd>> {
+/// The `tasks` files in v1 directories `dirs`; `None` if one does not open.
+pub fn tasks_files_of(dirs: &[PathBuf]) -> Option<Vec<OwnedFd>> {
+    dirs.iter().map(|d| open_tasks(d)).collect()
+}
+
+fn open_tasks(dir: &Path) -> Option<OwnedFd> {
+    rustix::fs::open(
+        dir.join("tasks"),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// The v1 `tasks` files of every hierarchy but those in `skip`, for the new process to write
+/// "0" to; `None` if one does not open (the caller then uses `add_process`).
+pub fn tasks_files(cg: &dyn CgroupManager, skip: &[PathBuf]) -> Option<Vec<OwnedFd>> {
     let dirs: BTreeSet<PathBuf> = cg.paths().into_values().collect();
     dirs.into_iter()
-        .map(|d| {
-            rustix::fs::open(
-                d.join("tasks"),
-                OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()
-        })
+        .filter(|d| !skip.contains(d))
+        .map(|d| open_tasks(&d))
         .collect()
 }
 

@@ -281,11 +281,12 @@ impl Runtime {
             && plan.ns.new_mount
             && !plan.ns.new_user
             && !plan.ns.new_cgroup;
-        if late {
-            cgroup.create_clone_target()?;
+        let early = if late {
+            cgroup.create_early()?
         } else {
             cgroup.create()?;
-        }
+            Vec::new()
+        };
         guard.cgroup = Some(cgroup.as_ref());
         if !late {
             cgroup.apply(&resources)?;
@@ -305,12 +306,13 @@ impl Runtime {
         };
         let cgroup_paths = spawn::cgroup_mount_paths(cgroup.as_ref());
         let join = if late {
-            crate::cgroup_join::clone_target(cgroup.as_ref(), &hierarchy, &cg_path).map(|c| {
-                crate::cgroup_join::JoinHandles {
+            let cpu = crate::cgroup_join::tasks_files_of(&early);
+            crate::cgroup_join::clone_target(cgroup.as_ref(), &hierarchy, &cg_path)
+                .zip(cpu)
+                .map(|(c, self_join)| crate::cgroup_join::JoinHandles {
                     clone_into: c,
-                    self_join: Vec::new(),
-                }
-            })
+                    self_join,
+                })
         } else {
             crate::cgroup_join::handles(cgroup.as_ref(), &hierarchy, &cg_path)
         };
@@ -391,7 +393,7 @@ impl Runtime {
             // The init's rootfs setup runs meanwhile (it waits for the files at the end).
             cgroup.create()?;
             cgroup.apply(&resources)?;
-            let tasks = crate::cgroup_join::tasks_files(cgroup.as_ref());
+            let tasks = crate::cgroup_join::tasks_files(cgroup.as_ref(), &early);
             if join.is_none() || tasks.is_none() || !born.in_cgroup {
                 cgroup.add_process(pid)?;
             }

@@ -8,7 +8,11 @@
 //!
 //! Order (like runc): root propagation → rootfs bind (or the overlay) → `mounts` in order →
 //! devices and `/dev` symlinks → masked and read-only paths → (hooks) → `pivot_root` →
-//! read-only root.
+//! read-only root. One exception: when the runtime creates the v1 cgroup after the clone
+//! ([`crate::cgroup_join`]), a cgroup mount's tmpfs and directories are made in order but
+//! the hierarchies are bound after the read-only paths (once the process has joined), or
+//! as soon as a later mount, masked or read-only path lands inside that mount (by name, or
+//! through a symlink). Only the lines' order in mountinfo differs.
 
 use berth_sys::mount::{AT_RECURSIVE, MountAttr, mount_setattr};
 use nix::mount::{MntFlags, MsFlags};

@@ -54,6 +54,14 @@ pub trait CgroupManager: Send + Sync {
     /// Creates the cgroup directories (idempotent; v1 cpuset levels get cpus/mems copied from
     /// their parent so processes can join).
     fn create(&self) -> Result<()>;
+    /// Creates only what a new process should be in from its start, for a runtime that
+    /// clones first and calls [`CgroupManager::create`] while the process sets up (v1
+    /// processes join by writing `0` to each `tasks` file): the cgroup2 directory to clone
+    /// into (`clone3(CLONE_INTO_CGROUP)`; v2: the cgroup, a hybrid v1 host: its cgroup2
+    /// twin) and, on v1, the `cpu` hierarchy's directory, whose v1 paths are returned (to
+    /// be joined at once). Joining `cpu` later moves the running process into a new CPU
+    /// scheduling group, which reschedules it: on a busy host it then waits a time slice.
+    fn create_early(&self) -> Result<Vec<PathBuf>>;
     /// Validates all of `res` first (nothing is written when a value is bad or a controller
     /// is missing), then writes the files in order.
     fn apply(&self, res: &LinuxResources) -> Result<()>;

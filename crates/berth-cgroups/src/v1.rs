@@ -173,6 +173,21 @@ impl CgroupManager for V1Manager {
         Ok(())
     }
 
+    fn create_early(&self) -> Result<Vec<PathBuf>> {
+        // The hybrid host's cgroup2 twin (key "") and the cpu hierarchy; `create` finds them
+        // made.
+        let mut v1 = Vec::new();
+        for key in ["", "cpu"] {
+            if let Some((mount, rel)) = self.dirs.get(key) {
+                fsio::mkdir_levels(mount, rel)?;
+                if !key.is_empty() {
+                    v1.push(mount.join(rel));
+                }
+            }
+        }
+        Ok(v1)
+    }
+
     fn apply(&self, res: &LinuxResources) -> Result<()> {
         let fresh = self.devices_fresh.swap(false, Ordering::Relaxed);
         let plan = plan::plan_v1(res, &V1Probe(self, fresh))?;

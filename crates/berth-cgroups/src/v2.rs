@@ -204,6 +204,10 @@ impl CgroupManager for V2Manager {
         fsio::mkdir_levels(&self.root, &self.rel).map(drop)
     }
 
+    fn create_early(&self) -> Result<Vec<PathBuf>> {
+        self.create().map(|()| Vec::new())
+    }
+
     fn apply(&self, res: &LinuxResources) -> Result<()> {
         // Validate every value before touching anything.
         let draft = plan::plan_v2(res, &Permissive)?;

@@ -457,3 +457,39 @@ fn new_cgroup_below_an_existing_parent_inherits_its_cpuset() {
     assert_eq!(read(cdir.join("cpuset.cpus")).trim(), first_cpu);
     drop(child);
 }
+
+/// A runtime that clones first (the new process joins the v1 hierarchies itself) needs only
+/// the hybrid host's cgroup2 twin and the cpu hierarchy before the clone: `create_early`
+/// makes those and nothing else (returning the v1 one), and `create` afterwards makes the
+/// rest around them.
+#[test]
+fn early_dirs_are_the_cgroup2_twin_and_cpu_only() {
+    let Some(h) = v1_host() else { return };
+    let name = unique("early");
+    let path = format!("/{name}");
+    let cg = CgroupGuard::new(&h, &path);
+    let early = cg.create_early().unwrap();
+    let paths = cg.paths();
+    assert_eq!(
+        early,
+        paths.get("cpu").into_iter().cloned().collect::<Vec<_>>()
+    );
+    for (ctrl, dir) in &paths {
+        if early.contains(dir) {
+            assert!(dir.is_dir(), "{ctrl}: {} missing", dir.display());
+        } else {
+            assert!(!dir.exists(), "{ctrl}: {} made too early", dir.display());
+        }
+    }
+    let twin = h.unified_mount().map(|u| u.join(&name));
+    if let Some(twin) = &twin {
+        assert!(twin.is_dir(), "{} missing", twin.display());
+    }
+    cg.create().unwrap();
+    for (ctrl, dir) in cg.paths() {
+        assert!(dir.is_dir(), "{ctrl}: {} missing", dir.display());
+    }
+    if let Some(twin) = &twin {
+        assert!(twin.is_dir());
+    }
+}

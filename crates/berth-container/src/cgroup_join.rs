@@ -11,6 +11,19 @@
 //!   creates the process directly in the cgroup.
 //!
 //! `CgroupManager::add_process` remains the fallback (e.g. when `clone3` refuses the fd).
+//!
+//! On v1 the cgroup need not even exist when the process is cloned. `Runtime::create` (v1,
+//! a new mount namespace, no new user or cgroup namespace) makes only the cgroup2 twin and
+//! the `cpu` directory before `clone3` (`CgroupManager::create_early`: the init joins `cpu`
+//! first thing, as a late move into a new CPU scheduling group costs a time slice on a busy
+//! host), then creates the other v1 directories and writes the limits while the init sets
+//! up its rootfs, and sends it their `tasks` files ([`tasks_files`], `Msg::JoinCgroups`
+//! over the sync channel). The init joins at the end of its rootfs setup, before it runs
+//! hooks, forks, sets rlimits, loads seccomp or execs; the cgroup mount's binds of the
+//! hierarchies wait until then (`rootfs::CgroupBinds`). Device nodes are made before the
+//! join, which the device cgroup would not refuse either: its rules always end with
+//! "c *:* m" and "b *:* m". A user namespace's init waits for its id maps anyway, and a
+//! cgroup namespace must be made after the join: both keep the cgroup made before the clone.
 
 use berth_cgroups::{CgroupManager, CgroupPath, CgroupVersion, Hierarchy};
 use rustix::fd::OwnedFd;
@@ -52,36 +65,67 @@ pub fn handles(
     hierarchy: &Hierarchy,
     path: &CgroupPath,
 ) -> Option<JoinHandles> {
-    let mut h = JoinHandles::default();
-    match cg.version() {
-        CgroupVersion::V2 => {
-            h.clone_into = open_dir(cg.paths().values().next()?);
-            h.clone_into.as_ref()?;
-        }
-        CgroupVersion::V1 => {
-            let dirs: BTreeSet<PathBuf> = cg.paths().into_values().collect();
-            for d in dirs {
-                let f = rustix::fs::open(
-                    d.join("tasks"),
-                    OFlags::WRONLY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok()?;
-                h.self_join.push(f);
-            }
-            // The cgroup2 twin of a hybrid host (the manager creates it too).
-            if let Some(unified) = hierarchy.unified_mount() {
-                let base = if path.is_absolute() {
-                    unified.to_path_buf()
-                } else {
-                    unified.join(own_v2_cgroup()?)
-                };
-                // Opened without a `statx` first: missing (not made) is simply no twin.
-                h.clone_into = open_dir(&base.join(path.relative()));
-            }
-        }
+    let h = JoinHandles {
+        clone_into: clone_target(cg, hierarchy, path)?,
+        self_join: match cg.version() {
+            CgroupVersion::V2 => Vec::new(),
+            CgroupVersion::V1 => tasks_files(cg, &[])?,
+        },
+    };
+    if cg.version() == CgroupVersion::V2 {
+        h.clone_into.as_ref()?;
     }
     Some(h)
+}
+
+/// The cgroup2 directory to clone into: the cgroup on v2, the twin of a hybrid v1 host
+/// (`Some(None)` where there is none, or it is not made yet). `None`: our own cgroup2 path
+/// is unknown, use `add_process`.
+pub fn clone_target(
+    cg: &dyn CgroupManager,
+    hierarchy: &Hierarchy,
+    path: &CgroupPath,
+) -> Option<Option<OwnedFd>> {
+    match cg.version() {
+        CgroupVersion::V2 => Some(open_dir(cg.paths().values().next()?)),
+        CgroupVersion::V1 => {
+            // The cgroup2 twin of a hybrid host (the manager creates it too).
+            let Some(unified) = hierarchy.unified_mount() else {
+                return Some(None);
+            };
+            let base = if path.is_absolute() {
+                unified.to_path_buf()
+            } else {
+                unified.join(own_v2_cgroup()?)
+            };
+            // Opened without a `statx` first: missing (not made) is simply no twin.
+            Some(open_dir(&base.join(path.relative())))
+        }
+    }
+}
+
+/// The `tasks` files in v1 directories `dirs`; `None` if one does not open.
+pub fn tasks_files_of(dirs: &[PathBuf]) -> Option<Vec<OwnedFd>> {
+    dirs.iter().map(|d| open_tasks(d)).collect()
+}
+
+fn open_tasks(dir: &Path) -> Option<OwnedFd> {
+    rustix::fs::open(
+        dir.join("tasks"),
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+/// The v1 `tasks` files of every hierarchy but those in `skip`, for the new process to write
+/// "0" to; `None` if one does not open (the caller then uses `add_process`).
+pub fn tasks_files(cg: &dyn CgroupManager, skip: &[PathBuf]) -> Option<Vec<OwnedFd>> {
+    let dirs: BTreeSet<PathBuf> = cg.paths().into_values().collect();
+    dirs.into_iter()
+        .filter(|d| !skip.contains(d))
+        .map(|d| open_tasks(&d))
+        .collect()
 }
 
 #[cfg(test)]

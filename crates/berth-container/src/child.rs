@@ -52,6 +52,9 @@ pub(crate) struct Common<'a> {
     /// v1 `tasks` files to write "0" to: the process joins its cgroups itself
     /// (see `cgroup_join`).
     pub cgroup_join: &'a [rustix::fd::OwnedFd],
+    /// v1: the runtime creates the cgroup after the clone and sends the `tasks` files
+    /// (`Msg::JoinCgroups`) while we set up the rootfs; true until we joined.
+    pub cgroup_join_late: std::cell::Cell<bool>,
     /// The signals the caller ignores (only those need resetting), if known.
     pub ignored_signals: Option<u64>,
 }
@@ -109,6 +112,33 @@ fn expect_after_go(c: &Common<'_>, what: &str, want: fn(&Msg) -> bool) -> CResul
                 return Err(format!("unexpected message {m:?} while waiting for {what}"));
             }
             Ok(None) => return Err(format!("runtime went away while we waited for {what}")),
+            Err(e) => return Err(format!("sync channel: {e}")),
+        }
+    }
+}
+
+/// The late join (see `Common::cgroup_join_late`): waits for the `tasks` files, remembering
+/// a Go that arrives first, and writes "0" to each. Once; later calls return at once.
+fn join_cgroups_late(c: &Common<'_>) -> CResult<()> {
+    if !c.cgroup_join_late.get() {
+        return Ok(());
+    }
+    loop {
+        match c.chan.recv() {
+            Ok(Some(Msg::Go)) => c.got_go.set(true),
+            Ok(Some(Msg::JoinCgroups(files))) => {
+                for f in &files {
+                    rustix::io::write(f, b"0").map_err(err("join the container's cgroup"))?;
+                }
+                c.cgroup_join_late.set(false);
+                return Ok(());
+            }
+            Ok(Some(m)) => {
+                return Err(format!(
+                    "unexpected message {m:?} while waiting for the cgroup"
+                ));
+            }
+            Ok(None) => return Err("runtime went away while we waited for the cgroup".into()),
             Err(e) => return Err(format!("sync channel: {e}")),
         }
     }
@@ -182,6 +212,7 @@ fn create_inner(a: &mut CreateArgs<'_>) -> CResult<Infallible> {
             .parse()
             .map_err(|_| "unexpected /proc/self link".to_string())
     };
+    let join = || join_cgroups_late(c);
     let root = if a.plan.ns.new_mount {
         Some(rootfs::setup(&RootfsEnv {
             plan: a.plan,
@@ -189,10 +220,16 @@ fn create_inner(a: &mut CreateArgs<'_>) -> CResult<Infallible> {
             cgroup_paths: a.cgroup_paths,
             cgroupns: c.new_cgroup,
             userns: c.new_user,
+            join_cgroups: c
+                .cgroup_join_late
+                .get()
+                .then_some(&join as &dyn Fn() -> CResult<()>),
         })?)
     } else {
         None
     };
+    // In the cgroup before anything that forks, sets limits, or runs the app.
+    join_cgroups_late(c)?;
     if a.parent_hooks {
         c.chan.send(&Msg::NeedHooks).map_err(err("sync"))?;
         expect_after_go(c, "the prestart/createRuntime hooks", |m| {

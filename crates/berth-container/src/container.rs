@@ -1,6 +1,6 @@
 //! The public API: a [`Runtime`] (a state root) creates and loads [`Container`]s.
 
-use berth_cgroups::{CgroupManager, CgroupPath, Hierarchy};
+use berth_cgroups::{CgroupManager, CgroupPath, CgroupVersion, Hierarchy};
 use berth_oci::spec::runtime::{LinuxResources, Process, Spec};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -271,9 +271,26 @@ impl Runtime {
             cgroup: None,
             pid: None,
         };
-        cgroup.create()?;
+        // cgroup v1 without new user or cgroup namespaces: the init is cloned first and sets
+        // up its rootfs while we create the cgroup (ten-odd mkdirs and the limits); it joins
+        // by writing "0" to the `tasks` files we send it (`cgroup_join`). Only a cgroup2
+        // directory to clone into (a hybrid host's twin) must exist before the clone. A new
+        // cgroup namespace is made after the join, and a user namespace's init waits for its
+        // id maps first: both keep the cgroup ready at the clone.
+        let late = cgroup.version() == CgroupVersion::V1
+            && plan.ns.new_mount
+            && !plan.ns.new_user
+            && !plan.ns.new_cgroup;
+        let early = if late {
+            cgroup.create_early()?
+        } else {
+            cgroup.create()?;
+            Vec::new()
+        };
         guard.cgroup = Some(cgroup.as_ref());
-        cgroup.apply(&resources)?;
+        if !late {
+            cgroup.apply(&resources)?;
+        }
         // The init waits on the fifo (read-write: it never sees end of file), or on a pipe
         // whose write end the caller holds.
         let (fifo, gate) = match (opts.start, &dir) {
@@ -288,7 +305,17 @@ impl Runtime {
             }
         };
         let cgroup_paths = spawn::cgroup_mount_paths(cgroup.as_ref());
-        let join = crate::cgroup_join::handles(cgroup.as_ref(), &hierarchy, &cg_path);
+        let join = if late {
+            let cpu = crate::cgroup_join::tasks_files_of(&early);
+            crate::cgroup_join::clone_target(cgroup.as_ref(), &hierarchy, &cg_path)
+                .zip(cpu)
+                .map(|(c, self_join)| crate::cgroup_join::JoinHandles {
+                    clone_into: c,
+                    self_join,
+                })
+        } else {
+            crate::cgroup_join::handles(cgroup.as_ref(), &hierarchy, &cg_path)
+        };
 
         let mut oci = StateFile {
             id: opts.id.clone(),
@@ -331,6 +358,7 @@ impl Runtime {
             thread_check: None,
             got_go: Default::default(),
             cgroup_join: join.as_ref().map_or(&[], |j| j.self_join.as_slice()),
+            cgroup_join_late: late.into(),
             ignored_signals: crate::child::ignored_signals(),
         };
         let args = CreateArgs {
@@ -361,7 +389,16 @@ impl Runtime {
         if plan.ns.new_user {
             spawn::write_id_maps(pid, &plan.ns)?;
         }
-        if join.is_none() || !born.in_cgroup {
+        if late {
+            // The init's rootfs setup runs meanwhile (it waits for the files at the end).
+            cgroup.create()?;
+            cgroup.apply(&resources)?;
+            let tasks = crate::cgroup_join::tasks_files(cgroup.as_ref(), &early);
+            if join.is_none() || tasks.is_none() || !born.in_cgroup {
+                cgroup.add_process(pid)?;
+            }
+            spawn::send_join(&parent_end, tasks.unwrap_or_default())?;
+        } else if join.is_none() || !born.in_cgroup {
             cgroup.add_process(pid)?;
         }
         drop(join);
@@ -790,6 +827,7 @@ impl Container {
             thread_check: None,
             got_go: Default::default(),
             cgroup_join: join.as_ref().map_or(&[], |j| j.self_join.as_slice()),
+            cgroup_join_late: Default::default(),
             ignored_signals: crate::child::ignored_signals(),
         };
         let born = spawn::fork_exec(

@@ -8,7 +8,11 @@
 //!
 //! Order (like runc): root propagation → rootfs bind (or the overlay) → `mounts` in order →
 //! devices and `/dev` symlinks → masked and read-only paths → (hooks) → `pivot_root` →
-//! read-only root.
+//! read-only root. One exception: when the runtime creates the v1 cgroup after the clone
+//! ([`crate::cgroup_join`]), a cgroup mount's tmpfs and directories are made in order but
+//! the hierarchies are bound after the read-only paths (once the process has joined), or
+//! as soon as a later mount, masked or read-only path lands inside that mount (by name, or
+//! through a symlink). Only the lines' order in mountinfo differs.
 
 use berth_sys::mount::{AT_RECURSIVE, MountAttr, mount_setattr};
 use nix::mount::{MntFlags, MsFlags};
@@ -244,6 +248,91 @@ pub(crate) struct RootfsEnv<'a> {
     pub cgroup_paths: &'a BTreeMap<String, PathBuf>,
     pub cgroupns: bool,
     pub userns: bool,
+    /// Joins the process to its cgroups when the runtime creates them after the clone (v1:
+    /// see [`crate::cgroup_join`]). Then the hierarchies' binds under the cgroup mount wait
+    /// (their directories may not exist yet) until the end of the setup, or until something
+    /// later would land inside that mount; this is called first. `None`: joined already.
+    pub join_cgroups: Option<&'a dyn Fn() -> CResult<()>>,
+}
+
+/// The v1 hierarchies' binds of a cgroup mount, waiting for the runtime to have created the
+/// container's cgroup directories. The tmpfs is mounted (read-only if asked) with its
+/// directories in it: only the binds onto those directories are left.
+pub(crate) struct CgroupBinds {
+    /// Where the tmpfs is, inside the rootfs (resolved).
+    dest: PathBuf,
+    /// The tmpfs's device: a path that opens on it lands inside the mount.
+    dev: u64,
+    top: OwnedFd,
+    /// host directory, and where it goes: a name in `top` (made by us), or a directory
+    /// opened the careful way.
+    subs: Vec<(PathBuf, String, Option<OwnedFd>)>,
+    readonly: bool,
+    what: String,
+}
+
+impl CgroupBinds {
+    /// Whether `p` (a destination inside the rootfs, resolved or lexical) is in the mount.
+    fn covers(&self, p: &Path) -> bool {
+        p.starts_with(&self.dest)
+    }
+}
+
+/// Joins the cgroups and attaches the waiting binds (if any).
+fn bind_cgroups(env: &RootfsEnv<'_>, pending: &mut Option<CgroupBinds>) -> CResult<()> {
+    let Some(b) = pending.take() else {
+        return Ok(());
+    };
+    if let Some(join) = env.join_cgroups {
+        join()?;
+    }
+    let what = &b.what;
+    for (host_dir, name, sub) in &b.subs {
+        bind_hierarchy(host_dir, &b.top, name, sub.as_ref(), b.readonly, what)?;
+    }
+    Ok(())
+}
+
+/// One v1 hierarchy's directory of the container's cgroup, bound onto `name` in the cgroup
+/// tmpfs `top` (or onto `sub`).
+fn bind_hierarchy(
+    host_dir: &Path,
+    top: &OwnedFd,
+    name: &str,
+    sub: Option<&OwnedFd>,
+    readonly: bool,
+    what: &str,
+) -> CResult<()> {
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        host_dir,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .map_err(err(format!("{what}: bind {}", host_dir.display())))?;
+    let mut set = berth_sys::mount::MOUNT_ATTR_NOSUID
+        | berth_sys::mount::MOUNT_ATTR_NODEV
+        | berth_sys::mount::MOUNT_ATTR_NOEXEC;
+    if readonly {
+        set |= berth_sys::mount::MOUNT_ATTR_RDONLY;
+    }
+    setattr(tree.as_fd(), set, 0, false).map_err(err(format!("{what}: cgroup {name} options")))?;
+    match sub {
+        None => rustix::mount::move_mount(
+            &tree,
+            "",
+            top,
+            name,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        ),
+        Some(sub) => rustix::mount::move_mount(
+            &tree,
+            "",
+            sub,
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        ),
+    }
+    .map_err(err(format!("{what}: attach cgroup {name}")))
 }
 
 /// Steps before the hooks: propagation, rootfs, mounts, devices, masked/read-only paths.
@@ -279,6 +368,8 @@ pub(crate) fn setup(env: &RootfsEnv<'_>) -> CResult<OwnedFd> {
     .map_err(err(format!("open rootfs {}", env.rootfs.display())))?;
 
     let mut dev_readonly = false;
+    // v1 hierarchies' binds waiting for the cgroup (see `RootfsEnv::join_cgroups`).
+    let mut pending: Option<CgroupBinds> = None;
     for m in &plan.mounts {
         if m.dest == Path::new("/dev")
             && !m.is_bind()
@@ -289,25 +380,28 @@ pub(crate) fn setup(env: &RootfsEnv<'_>) -> CResult<OwnedFd> {
             dev_readonly = true;
             let mut m = m.clone();
             m.flags.remove(MsFlags::MS_RDONLY);
-            mount_one(env, root.as_fd(), &m)?;
+            mount_one(env, root.as_fd(), &m, &mut pending)?;
         } else {
-            mount_one(env, root.as_fd(), m)?;
+            mount_one(env, root.as_fd(), m, &mut pending)?;
         }
     }
     if plan.setup_dev {
+        // mknod needs no cgroup: the device rules always end with runc's "c *:* m" and
+        // "b *:* m" (`devices::default_allow_rules`).
         create_devices(env, root.as_fd())?;
     }
     for p in &plan.masked_paths {
-        mask_path(env, root.as_fd(), p)?;
+        mask_path(env, root.as_fd(), p, &mut pending)?;
     }
     for p in &plan.readonly_paths {
-        readonly_path(env, root.as_fd(), p)?;
+        readonly_path(env, root.as_fd(), p, &mut pending)?;
     }
     if dev_readonly {
         let (fd, _) = open_in_root(root.as_fd(), env.rootfs, Path::new("/dev"), false)?;
         setattr(fd.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, false)
             .map_err(err("make /dev read-only"))?;
     }
+    bind_cgroups(env, &mut pending)?;
     Ok(root)
 }
 
@@ -502,7 +596,20 @@ fn statfs_is_proc(p: &Path) -> bool {
     rustix::fs::statfs(p).is_ok_and(|s| s.f_type == PROC_SUPER_MAGIC)
 }
 
-fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResult<()> {
+fn mount_one(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    m: &MountPlan,
+    pending: &mut Option<CgroupBinds>,
+) -> CResult<()> {
+    // A mount inside the waiting cgroup mount (or another cgroup mount) comes after its
+    // binds, as in the spec's order.
+    if pending
+        .as_ref()
+        .is_some_and(|p| matches!(m.kind, MountKind::Cgroup) || p.covers(&m.dest))
+    {
+        bind_cgroups(env, pending)?;
+    }
     let what = format!("mounts[{}] ({})", m.index, m.dest.display());
     let file = match &m.kind {
         MountKind::Bind { source, .. } => {
@@ -513,6 +620,13 @@ fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResul
         _ => false,
     };
     let (target, resolved) = open_in_root(root, env.rootfs, &m.dest, file)?;
+    if pending.as_ref().is_some_and(|p| p.covers(&resolved)) {
+        // Through a symlink: resolve again with the binds in place (anything the first
+        // resolution made stays hidden under them, in our own tmpfs).
+        drop(target);
+        bind_cgroups(env, pending)?;
+        return mount_one(env, root, m, pending);
+    }
     // Only a bind landing exactly on /proc needs to know whether its source is a procfs.
     let source_is_proc = match &m.kind {
         MountKind::Bind { source, .. } if resolved == Path::new("/proc") => statfs_is_proc(source),
@@ -598,7 +712,9 @@ fn mount_one(env: &RootfsEnv<'_>, root: BorrowedFd<'_>, m: &MountPlan) -> CResul
                 propagate(top.as_fd(), &m.propagation, &what)?;
             }
         }
-        MountKind::Cgroup => mount_cgroups(env, root, m, target, &resolved, &what)?,
+        MountKind::Cgroup => {
+            *pending = mount_cgroups(env, root, m, target, &resolved, &what)?;
+        }
     }
     Ok(())
 }
@@ -676,6 +792,8 @@ fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Mounts cgroupfs at `target`. With `RootfsEnv::join_cgroups` (v1, no cgroup namespace) the
+/// hierarchies' binds are returned to be made later ([`bind_cgroups`]).
 fn mount_cgroups(
     env: &RootfsEnv<'_>,
     root: BorrowedFd<'_>,
@@ -683,7 +801,7 @@ fn mount_cgroups(
     target: OwnedFd,
     resolved: &Path,
     what: &str,
-) -> CResult<()> {
+) -> CResult<Option<CgroupBinds>> {
     let flags = m.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     let readonly = m.flags.contains(MsFlags::MS_RDONLY);
     // cgroup v2: one filesystem.
@@ -721,7 +839,7 @@ fn mount_cgroups(
             )
             .map_err(err(format!("{what}: attach cgroup2")))?;
         }
-        return Ok(());
+        return Ok(None);
     }
     // cgroup v1: a tmpfs with one directory per hierarchy, like runc.
     nix::mount::mount(
@@ -743,6 +861,8 @@ fn mount_cgroups(
             None => Ok(open_in_root(root, env.rootfs, &resolved.join(name), false)?.0),
         }
     };
+    let defer = env.join_cgroups.is_some() && !env.cgroupns;
+    let mut subs = Vec::new();
     for (subsystem, host_dir) in env.cgroup_paths {
         let name = subsystem.strip_prefix("name=").unwrap_or(subsystem);
         let made = make_dir(top.as_fd(), name);
@@ -766,46 +886,35 @@ fn mount_cgroups(
             )
             .map_err(err(format!("{what}: mount cgroup {subsystem}")))?;
         } else {
-            let tree = rustix::mount::open_tree(
-                rustix::fs::CWD,
-                host_dir,
-                OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
-            )
-            .map_err(err(format!("{what}: bind {}", host_dir.display())))?;
-            let mut set = berth_sys::mount::MOUNT_ATTR_NOSUID
-                | berth_sys::mount::MOUNT_ATTR_NODEV
-                | berth_sys::mount::MOUNT_ATTR_NOEXEC;
-            if readonly {
-                set |= berth_sys::mount::MOUNT_ATTR_RDONLY;
-            }
-            setattr(tree.as_fd(), set, 0, false)
-                .map_err(err(format!("{what}: cgroup {subsystem} options")))?;
-            if made {
-                rustix::mount::move_mount(
-                    &tree,
-                    "",
-                    &top,
-                    name,
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-                )
+            // Resolved now, while the tmpfs is still writable (the careful path may create).
+            let sub = if made { None } else { Some(sub_fd(name)?) };
+            if defer {
+                subs.push((host_dir.clone(), name.to_string(), sub));
             } else {
-                rustix::mount::move_mount(
-                    &tree,
-                    "",
-                    &sub_fd(name)?,
-                    "",
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
-                        | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-                )
+                bind_hierarchy(host_dir, &top, name, sub.as_ref(), readonly, what)?;
             }
-            .map_err(err(format!("{what}: attach cgroup {subsystem}")))?;
         }
     }
+    // Read-only before the waiting binds: attaching onto a read-only mount's directories
+    // needs no write, and anything resolved into the tmpfs meanwhile sees it as it ends up.
     if readonly {
         setattr(top.as_fd(), berth_sys::mount::MOUNT_ATTR_RDONLY, 0, false)
             .map_err(err(format!("{what}: read-only")))?;
     }
-    Ok(())
+    if !defer {
+        return Ok(None);
+    }
+    let dev = rustix::fs::fstat(&top)
+        .map_err(err(format!("{what}: stat the cgroup tmpfs")))?
+        .st_dev;
+    Ok(Some(CgroupBinds {
+        dest: resolved.to_path_buf(),
+        dev,
+        top,
+        subs,
+        readonly,
+        what: what.to_string(),
+    }))
 }
 
 /// Makes directory `name` in `dir` if `name` is one plain component; whether this call
@@ -994,11 +1103,47 @@ fn open_existing(root: BorrowedFd<'_>, p: &Path) -> CResult<Option<OwnedFd>> {
     }
 }
 
-fn mask_path(_env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<()> {
+/// Opens an existing masked or read-only path; one inside the waiting cgroup mount (by name,
+/// or found there through a symlink) gets the cgroup binds made first, as in the spec's
+/// order.
+fn open_after_cgroups(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    p: &Path,
+    pending: &mut Option<CgroupBinds>,
+) -> CResult<Option<(OwnedFd, rustix::fs::Stat)>> {
+    if pending.as_ref().is_some_and(|b| b.covers(p)) {
+        bind_cgroups(env, pending)?;
+    }
     let Some(fd) = open_existing(root, p)? else {
+        // Missing. Without a symlink on the way (strict resolution fails the same way) it is
+        // missing for good: the path is not in the mount by name. Through a symlink it may
+        // be missing only because the binds are not there yet.
+        if pending.is_some() && !matches!(open_strict(root, rel(p)), Err(rustix::io::Errno::NOENT))
+        {
+            bind_cgroups(env, pending)?;
+            return open_after_cgroups(env, root, p, pending);
+        }
+        return Ok(None);
+    };
+    let st = rustix::fs::fstat(&fd).map_err(err(format!("{}", p.display())))?;
+    if pending.as_ref().is_some_and(|b| b.dev == st.st_dev) {
+        drop(fd);
+        bind_cgroups(env, pending)?;
+        return open_after_cgroups(env, root, p, pending);
+    }
+    Ok(Some((fd, st)))
+}
+
+fn mask_path(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    p: &Path,
+    pending: &mut Option<CgroupBinds>,
+) -> CResult<()> {
+    let Some((fd, st)) = open_after_cgroups(env, root, p, pending)? else {
         return Ok(());
     };
-    let st = rustix::fs::fstat(&fd).map_err(err(format!("masked path {}", p.display())))?;
     let target = fd_path(fd.as_fd());
     if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
         nix::mount::mount(
@@ -1020,8 +1165,16 @@ fn mask_path(_env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<()
     .map_err(err(format!("mask {}", p.display())))
 }
 
-fn readonly_path(_env: &RootfsEnv<'_>, root: BorrowedFd<'_>, p: &Path) -> CResult<()> {
-    let Some(fd) = open_existing(root, p)? else {
+fn readonly_path(
+    env: &RootfsEnv<'_>,
+    root: BorrowedFd<'_>,
+    p: &Path,
+    pending: &mut Option<CgroupBinds>,
+) -> CResult<()> {
+    let Some(fd) = (match pending {
+        Some(_) => open_after_cgroups(env, root, p, pending)?.map(|(fd, _)| fd),
+        None => open_existing(root, p)?,
+    }) else {
         return Ok(());
     };
     let what = || format!("read-only path {}", p.display());

@@ -35,6 +35,11 @@ pub(crate) fn send_go(chan: &Channel) -> Result<()> {
     send_or_report(chan, &Msg::Go)
 }
 
+/// Sends the late-joining init its `tasks` files; if it is already gone, reports its error.
+pub(crate) fn send_join(chan: &Channel, files: Vec<OwnedFd>) -> Result<()> {
+    send_or_report(chan, &Msg::JoinCgroups(files))
+}
+
 fn send_or_report(chan: &Channel, msg: &Msg) -> Result<()> {
     match chan.send(msg) {
         Ok(()) => Ok(()),

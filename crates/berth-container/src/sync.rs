@@ -5,8 +5,10 @@
 //! ```text
 //! parent                                   child (container init)
 //!   clone3 ─────────────────────────────▶   (intermediate: Pid(grandchild) first)
-//!   uid/gid maps, cgroup, oom_score_adj
-//!   Go ─────────────────────────────────▶   mounts, devices ...
+//!   uid/gid maps, cgroup, oom_score_adj         mounts, devices ... (v1: in parallel with
+//!   JoinCgroups(tasks fds) ─────────────▶       the cgroup's creation; joins, then binds
+//!                                               the hierarchies under /sys/fs/cgroup)
+//!   Go ─────────────────────────────────▶
 //!                                      ◀── NeedHooks        (only with prestart/createRuntime)
 //!   prestart + createRuntime hooks
 //!   HooksDone ──────────────────────────▶   createContainer hooks, pivot_root, user, caps...
@@ -42,7 +44,12 @@ pub enum Msg {
     Pid(i32),
     Pty(OwnedFd),
     Listener(OwnedFd),
+    /// The v1 `tasks` files to write "0" to (the cgroup was created after the clone).
+    JoinCgroups(Vec<OwnedFd>),
 }
+
+/// The most descriptors one message carries (v1 hosts have a dozen hierarchies at most).
+pub const MAX_FDS: usize = 32;
 
 const GO: u8 = 1;
 const HOOKS_DONE: u8 = 2;
@@ -52,6 +59,7 @@ const ERROR: u8 = 5;
 const PID: u8 = 6;
 const PTY: u8 = 7;
 const LISTENER: u8 = 8;
+const JOIN_CGROUPS: u8 = 9;
 
 /// One end of the channel.
 #[derive(Debug)]
@@ -95,7 +103,7 @@ impl Channel {
 
     pub fn send(&self, msg: &Msg) -> io::Result<()> {
         let mut buf = Vec::new();
-        let mut fd: Option<BorrowedFd<'_>> = None;
+        let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
         match msg {
             Msg::Go => buf.push(GO),
             Msg::HooksDone => buf.push(HOOKS_DONE),
@@ -112,19 +120,27 @@ impl Channel {
             }
             Msg::Pty(f) => {
                 buf.push(PTY);
-                fd = Some(f.as_fd());
+                fds.push(f.as_fd());
             }
             Msg::Listener(f) => {
                 buf.push(LISTENER);
-                fd = Some(f.as_fd());
+                fds.push(f.as_fd());
+            }
+            Msg::JoinCgroups(v) => {
+                if v.len() > MAX_FDS {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{} cgroup hierarchies (at most {MAX_FDS})", v.len()),
+                    ));
+                }
+                buf.push(JOIN_CGROUPS);
+                fds.extend(v.iter().map(|f| f.as_fd()));
             }
         }
         let iov = [IoSlice::new(&buf)];
-        let fds;
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut anc = SendAncillaryBuffer::new(&mut space);
-        if let Some(f) = fd {
-            fds = [f];
+        if !fds.is_empty() {
             anc.push(SendAncillaryMessage::ScmRights(&fds));
         }
         loop {
@@ -160,7 +176,7 @@ impl Channel {
 
     fn recv_wire(&self) -> io::Result<Option<Msg>> {
         let mut buf = vec![0u8; 65536];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut anc = RecvAncillaryBuffer::new(&mut space);
         let mut resets = 0;
         let n = loop {
@@ -177,14 +193,13 @@ impl Channel {
         if n == 0 {
             return Ok(None);
         }
-        let mut received: Option<OwnedFd> = None;
+        let mut received: Vec<OwnedFd> = Vec::new();
         for m in anc.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = m {
-                for f in fds {
-                    received.get_or_insert(f);
-                }
+                received.extend(fds);
             }
         }
+        let one = |mut v: Vec<OwnedFd>| (v.len() == 1).then(|| v.pop()).flatten();
         let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sync message");
         let payload = &buf[1..n];
         Ok(Some(match buf[0] {
@@ -194,8 +209,9 @@ impl Channel {
             READY => Msg::Ready,
             ERROR => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
             PID => Msg::Pid(i32::from_le_bytes(payload.try_into().map_err(|_| bad())?)),
-            PTY => Msg::Pty(received.ok_or_else(bad)?),
-            LISTENER => Msg::Listener(received.ok_or_else(bad)?),
+            PTY => Msg::Pty(one(received).ok_or_else(bad)?),
+            LISTENER => Msg::Listener(one(received).ok_or_else(bad)?),
+            JOIN_CGROUPS => Msg::JoinCgroups(received),
             _ => return Err(bad()),
         }))
     }
@@ -220,6 +236,35 @@ mod tests {
         assert!(matches!(b.recv().unwrap(), Some(Msg::Pty(_))));
         drop(a);
         assert!(b.recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn cgroup_join_carries_many_fds_in_order() {
+        let (a, b) = pair().unwrap();
+        let pipes: Vec<(OwnedFd, OwnedFd)> =
+            (0..12).map(|_| rustix::pipe::pipe().unwrap()).collect();
+        let writers: Vec<OwnedFd> = pipes
+            .iter()
+            .map(|(_, w)| rustix::io::dup(w).unwrap())
+            .collect();
+        a.send(&Msg::JoinCgroups(writers)).unwrap();
+        a.send(&Msg::JoinCgroups(Vec::new())).unwrap();
+        let Some(Msg::JoinCgroups(got)) = b.recv().unwrap() else {
+            panic!("not a JoinCgroups");
+        };
+        assert_eq!(got.len(), 12);
+        // Each received fd is the pipe it was sent as: a byte written reaches that pipe.
+        for (i, (f, (r, _))) in got.iter().zip(&pipes).enumerate() {
+            rustix::io::write(f, &[i as u8]).unwrap();
+            let mut byte = [0u8; 1];
+            rustix::io::read(r, &mut byte).unwrap();
+            assert_eq!(byte[0], i as u8);
+        }
+        assert!(matches!(b.recv().unwrap(), Some(Msg::JoinCgroups(v)) if v.is_empty()));
+        let too_many: Vec<OwnedFd> = (0..=MAX_FDS)
+            .map(|_| rustix::io::dup(&pipes[0].1).unwrap())
+            .collect();
+        assert!(a.send(&Msg::JoinCgroups(too_many)).is_err());
     }
 
     #[test]

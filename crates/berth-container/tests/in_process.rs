@@ -62,6 +62,14 @@ const CASES: &[Case] = &[
         "docker_like_mount_table_with_cgroup_namespace",
         docker_like_mount_table_with_cgroup_namespace,
     ),
+    (
+        "late_cgroup_join_holds_the_init_before_exec",
+        late_cgroup_join_holds_the_init_before_exec,
+    ),
+    (
+        "failure_after_the_clone_leaves_no_cgroup_and_no_process",
+        failure_after_the_clone_leaves_no_cgroup_and_no_process,
+    ),
 ];
 
 fn main() {
@@ -902,18 +910,21 @@ fn docker_like(cgroupns: bool) {
 
     // The root: the rootfs bind, whatever the host's options.
     assert_eq!(got[0].point, "/", "{got:#?}");
-    let mut got = got[1..].to_vec();
+    let got = got[1..].to_vec();
     // Fields that depend on the host are compared where written as "*"; cgroup hierarchies
-    // in name order (the order of the runtime's map).
-    let sub_start = got
-        .iter()
-        .position(|m| m.point.starts_with("/sys/fs/cgroup/"));
-    if let Some(s) = sub_start {
-        let end = s + got[s..]
-            .iter()
-            .take_while(|m| m.point.starts_with("/sys/fs/cgroup/"))
-            .count();
-        got[s..end].sort_by(|a, b| a.point.cmp(&b.point));
+    // in name order (the order of the runtime's map), right after their tmpfs: without a
+    // cgroup namespace they are bound once the init has joined the cgroup the runtime made
+    // meanwhile (at the end of the rootfs setup), which only moves their lines in
+    // mountinfo (their parent is compared).
+    let (mut subs, rest): (Vec<MountLine>, Vec<MountLine>) = got
+        .into_iter()
+        .partition(|m| m.point.starts_with("/sys/fs/cgroup/"));
+    subs.sort_by(|a, b| a.point.cmp(&b.point));
+    let mut got = rest;
+    if let Some(at) = got.iter().position(|m| m.point == "/sys/fs/cgroup") {
+        got.splice(at + 1..at + 1, subs);
+    } else {
+        got.extend(subs);
     }
     for (g, w) in got.iter_mut().zip(&want) {
         for (gf, wf) in [
@@ -1018,5 +1029,248 @@ fn held_container_starts_through_its_gate_and_makes_no_files() {
             assert_eq!(read_all(&out_r), "", "the app must not run");
             assert_ne!(wait(created.pid), 0);
         }
+    }
+}
+
+/// The host's v1 hierarchies as they appear under /sys/fs/cgroup (`None` off v1 hosts).
+fn v1_hierarchies() -> Option<Vec<String>> {
+    let mounts = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").ok()?);
+    let v: Vec<String> = mounts
+        .iter()
+        .filter(|m| m.fstype == "cgroup")
+        .filter_map(|m| m.point.strip_prefix("/sys/fs/cgroup/").map(str::to_string))
+        .collect();
+    (!v.is_empty()).then_some(v)
+}
+
+fn v1_host_with(needed: &[&str]) -> Option<Vec<String>> {
+    let Some(h) = v1_hierarchies() else {
+        eprintln!("skipped: the host has no cgroup v1 hierarchies");
+        return None;
+    };
+    if let Some(n) = needed.iter().find(|n| !h.iter().any(|x| x == *n)) {
+        eprintln!("skipped: the host has no {n} hierarchy");
+        return None;
+    }
+    Some(h)
+}
+
+/// Where a container's cgroup `/<cg>` lives on the host, every hierarchy and the cgroup2
+/// twin.
+fn cgroup_dirs(hierarchies: &[String], cg: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = hierarchies
+        .iter()
+        .map(|h| Path::new("/sys/fs/cgroup").join(h).join(cg))
+        .collect();
+    v.push(Path::new("/sys/fs/cgroup/unified").join(cg));
+    v
+}
+
+/// Processes whose parent is this test process (a failed create must leave none).
+fn our_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|st| {
+                    let rest = &st[st.rfind(')')? + 2..];
+                    rest.split(' ').nth(1).map(|pp| pp == me)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// On cgroup v1 the init is cloned before its cgroup exists and sets up its rootfs while the
+/// runtime creates it; it joins when the `tasks` files arrive, at the end of the rootfs setup.
+/// What must hold anyway: the app runs in every hierarchy's container cgroup (and the cgroup2
+/// twin), under its limits (a pids limit makes a fork fail), with the container's
+/// directories bound under /sys/fs/cgroup. Whatever lands inside the cgroup mount lands on
+/// the bound hierarchies, as in the spec's order, not on the tmpfs underneath: each case
+/// has one such path (a mount through a symlink, a masked path by name, a masked path
+/// through a symlink), so each makes the binds happen early on its own.
+fn late_cgroup_join_holds_the_init_before_exec() {
+    if skip() {
+        return;
+    }
+    let Some(hier) = v1_host_with(&["pids", "memory", "freezer"]) else {
+        return;
+    };
+    for case in ["none", "mount", "masked", "masked-symlink"] {
+        let mut b = Bundle::new();
+        let cg = unique_id("latejoin-cgroup");
+        b.set("/linux/cgroupsPath", json!(format!("/{cg}")));
+        b.set("/linux/resources/pids", json!({"limit": 2}));
+        b.set("/linux/resources/memory", json!({"limit": 67108864}));
+        b.mount(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        );
+        let root = b.rootfs();
+        std::os::unix::fs::symlink("/sys/fs/cgroup/freezer", root.join("cgfreezer")).unwrap();
+        std::os::unix::fs::symlink("/sys/fs/cgroup/memory", root.join("cgmemory")).unwrap();
+        let mut masked = vec!["/proc/kcore"];
+        match case {
+            "mount" => {
+                b.mount(json!({"destination": "/cgfreezer", "type": "tmpfs", "source": "tmpfs"}));
+            }
+            "masked" => masked.push("/sys/fs/cgroup/pids/pids.current"),
+            "masked-symlink" => masked.push("/cgmemory/memory.usage_in_bytes"),
+            _ => {}
+        }
+        b.set("/linux/maskedPaths", json!(masked));
+        b.args(&[
+            "/bin/sh",
+            "-c",
+            "cat /proc/self/cgroup; echo ---; cat /proc/self/mountinfo; echo ---; \
+             echo max=$(cat /sys/fs/cgroup/pids/pids.max) \
+             limit=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes) \
+             current=[$(cat /sys/fs/cgroup/pids/pids.current)] \
+             usage=[$(cat /sys/fs/cgroup/memory/memory.usage_in_bytes)]; echo ---; \
+             sleep 1 & sleep 1 & wait; echo end",
+        ]);
+        let (code, text) = run_piped(&b, "latejoin", false);
+        // pids.max 2: the shell and one sleep; the second sleep cannot be forked, and the
+        // shell gives up.
+        assert_ne!(code, 0, "{case}: {text}");
+        let parts: Vec<&str> = text.split("---\n").collect();
+        assert_eq!(parts.len(), 4, "{case}: {text}");
+        let (cgroups, table, values, forks) = (parts[0], parts[1], parts[2], parts[3]);
+        assert!(forks.contains("can't fork"), "{case}: {forks}");
+
+        // /proc/self/cgroup of a process the init forked: all the container's cgroup.
+        let mut seen = 0;
+        for line in cgroups.lines() {
+            let path = line.splitn(3, ':').nth(2).unwrap();
+            assert_eq!(path, format!("/{cg}"), "{case}: {cgroups}");
+            seen += 1;
+        }
+        assert!(seen >= hier.len(), "{case}: {cgroups}");
+        if Path::new("/sys/fs/cgroup/unified").is_dir() {
+            assert!(
+                cgroups.lines().any(|l| l == format!("0::/{cg}")),
+                "{case}: the cgroup2 twin: {cgroups}"
+            );
+        }
+
+        // The limits are the container's, read through its /sys/fs/cgroup; a masked file is
+        // empty (/dev/null), the others are not.
+        let got_values = values.trim();
+        assert!(
+            got_values.starts_with("max=2 limit=67108864 "),
+            "{case}: {got_values}"
+        );
+        let field = |name: &str| {
+            let rest =
+                &got_values[got_values.find(&format!("{name}=[")).unwrap() + name.len() + 2..];
+            rest[..rest.find(']').unwrap()].to_string()
+        };
+        for (name, masked_in) in [("current", "masked"), ("usage", "masked-symlink")] {
+            let v = field(name);
+            if case == masked_in {
+                assert_eq!(v, "", "{case}: {name} masked: {got_values}");
+            } else {
+                assert!(
+                    v.parse::<u64>().is_ok(),
+                    "{case}: {name} readable: {got_values}"
+                );
+            }
+        }
+
+        let got = parse_mountinfo(table);
+        for h in &hier {
+            let point = format!("/sys/fs/cgroup/{h}");
+            let bind = got
+                .iter()
+                .find(|m| m.point == point && m.fstype == "cgroup")
+                .unwrap_or_else(|| panic!("{case}: {point} not bound:\n{table}"));
+            assert_eq!(bind.parent, "/sys/fs/cgroup", "{case}: {table}");
+            assert_eq!(bind.root, format!("/{cg}"), "{case}: {table}");
+        }
+        let on = |point: &str, fstype: &str| {
+            got.iter()
+                .find(|m| m.point == point && m.fstype == fstype)
+                .map(|m| m.parent.clone())
+        };
+        match case {
+            "mount" => assert_eq!(
+                on("/sys/fs/cgroup/freezer", "tmpfs").as_deref(),
+                Some("/sys/fs/cgroup/freezer"),
+                "{case}: the tmpfs is on the bind:\n{table}"
+            ),
+            "masked" => assert_eq!(
+                on("/sys/fs/cgroup/pids/pids.current", "devtmpfs").as_deref(),
+                Some("/sys/fs/cgroup/pids"),
+                "{case}: masked on the bind:\n{table}"
+            ),
+            "masked-symlink" => assert_eq!(
+                on("/sys/fs/cgroup/memory/memory.usage_in_bytes", "devtmpfs").as_deref(),
+                Some("/sys/fs/cgroup/memory"),
+                "{case}: masked on the bind:\n{table}"
+            ),
+            _ => {}
+        }
+        for d in cgroup_dirs(&hier, &cg) {
+            assert!(!d.exists(), "{case}: {} left", d.display());
+        }
+    }
+}
+
+/// A failure while the init sets up and the runtime creates the cgroup, on either side (a
+/// cpuset the host lacks, written by the runtime; a bind source that does not exist, found
+/// by the init), is reported, and leaves no cgroup directory and no process.
+fn failure_after_the_clone_leaves_no_cgroup_and_no_process() {
+    if skip() {
+        return;
+    }
+    let Some(hier) = v1_host_with(&["cpuset"]) else {
+        return;
+    };
+    let before = our_children();
+    type Edit = fn(&mut Bundle);
+    let cases: [(&str, Edit, &str); 2] = [
+        (
+            "cpus",
+            |b| {
+                b.set("/linux/resources/cpu", json!({"cpus": "63"}));
+            },
+            "cpuset",
+        ),
+        (
+            "bind",
+            |b| {
+                b.mount(json!({"destination": "/mnt", "type": "bind",
+                               "source": "/no/such/berth-test-source", "options": ["rbind"]}));
+            },
+            "/no/such/berth-test-source",
+        ),
+    ];
+    for (name, edit, want) in cases {
+        let mut b = Bundle::new();
+        b.mount(
+            json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        );
+        edit(&mut b);
+        let id = unique_id(&format!("latefail-{name}"));
+        let _g = Guard(id.clone());
+        b.write_for(&id);
+        let e = runtime()
+            .create(CreateOptions {
+                id: id.clone(),
+                bundle: b.path().to_path_buf(),
+                start: StartMode::Now,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains(want), "{name}: {e}");
+        assert!(!Path::new("/run/berth-runtime").join(&id).exists());
+        for d in cgroup_dirs(&hier, &id) {
+            assert!(!d.exists(), "{name}: {} left", d.display());
+        }
+        assert_eq!(our_children(), before, "{name}: a process left");
     }
 }

@@ -229,22 +229,28 @@ impl Runtime {
         let mut plan = plan::plan(&spec, &bundle, opts.no_pivot, opts.rootfs_mount.as_ref())?;
         let mut warnings = Vec::new();
         spawn::tolerate_lsm(&mut plan.process, &spec, &mut warnings);
-        let linux = spec.linux().clone().unwrap_or_default();
+        // Borrowed, and the spec moved into the state below: copies of the whole
+        // configuration (Docker's seccomp profile is most of it) cost the create's path
+        // hundreds of allocations.
+        let linux = spec.linux().as_ref();
         let seccomp = linux
-            .seccomp()
-            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
             .map(|s| crate::seccomp::compile(s, self.seccomp_cache.as_deref()))
             .transpose()?;
         let rootfs = std::fs::canonicalize(&plan.rootfs)
             .map_err(|e| Error::spec("root.path", format!("{}: {e}", plan.rootfs.display())))?;
 
         let cg_path = CgroupPath::from_oci(
-            linux.cgroups_path().as_ref().and_then(|p| p.to_str()),
+            linux
+                .and_then(|l| l.cgroups_path().as_ref())
+                .and_then(|p| p.to_str()),
             &opts.id,
         )?;
         let hierarchy = Hierarchy::host()?;
         let cgroup = hierarchy.manager(&cg_path)?;
-        let mut resources: LinuxResources = linux.resources().clone().unwrap_or_default();
+        let mut resources: LinuxResources = linux
+            .and_then(|l| l.resources().clone())
+            .unwrap_or_default();
         let mut rules = resources.devices().clone().unwrap_or_default();
         rules.extend(crate::devices::default_allow_rules());
         resources.set_devices(Some(rules));
@@ -324,7 +330,7 @@ impl Runtime {
             pid: 0,
             pid_start_time: 0,
             created: now_rfc3339(),
-            config: spec.clone(),
+            config: spec,
             init: opts.init,
             seccomp_cache: self.seccomp_cache.clone(),
         };

@@ -55,6 +55,26 @@ fn rel(dest: &Path) -> &Path {
     dest.strip_prefix("/").unwrap_or(dest)
 }
 
+/// `openat2`, retrying the `EAGAIN` the kernel returns under `RESOLVE_IN_ROOT` or
+/// `RESOLVE_BENEATH` when a rename or mount anywhere on the host raced with the lookup (it
+/// cannot rule out an escape then; the retry resolves anew). Seen in a test while other
+/// containers were being set up.
+fn openat2<P: rustix::path::Arg + Copy>(
+    dir: impl AsFd,
+    path: P,
+    flags: OFlags,
+    mode: Mode,
+    resolve: ResolveFlags,
+) -> rustix::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir.as_fd(), path, flags, mode, resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
 fn in_root_flags() -> ResolveFlags {
     ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
 }
@@ -75,7 +95,7 @@ fn resolved_path(fd: BorrowedFd<'_>, rootfs: &Path) -> CResult<PathBuf> {
 /// Opens `path` (relative to `dir`) with `O_PATH`, refusing every symlink and every way out
 /// of `dir`: what it opens is exactly the lexical path.
 fn open_strict(dir: BorrowedFd<'_>, path: &Path) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
+    openat2(
         dir,
         path,
         OFlags::PATH | OFlags::CLOEXEC,
@@ -96,7 +116,7 @@ fn create_last(root: BorrowedFd<'_>, r: &Path, file: bool) -> Option<OwnedFd> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let pfd = rustix::fs::openat2(
+    let pfd = openat2(
         root,
         parent,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -145,7 +165,7 @@ pub(crate) fn open_in_root(
         Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {}
         Err(e) => return Err(format!("{}: {e}", what())),
     }
-    match rustix::fs::openat2(
+    match openat2(
         root,
         r,
         OFlags::PATH | OFlags::CLOEXEC,
@@ -181,7 +201,7 @@ pub(crate) fn open_in_root(
             let parent: PathBuf = comps[..i].iter().collect();
             let prefix: PathBuf = comps[..=i].iter().collect();
             let last = i + 1 == comps.len();
-            match rustix::fs::openat2(
+            match openat2(
                 root,
                 &prefix,
                 OFlags::PATH | OFlags::CLOEXEC,
@@ -200,7 +220,7 @@ pub(crate) fn open_in_root(
                 Err(rustix::io::Errno::NOENT) if !created => {}
                 Err(e) => return Err(format!("{}: {}: {e}", what(), prefix.display())),
             }
-            let pfd = rustix::fs::openat2(
+            let pfd = openat2(
                 root,
                 if parent.as_os_str().is_empty() {
                     Path::new(".")
@@ -682,7 +702,7 @@ fn mount_one(
             }
             let lower = if m.tmpcopyup {
                 Some(
-                    rustix::fs::openat2(
+                    openat2(
                         root,
                         rel(&resolved),
                         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -932,7 +952,7 @@ fn open_dir_in(dir: BorrowedFd<'_>, name: &str) -> Option<OwnedFd> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return None;
     }
-    rustix::fs::openat2(
+    openat2(
         dir,
         name,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -1090,7 +1110,7 @@ fn create_device(
 }
 
 fn open_existing(root: BorrowedFd<'_>, p: &Path) -> CResult<Option<OwnedFd>> {
-    match rustix::fs::openat2(
+    match openat2(
         root,
         rel(p),
         OFlags::PATH | OFlags::CLOEXEC,
@@ -1210,7 +1230,7 @@ pub(crate) fn kernel_settings(plan: &Plan, procfd: BorrowedFd<'_>) -> CResult<()
     }
     for (path, value) in &plan.sysctls {
         let full = format!("sys/{path}");
-        let fd = rustix::fs::openat2(
+        let fd = openat2(
             procfd,
             full.as_str(),
             OFlags::WRONLY | OFlags::CLOEXEC,

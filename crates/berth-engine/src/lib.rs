@@ -23,6 +23,7 @@ pub mod bridge;
 pub mod engine;
 pub mod error;
 pub mod events;
+mod group_sync;
 pub mod images;
 pub mod inspect;
 pub mod logs;

@@ -2001,57 +2001,76 @@ impl Engine {
         self.finish_remove(&c.id).await.map(Some)
     }
 
-    /// Turns a removed container's directories into a slot ([`crate::slots::Slot::recycle`])
-    /// once its shim has exited: until then its mount namespace may still hold the overlay
-    /// on the same upper and work dirs (the kernel must never see two overlays on one upper
-    /// dir), and its log may still grow. Off the removal's critical path. A shim that
-    /// outlives the wait, directories that do not qualify or a full pool: discarded.
-    fn offer_slot_after(
+    /// Turns a removed container's directories into a slot once its shim has exited: until
+    /// then its mount namespace may still hold the overlay on the same upper and work dirs
+    /// (the kernel must never see two overlays on one upper dir), and its log may still
+    /// grow. Then, on one blocking thread: the container directory renamed to its next ID
+    /// ([`crate::slots::Slot::take_dir`]), [`crate::slots::Slot::recycle`], the state
+    /// directory taken. After the removal's answer (step 3 of [`Engine::finish_remove`]).
+    /// A shim that outlives the wait, directories that do not qualify or a full pool:
+    /// discarded.
+    async fn recycle_after(
         self: &Arc<Self>,
         old_id: String,
-        taken: crate::slots::TakenDir,
         snapshot: berth_store::SnapshotSlot,
         mounted: Option<crate::slots::Premount>,
         gone: shim::ShimGone,
     ) {
+        let exited = gone.wait(Duration::from_secs(10)).await;
         let engine = self.clone();
-        tokio::spawn(async move {
-            let exited = gone.wait(Duration::from_secs(10)).await;
-            let _ = tokio::task::spawn_blocking(move || {
-                let state_dir = engine.state_dir(&old_id);
-                let recycled = if exited {
-                    crate::slots::Slot::recycle(&engine.store, taken, &old_id, snapshot, mounted)
+        let _ = tokio::task::spawn_blocking(move || {
+            let containers = engine.cfg.data_root.join("containers");
+            let state_dir = engine.state_dir(&old_id);
+            let was_mounted = mounted.is_some();
+            // Whether the directory is still at the old ID (not yet the slot's to drop).
+            let mut left = true;
+            let recycled = if !exited {
+                Err(EngineError::Internal(format!(
+                    "the shim of {old_id} did not exit"
+                )))
+            } else {
+                match crate::slots::Slot::take_dir(&containers, &old_id) {
+                    Ok(taken) => {
+                        left = false;
+                        crate::slots::Slot::recycle(
+                            &engine.store,
+                            taken,
+                            &old_id,
+                            snapshot,
+                            mounted,
+                        )
                         .map(|mut slot| {
                             slot.take_state_dir(&engine.store, &state_dir);
                             slot
                         })
-                } else {
-                    if mounted.is_some() {
-                        let _ = crate::slots::unmount_rootfs(taken.path());
                     }
-                    let _ = engine.store.discard(taken.path());
-                    Err(EngineError::Internal(format!(
-                        "the shim of {old_id} did not exit"
-                    )))
-                };
-                let rejected = match recycled {
-                    Ok(mut slot) => {
-                        slot.mount_for(&engine.store, engine.slots.hint().as_ref());
-                        engine.slots.recycled(Some(slot))
+                    Err(e) => Err(e),
+                }
+            };
+            let rejected = match recycled {
+                Ok(mut slot) => {
+                    slot.mount_for(&engine.store, engine.slots.hint().as_ref());
+                    engine.slots.recycled(Some(slot))
+                }
+                Err(e) => {
+                    tracing::debug!("not recycling {old_id}: {e}");
+                    let dir = containers.join(&old_id);
+                    if left
+                        && (!was_mounted
+                            || crate::slots::unmount_rootfs_before_removal(&dir).is_ok())
+                    {
+                        let _ = engine.store.discard(&dir);
                     }
-                    Err(e) => {
-                        tracing::debug!("not recycling {old_id}: {e}");
-                        if state_dir.exists() {
-                            let _ = engine.store.discard(&state_dir);
-                        }
-                        engine.slots.recycled(None)
+                    if state_dir.exists() {
+                        let _ = engine.store.discard(&state_dir);
                     }
-                };
-                // Dropped here, on the blocking thread: its directories are removed.
-                drop(rejected);
-            })
-            .await;
-        });
+                    engine.slots.recycled(None)
+                }
+            };
+            // Dropped here, on the blocking thread: its directories are removed.
+            drop(rejected);
+        })
+        .await;
     }
 
     /// The removal after its checks, in three steps:
@@ -2145,12 +2164,13 @@ impl Engine {
     }
 
     /// Step 3 of [`Engine::finish_remove`], in the background: waits for an unmount in
-    /// berthd's namespace on its way, then keeps the container's directories for a slot
-    /// ([`Engine::offer_slot_after`]) or sends them to the trash — never through a mount: a
-    /// rootfs still mounted in berthd's namespace (created, never started; or an
-    /// auto-remove container's kept mount) goes to the slot with its directories or is
-    /// unmounted first, and if that fails the directories stay for the next start. Errors
-    /// are logged: the removal was answered, and whatever stays is unrecorded.
+    /// berthd's namespace on its way, then hands a kept snapshot with the container's
+    /// directories to a slot ([`Engine::recycle_after`]) or sends them to the trash — never
+    /// through a mount: a rootfs still mounted in berthd's namespace (created, never
+    /// started; or an auto-remove container's kept mount) goes to the slot with its
+    /// directories or is unmounted first, and if that fails the directories stay for the
+    /// next start. Errors are logged: the removal was answered, and whatever stays is
+    /// unrecorded.
     fn release_removed_dirs(
         self: &Arc<Self>,
         c: Arc<Container>,
@@ -2162,24 +2182,34 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             c.await_rootfs_release().await;
-            let store = engine.store.clone();
-            let containers = engine.cfg.data_root.join("containers");
-            let state_dir = engine.state_dir(&c.id);
-            let id = c.id.clone();
-            let mounted = premount.is_some();
-            let kept = tokio::task::spawn_blocking(move || {
-                discard_removed_dirs(&store, &containers, &state_dir, &id, removed, mounted)
-            })
-            .await
-            .ok()
-            .flatten();
-            match (kept, shim_gone) {
-                (Some((taken, snapshot)), Some(gone)) => {
-                    engine.offer_slot_after(c.id.clone(), taken, snapshot, premount, gone);
+            match (removed, shim_gone) {
+                (Removed::Kept(snapshot), Some(gone)) => {
+                    engine
+                        .recycle_after(c.id.clone(), snapshot, premount, gone)
+                        .await;
                 }
-                // Nothing kept (a written upper dir, ...): the announced slot is not coming.
-                _ if recycle => drop(engine.slots.recycled(None)),
-                _ => {}
+                (removed, _) => {
+                    let store = engine.store.clone();
+                    let containers = engine.cfg.data_root.join("containers");
+                    let state_dir = engine.state_dir(&c.id);
+                    let id = c.id.clone();
+                    let mounted = premount.is_some();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        discard_removed_dirs(
+                            &store,
+                            &containers,
+                            &state_dir,
+                            &id,
+                            removed,
+                            mounted,
+                        );
+                    })
+                    .await;
+                    // Nothing kept (a written upper dir, ...): the announced slot is not coming.
+                    if recycle {
+                        drop(engine.slots.recycled(None));
+                    }
+                }
             }
         })
     }
@@ -2242,9 +2272,6 @@ impl Engine {
     }
 }
 
-/// A removed container's directory and snapshot on their way to becoming a slot.
-type Kept = (crate::slots::TakenDir, berth_store::SnapshotSlot);
-
 /// What a removal's commit left of the container's snapshot (see [`Engine::finish_remove`]).
 #[derive(Debug)]
 enum Removed {
@@ -2280,12 +2307,11 @@ fn commit_removal(store: &Store, id: &str, recycle: bool) -> Result<Removed> {
     }
 }
 
-/// Step 3's file system part (see [`Engine::release_removed_dirs`]), on a blocking thread:
-/// a kept snapshot takes the container's directory renamed to its next ID
-/// ([`crate::slots::Slot::take_dir`]; the state directory stays where it is, for the slot
-/// to take once the shim has exited), anything else goes to the store's trash (deleted by
-/// its thread; leftovers of a crash at the next start). `mounted`: the rootfs is mounted in
-/// berthd's namespace; a kept directory keeps the mount, any other is unmounted first.
+/// Step 3's file system part when nothing goes to a slot (see
+/// [`Engine::release_removed_dirs`]), on a blocking thread: the snapshot, the container's
+/// directory and its state directory go to the store's trash (deleted by its thread;
+/// leftovers of a crash at the next start). `mounted`: the rootfs is mounted in berthd's
+/// namespace and is unmounted first; if that fails, the container directory stays.
 fn discard_removed_dirs(
     store: &Store,
     containers: &Path,
@@ -2293,13 +2319,10 @@ fn discard_removed_dirs(
     id: &str,
     removed: Removed,
     mounted: bool,
-) -> Option<Kept> {
+) {
     match removed {
-        Removed::Kept(snapshot) => match crate::slots::Slot::take_dir(containers, id) {
-            Ok(taken) => return Some((taken, snapshot)),
-            // Dropped: its directories are removed.
-            Err(e) => tracing::debug!("not recycling {id}: {e}"),
-        },
+        // Dropped: its directories are removed.
+        Removed::Kept(snapshot) => drop(snapshot),
         Removed::Discard(Some(snapshot)) => {
             if let Err(e) = store.discard_removed(snapshot) {
                 tracing::warn!(id, "removing the snapshot of a removed container: {e}");
@@ -2310,14 +2333,12 @@ fn discard_removed_dirs(
     let dir = containers.join(id);
     if mounted && let Err(e) = crate::slots::unmount_rootfs_before_removal(&dir) {
         tracing::warn!(id, "{e}; its directory stays until the next start");
-        return None;
+    } else if let Err(e) = store.discard(&dir) {
+        tracing::warn!(id, "removing {}: {e}", dir.display());
     }
-    for d in [dir.as_path(), state_dir] {
-        if let Err(e) = store.discard(d) {
-            tracing::warn!(id, "removing {}: {e}", d.display());
-        }
+    if let Err(e) = store.discard(state_dir) {
+        tracing::warn!(id, "removing {}: {e}", state_dir.display());
     }
-    None
 }
 
 /// Writes `data` as the whole content of `path`, over what a recycled slot's file held

@@ -2078,7 +2078,9 @@ impl Engine {
     /// 1. The records: the container's and its snapshot's in one commit without fsync. A
     ///    durable removal (any but an auto-remove container's) then waits for a metadata sync
     ///    it shares with the removals in flight ([`crate::group_sync`]). If this fails, the
-    ///    container stays, as `dead`.
+    ///    container stays, as `dead`. A rootfs mounted in berthd's namespace that no slot
+    ///    takes is unmounted here, before the answer (a non-volatile one syncs the host
+    ///    filesystem: rare, only a created container that never started).
     /// 2. The answer: the container leaves the maps, its name is free, `wait` with `removed`
     ///    returns; `ps -a` and inspect no longer find it.
     /// 3. The directories, after the answer, in the background
@@ -2108,10 +2110,26 @@ impl Engine {
             None
         };
         let recycle = shim_gone.is_some() && self.slots.expect_recycled();
-        let committed = tokio::task::spawn_blocking(move || commit_removal(&store, &cid, recycle))
-            .await
-            .map_err(|e| EngineError::Internal(format!("removal task: {e}")))
-            .and_then(|r| r);
+        c.await_rootfs_release().await;
+        let dir = self.container_dir(id);
+        let mounted = premount.is_some();
+        let committed = tokio::task::spawn_blocking(move || {
+            // A rootfs mounted in berthd's namespace (created, never started; or an
+            // auto-remove container's kept mount) that no slot takes is unmounted before the
+            // answer, as before: nothing of a removed container stays mounted.
+            if mounted && !recycle {
+                crate::slots::unmount_rootfs_before_removal(&dir)?;
+            }
+            let removed = commit_removal(&store, &cid, recycle)?;
+            let still_mounted = mounted
+                && recycle
+                && (matches!(removed, Removed::Kept(_))
+                    || crate::slots::unmount_rootfs_before_removal(&dir).is_err());
+            Ok((removed, still_mounted))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("removal task: {e}")))
+        .and_then(|r| r);
         let committed = match committed {
             Ok(removed) if durable => match self.removal_sync.sync(&self.store).await {
                 Ok(()) => Ok(removed),
@@ -2125,7 +2143,7 @@ impl Engine {
             },
             other => other,
         };
-        let removed = match committed {
+        let (removed, still_mounted) = match committed {
             Ok(removed) => removed,
             Err(e) => {
                 if recycle {
@@ -2134,7 +2152,6 @@ impl Engine {
                 if premount.is_some() {
                     // Not removed: the container stays, unmounted as berthd now records it.
                     let dir = self.container_dir(id);
-                    c.await_rootfs_release().await;
                     let _ = tokio::task::spawn_blocking(move || crate::slots::unmount_rootfs(&dir))
                         .await;
                 }
@@ -2160,17 +2177,16 @@ impl Engine {
         }
         self.container_event("destroy", &rec, &[]);
         c.life.send_modify(|l| l.removed = true);
+        let premount = premount.filter(|_| still_mounted);
         Ok(self.release_removed_dirs(c, removed, premount, shim_gone, recycle))
     }
 
-    /// Step 3 of [`Engine::finish_remove`], in the background: waits for an unmount in
-    /// berthd's namespace on its way, then hands a kept snapshot with the container's
-    /// directories to a slot ([`Engine::recycle_after`]) or sends them to the trash — never
-    /// through a mount: a rootfs still mounted in berthd's namespace (created, never
-    /// started; or an auto-remove container's kept mount) goes to the slot with its
-    /// directories or is unmounted first, and if that fails the directories stay for the
-    /// next start. Errors are logged: the removal was answered, and whatever stays is
-    /// unrecorded.
+    /// Step 3 of [`Engine::finish_remove`], in the background: hands a kept snapshot with
+    /// the container's directories to a slot ([`Engine::recycle_after`]) or sends them to
+    /// the trash — never through a mount: a rootfs still mounted in berthd's namespace goes
+    /// to the slot with its directories, or (an unmount that failed before the answer) is
+    /// unmounted first, and if that fails again the directories stay for the next start.
+    /// Errors are logged: the removal was answered, and whatever stays is unrecorded.
     fn release_removed_dirs(
         self: &Arc<Self>,
         c: Arc<Container>,
@@ -2181,7 +2197,6 @@ impl Engine {
     ) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
-            c.await_rootfs_release().await;
             match (removed, shim_gone) {
                 (Removed::Kept(snapshot), Some(gone)) => {
                     engine

@@ -291,6 +291,8 @@ pub struct Engine {
     netns_pool: crate::netns::NetnsPool,
     /// The next create's directories, made ahead of time (see [`crate::slots`]).
     slots: crate::slots::SlotPool,
+    /// Durable removals in flight share their metadata fsync (see [`crate::group_sync`]).
+    removal_sync: crate::group_sync::GroupSync,
 }
 
 fn now() -> String {
@@ -445,6 +447,7 @@ impl Engine {
             started_at: std::time::Instant::now(),
             daemon_id,
             netns_pool: crate::netns::NetnsPool::new(),
+            removal_sync: Default::default(),
         });
         {
             let mut map = engine.containers.write().unwrap_or_else(|e| e.into_inner());
@@ -1355,6 +1358,18 @@ impl Engine {
         c: &Arc<Container>,
         exit: std::result::Result<ExitInfo, String>,
     ) {
+        self.handle_exit_then(c, exit, false).await;
+    }
+
+    /// [`Engine::handle_exit`]; with `await_removal` (the restore) an auto-remove
+    /// container's removal is awaited, its directories included, instead of spawned: the
+    /// open returns with it done.
+    async fn handle_exit_then(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        exit: std::result::Result<ExitInfo, String>,
+        await_removal: bool,
+    ) {
         {
             let mut gate = c.start_gate.lock().unwrap_or_else(|e| e.into_inner());
             if gate.starting {
@@ -1414,11 +1429,18 @@ impl Engine {
         if rec.host_config.auto_remove.unwrap_or(false) {
             let engine = self.clone();
             let id = c.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = engine.remove(&id, false, false).await {
-                    tracing::warn!(id, "auto-remove failed: {e}");
+            let removal = async move {
+                match engine.remove_then(&id, false).await {
+                    Ok(Some(dirs)) if await_removal => drop(dirs.await),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(id, "auto-remove failed: {e}"),
                 }
-            });
+            };
+            if await_removal {
+                removal.await;
+            } else {
+                tokio::spawn(removal);
+            }
         } else if wants_restart(&rec, code, false) {
             self.schedule_restart(c.clone(), rec.restart_count);
         }
@@ -1471,7 +1493,9 @@ impl Engine {
                 let engine = self.clone();
                 let id = c.id.clone();
                 // Finish an interrupted removal.
-                let _ = engine.finish_remove(&id).await;
+                if let Ok(dirs) = engine.finish_remove(&id).await {
+                    let _ = dirs.await;
+                }
                 continue;
             }
             if !dir.join(berth_shim::SOCKET_FILE).exists()
@@ -1479,7 +1503,7 @@ impl Engine {
             {
                 if rec.state.status.is_alive() {
                     // Neither a shim nor its exit record: it died with its shim.
-                    self.handle_exit(&c, Err("the container's shim died while berthd was down; its exit status is unknown".into())).await;
+                    self.handle_exit_then(&c, Err("the container's shim died while berthd was down; its exit status is unknown".into()), true).await;
                 }
                 continue;
             }
@@ -1519,7 +1543,7 @@ impl Engine {
                     };
                     if rec.state.status.is_alive() {
                         c.set_shim(ShimState::Started);
-                        self.handle_exit(&c, exit).await;
+                        self.handle_exit_then(&c, exit, true).await;
                     } else if rec.state.status == Status::Created
                         && (exit.is_ok() || dir.join(berth_shim::STARTED_FILE).exists())
                     {
@@ -1534,7 +1558,7 @@ impl Engine {
                             false,
                         );
                         c.set_shim(ShimState::Started);
-                        self.handle_exit(&c, exit).await;
+                        self.handle_exit_then(&c, exit, true).await;
                     }
                 }
             }
@@ -2007,6 +2031,17 @@ impl Engine {
 
     /// `DELETE /containers/{id}`.    /// `DELETE /containers/{id}`.
     pub async fn remove(self: &Arc<Self>, name: &str, force: bool, _volumes: bool) -> Result<()> {
+        self.remove_then(name, force).await.map(drop)
+    }
+
+    /// [`Engine::remove`], returning the task that releases the removed container's
+    /// directories after the answer (see [`Engine::finish_remove`]); `None` when another
+    /// removal got there first.
+    async fn remove_then(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>> {
         let c = self.lookup(name)?;
         {
             let _op = c.op.lock().await;
@@ -2065,80 +2100,113 @@ impl Engine {
                     drop(_op);
                     let mut rx = c.watch();
                     let _ = rx.wait_for(|l| l.removed).await;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(e) => return Err(e),
             }
         }
-        self.finish_remove(&c.id).await
+        self.finish_remove(&c.id).await.map(Some)
     }
 
-    /// Turns a removed container's directories into a slot ([`crate::slots::Slot::recycle`])
-    /// once its shim has exited: until then its mount namespace may still hold the overlay
-    /// on the same upper and work dirs (the kernel must never see two overlays on one upper
-    /// dir), and its log may still grow. Off the removal's critical path. A shim that
-    /// outlives the wait, directories that do not qualify or a full pool: discarded.
-    fn offer_slot_after(
+    /// Turns a removed container's directories into a slot once its shim has exited: until
+    /// then its mount namespace may still hold the overlay on the same upper and work dirs
+    /// (the kernel must never see two overlays on one upper dir), and its log may still
+    /// grow. Then, on one blocking thread: the container directory renamed to its next ID
+    /// ([`crate::slots::Slot::take_dir`]), [`crate::slots::Slot::recycle`], the state
+    /// directory taken. After the removal's answer (step 3 of [`Engine::finish_remove`]).
+    /// A shim that outlives the wait, directories that do not qualify or a full pool:
+    /// discarded.
+    async fn recycle_after(
         self: &Arc<Self>,
         old_id: String,
-        taken: crate::slots::TakenDir,
         snapshot: berth_store::SnapshotSlot,
         mounted: Option<crate::slots::Premount>,
         gone: shim::ShimGone,
     ) {
+        let exited = gone.wait(Duration::from_secs(10)).await;
         let engine = self.clone();
-        tokio::spawn(async move {
-            let exited = gone.wait(Duration::from_secs(10)).await;
-            let _ = tokio::task::spawn_blocking(move || {
-                let state_dir = engine.state_dir(&old_id);
-                let recycled = if exited {
-                    crate::slots::Slot::recycle(&engine.store, taken, &old_id, snapshot, mounted)
+        let _ = tokio::task::spawn_blocking(move || {
+            let containers = engine.cfg.data_root.join("containers");
+            let state_dir = engine.state_dir(&old_id);
+            let was_mounted = mounted.is_some();
+            // Whether the directory is still at the old ID (not yet the slot's to drop).
+            let mut left = true;
+            let recycled = if !exited {
+                Err(EngineError::Internal(format!(
+                    "the shim of {old_id} did not exit"
+                )))
+            } else {
+                match crate::slots::Slot::take_dir(&containers, &old_id) {
+                    Ok(taken) => {
+                        left = false;
+                        crate::slots::Slot::recycle(
+                            &engine.store,
+                            taken,
+                            &old_id,
+                            snapshot,
+                            mounted,
+                        )
                         .map(|mut slot| {
                             slot.take_state_dir(&engine.store, &state_dir);
                             slot
                         })
-                } else {
-                    if mounted.is_some() {
-                        let _ = crate::slots::unmount_rootfs(taken.path());
                     }
-                    let _ = engine.store.discard(taken.path());
-                    Err(EngineError::Internal(format!(
-                        "the shim of {old_id} did not exit"
-                    )))
-                };
-                let rejected = match recycled {
-                    Ok(mut slot) => {
-                        slot.mount_for(&engine.store, engine.slots.hint().as_ref());
-                        engine.slots.recycled(Some(slot))
+                    Err(e) => Err(e),
+                }
+            };
+            let rejected = match recycled {
+                Ok(mut slot) => {
+                    slot.mount_for(&engine.store, engine.slots.hint().as_ref());
+                    engine.slots.recycled(Some(slot))
+                }
+                Err(e) => {
+                    tracing::debug!("not recycling {old_id}: {e}");
+                    let dir = containers.join(&old_id);
+                    if left
+                        && (!was_mounted
+                            || crate::slots::unmount_rootfs_before_removal(&dir).is_ok())
+                    {
+                        let _ = engine.store.discard(&dir);
                     }
-                    Err(e) => {
-                        tracing::debug!("not recycling {old_id}: {e}");
-                        if state_dir.exists() {
-                            let _ = engine.store.discard(&state_dir);
-                        }
-                        engine.slots.recycled(None)
+                    if state_dir.exists() {
+                        let _ = engine.store.discard(&state_dir);
                     }
-                };
-                // Dropped here, on the blocking thread: its directories are removed.
-                drop(rejected);
-            })
-            .await;
-        });
+                    engine.slots.recycled(None)
+                }
+            };
+            // Dropped here, on the blocking thread: its directories are removed.
+            drop(rejected);
+        })
+        .await;
     }
 
-    async fn finish_remove(self: &Arc<Self>, id: &str) -> Result<()> {
+    /// The removal after its checks, in three steps:
+    ///
+    /// 1. The records: the container's and its snapshot's in one commit without fsync. A
+    ///    durable removal (any but an auto-remove container's) then waits for a metadata sync
+    ///    it shares with the removals in flight ([`crate::group_sync`]). If this fails, the
+    ///    container stays, as `dead`. A rootfs mounted in berthd's namespace that no slot
+    ///    takes is unmounted here, before the answer (a non-volatile one syncs the host
+    ///    filesystem: rare, only a created container that never started).
+    /// 2. The answer: the container leaves the maps, its name is free, `wait` with `removed`
+    ///    returns; `ps -a` and inspect no longer find it.
+    /// 3. The directories, after the answer, in the background
+    ///    ([`Engine::release_removed_dirs`]): the container's and its state directory go to
+    ///    the trash or to a slot, the snapshot's to the trash. No record names them any more
+    ///    and no create can reach them (a new container has a new ID and a fresh slot). A
+    ///    crash before this step leaves unrecorded directories, which the next start removes;
+    ///    if it also lost an auto-remove container's commit (made without fsync), the record
+    ///    comes back and the restore removes the container again from its exit record.
+    async fn finish_remove(self: &Arc<Self>, id: &str) -> Result<tokio::task::JoinHandle<()>> {
         let c = self.lookup(id)?;
         let rec = c.record();
         let store = self.store.clone();
         let cid = id.to_string();
-        let sdir = self.state_dir(id);
-        // An auto-remove container's removal is committed without fsync: if a crash loses
-        // the commit, the record comes back while its directories are gone, and the restore
-        // removes it again (`removed_before_crash`) — the same end state, one fsync less on
-        // `run --rm`'s critical path. Any other removal is durable.
+        // An auto-remove container's removal is never made durable here: if a crash loses
+        // the commit, the record comes back and the restore removes it again — the same end
+        // state, one fsync less on `run --rm`'s critical path. Any other removal is durable.
         let durable = !rec.host_config.auto_remove.unwrap_or(false);
         let premount = c.take_premount();
-        c.await_rootfs_release().await;
         // A container whose shim this daemon spawned (so it learns when that shim, and with
         // it the container's mount namespace and runtime state, is gone) may leave its
         // directories to the next create (`slots::Slot::recycle`); the built-in runtime
@@ -2149,61 +2217,61 @@ impl Engine {
             None
         };
         let recycle = shim_gone.is_some() && self.slots.expect_recycled();
-        let containers_dir = self.cfg.data_root.join("containers");
-        let res = tokio::task::spawn_blocking(move || {
-            // A rootfs still mounted in berthd's namespace (created, never started; or an
-            // auto-remove container's kept mount) goes to the slot with its directories, or
-            // is unmounted before they go: the trash must never delete through a mount.
-            let dir = containers_dir.join(&cid);
-            let unmount = || crate::slots::unmount_rootfs_before_removal(&dir);
-            let mounted = premount.is_some();
+        c.await_rootfs_release().await;
+        let dir = self.container_dir(id);
+        let mounted = premount.is_some();
+        let committed = tokio::task::spawn_blocking(move || {
+            // A rootfs mounted in berthd's namespace (created, never started; or an
+            // auto-remove container's kept mount) that no slot takes is unmounted before the
+            // answer, as before: nothing of a removed container stays mounted.
             if mounted && !recycle {
-                unmount()?;
+                crate::slots::unmount_rootfs_before_removal(&dir)?;
             }
-            let res = remove_container_dirs(
-                &store,
-                &cid,
-                durable,
-                recycle,
-                mounted,
-                &containers_dir,
-                &sdir,
-            );
-            match res {
-                Ok(Some(kept)) => Ok(Some((kept, premount))),
-                Ok(None) => Ok(None),
-                // Not removed: the container stays, unmounted as berthd now records it.
-                Err(e) => {
-                    if mounted {
-                        let _ = unmount();
-                    }
-                    Err(e)
-                }
-            }
+            let removed = commit_removal(&store, &cid, recycle)?;
+            let still_mounted = mounted
+                && recycle
+                && (matches!(removed, Removed::Kept(_))
+                    || crate::slots::unmount_rootfs_before_removal(&dir).is_err());
+            Ok((removed, still_mounted))
         })
         .await
-        .map_err(|e| EngineError::Internal(format!("removal task: {e}")))?;
-        let res = res.map(|kept| match (kept, shim_gone) {
-            (Some(((taken, snapshot), premount)), Some(gone)) => {
-                self.offer_slot_after(rec.id.clone(), taken, snapshot, premount, gone);
+        .map_err(|e| EngineError::Internal(format!("removal task: {e}")))
+        .and_then(|r| r);
+        let committed = match committed {
+            Ok(removed) if durable => match self.removal_sync.sync(&self.store).await {
+                Ok(()) => Ok(removed),
+                Err(e) => {
+                    // Its records may be gone from the database: the container is written
+                    // back as dead below; a kept snapshot's directories go (on a blocking
+                    // thread), a discarded one's stay for GC at the next open.
+                    let _ = tokio::task::spawn_blocking(move || drop(removed)).await;
+                    Err(e)
+                }
+            },
+            other => other,
+        };
+        let (removed, still_mounted) = match committed {
+            Ok(removed) => removed,
+            Err(e) => {
+                if recycle {
+                    drop(self.slots.recycled(None));
+                }
+                if premount.is_some() {
+                    // Not removed: the container stays, unmounted as berthd now records it.
+                    let dir = self.container_dir(id);
+                    let _ = tokio::task::spawn_blocking(move || crate::slots::unmount_rootfs(&dir))
+                        .await;
+                }
+                let _ = self.transition(
+                    &c,
+                    Transition::RemovalFailed {
+                        error: e.to_string(),
+                    },
+                    true,
+                );
+                return Err(e);
             }
-            // Nothing kept (a written upper dir, ...): the announced slot is not coming.
-            _ if recycle => drop(self.slots.recycled(None)),
-            _ => {}
-        });
-        if res.is_err() && recycle {
-            drop(self.slots.recycled(None));
-        }
-        if let Err(e) = res {
-            let _ = self.transition(
-                &c,
-                Transition::RemovalFailed {
-                    error: e.to_string(),
-                },
-                true,
-            );
-            return Err(e);
-        }
+        };
         self.containers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -2216,7 +2284,56 @@ impl Engine {
         }
         self.container_event("destroy", &rec, &[]);
         c.life.send_modify(|l| l.removed = true);
-        Ok(())
+        let premount = premount.filter(|_| still_mounted);
+        Ok(self.release_removed_dirs(c, removed, premount, shim_gone, recycle))
+    }
+
+    /// Step 3 of [`Engine::finish_remove`], in the background: hands a kept snapshot with
+    /// the container's directories to a slot ([`Engine::recycle_after`]) or sends them to
+    /// the trash — never through a mount: a rootfs still mounted in berthd's namespace goes
+    /// to the slot with its directories, or (an unmount that failed before the answer) is
+    /// unmounted first, and if that fails again the directories stay for the next start.
+    /// Errors are logged: the removal was answered, and whatever stays is unrecorded.
+    fn release_removed_dirs(
+        self: &Arc<Self>,
+        c: Arc<Container>,
+        removed: Removed,
+        premount: Option<crate::slots::Premount>,
+        shim_gone: Option<shim::ShimGone>,
+        recycle: bool,
+    ) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            match (removed, shim_gone) {
+                (Removed::Kept(snapshot), Some(gone)) => {
+                    engine
+                        .recycle_after(c.id.clone(), snapshot, premount, gone)
+                        .await;
+                }
+                (removed, _) => {
+                    let store = engine.store.clone();
+                    let containers = engine.cfg.data_root.join("containers");
+                    let state_dir = engine.state_dir(&c.id);
+                    let id = c.id.clone();
+                    let mounted = premount.is_some();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        discard_removed_dirs(
+                            &store,
+                            &containers,
+                            &state_dir,
+                            &id,
+                            removed,
+                            mounted,
+                        );
+                    })
+                    .await;
+                    // Nothing kept (a written upper dir, ...): the announced slot is not coming.
+                    if recycle {
+                        drop(engine.slots.recycled(None));
+                    }
+                }
+            }
+        })
     }
 
     /// `POST /containers/{id}/rename`.
@@ -2277,62 +2394,73 @@ impl Engine {
     }
 }
 
-/// A removed container's directory and snapshot on their way to becoming a slot.
-type Kept = (crate::slots::TakenDir, berth_store::SnapshotSlot);
+/// What a removal's commit left of the container's snapshot (see [`Engine::finish_remove`]).
+#[derive(Debug)]
+enum Removed {
+    /// Its upper dir was empty: kept, unrecorded, for a slot (dropping it removes it).
+    Kept(berth_store::SnapshotSlot),
+    /// Unrecorded, to be discarded; `None` when the container had no snapshot.
+    Discard(Option<berth_store::RemovedSnapshot>),
+}
 
-/// The removal's file system part, after its checks: the container's record and snapshot
-/// go in one commit (one write transaction, one fsync when `durable`; if anything here
-/// fails the caller puts the record back, and a crash before the commit keeps both). Then
-/// nothing refers to the directories any more. They are renamed into the store's trash
-/// (deleted by its thread; leftovers of a crash at the next start), not deleted here: a
-/// handful of ext4 unlinks less on the removal's critical path. When `recycle` and the
-/// upper dir is empty, the snapshot is kept and the container directory renamed to its
-/// next ID instead ([`crate::slots::Slot::take_dir`]), for the caller to make a slot of.
-/// `mounted`: the rootfs is mounted in berthd's namespace; a kept directory keeps the mount,
-/// any other is unmounted before it goes to the trash. A kept directory's state directory in
-/// the exec root stays where it is, for the slot to take once the shim has exited.
-fn remove_container_dirs(
-    store: &Store,
-    id: &str,
-    durable: bool,
-    recycle: bool,
-    mounted: bool,
-    containers: &Path,
-    state_dir: &Path,
-) -> Result<Option<Kept>> {
+/// Step 1 of [`Engine::finish_remove`]: the container's record and its snapshot's in one
+/// commit (one write transaction, without fsync: the caller makes it durable). If it fails
+/// nothing is committed and the caller puts the record back. When `recycle` and the upper
+/// dir is empty, the snapshot is kept for a slot ([`berth_store::Store::remove_container_keeping`];
+/// a written one is discarded there at once).
+fn commit_removal(store: &Store, id: &str, recycle: bool) -> Result<Removed> {
     let delete_record = |w: &redb::WriteTransaction| record::delete_in(w, id);
-    let kept = if recycle {
-        store.remove_container_keeping(id, durable, delete_record)
+    let res = if recycle {
+        store
+            .remove_container_keeping(id, false, delete_record)
+            .map(|kept| kept.map_or(Removed::Discard(None), Removed::Kept))
     } else {
         store
-            .remove_container_with(id, durable, delete_record)
-            .map(|()| None)
+            .remove_container_record(id, false, delete_record)
+            .map(|removed| Removed::Discard(Some(removed)))
     };
-    let kept = match kept {
-        Ok(kept) => kept,
+    match res {
+        Ok(removed) => Ok(removed),
         Err(berth_store::StoreError::SnapshotNotFound(_)) => {
-            record::delete(store.db(), id, durable)?;
-            None
+            record::delete(store.db(), id, false)?;
+            Ok(Removed::Discard(None))
         }
-        Err(e) => return Err(e.into()),
-    };
-    let kept = kept.and_then(
-        |snapshot| match crate::slots::Slot::take_dir(containers, id) {
-            Ok(taken) => Some((taken, snapshot)),
-            Err(e) => {
-                tracing::debug!("not recycling {id}: {e}");
-                None
-            }
-        },
-    );
-    if kept.is_none() {
-        if mounted {
-            crate::slots::unmount_rootfs_before_removal(&containers.join(id))?;
-        }
-        store.discard(&containers.join(id))?;
-        store.discard(state_dir)?;
+        Err(e) => Err(e.into()),
     }
-    Ok(kept)
+}
+
+/// Step 3's file system part when nothing goes to a slot (see
+/// [`Engine::release_removed_dirs`]), on a blocking thread: the snapshot, the container's
+/// directory and its state directory go to the store's trash (deleted by its thread;
+/// leftovers of a crash at the next start). `mounted`: the rootfs is mounted in berthd's
+/// namespace and is unmounted first; if that fails, the container directory stays.
+fn discard_removed_dirs(
+    store: &Store,
+    containers: &Path,
+    state_dir: &Path,
+    id: &str,
+    removed: Removed,
+    mounted: bool,
+) {
+    match removed {
+        // Dropped: its directories are removed.
+        Removed::Kept(snapshot) => drop(snapshot),
+        Removed::Discard(Some(snapshot)) => {
+            if let Err(e) = store.discard_removed(snapshot) {
+                tracing::warn!(id, "removing the snapshot of a removed container: {e}");
+            }
+        }
+        Removed::Discard(None) => {}
+    }
+    let dir = containers.join(id);
+    if mounted && let Err(e) = crate::slots::unmount_rootfs_before_removal(&dir) {
+        tracing::warn!(id, "{e}; its directory stays until the next start");
+    } else if let Err(e) = store.discard(&dir) {
+        tracing::warn!(id, "removing {}: {e}", dir.display());
+    }
+    if let Err(e) = store.discard(state_dir) {
+        tracing::warn!(id, "removing {}: {e}", state_dir.display());
+    }
 }
 
 /// Writes `data` as the whole content of `path`, over what a recycled slot's file held

@@ -13,6 +13,7 @@
 //! - [`images`]: image operations with events.
 //! - [`netns`]: network namespaces made ahead of time, joined by private-network containers.
 //! - [`slots`]: the next create's container and snapshot directories, made ahead of time.
+//! - `group_sync`: durable removals in flight share one metadata `fdatasync`.
 //!
 //! Errors carry Docker's wording and a kind ([`berth_oci::errdefs::Classify`]); berthd maps
 //! kinds to HTTP statuses in one place.
@@ -23,6 +24,7 @@ pub mod bridge;
 pub mod engine;
 pub mod error;
 pub mod events;
+mod group_sync;
 pub mod images;
 pub mod inspect;
 pub mod logs;

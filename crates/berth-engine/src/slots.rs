@@ -373,11 +373,12 @@ impl Slot {
         }
     }
 
-    /// The first step of [`Slot::recycle`], on the removal's path: renames the removed
-    /// container's directory to a fresh ID at once (one `rename`), so the old ID's
-    /// directory is gone with the removal as when it went to the trash (the restore relies
-    /// on that: see `Engine::removed_before_crash`); the rest waits for the shim's exit.
-    /// A crash in between leaves an unrecorded directory, which the next start removes.
+    /// The first step of [`Slot::recycle`], once the removed container's shim has exited
+    /// (after the removal's answer, see `Engine::recycle_after`): renames its directory to
+    /// a fresh ID (one `rename`). A crash before leaves the old ID's directory, unrecorded
+    /// (the next start removes it) or, if the crash also lost an auto-remove container's
+    /// commit, recorded (the restore removes the container again); a crash after leaves
+    /// an unrecorded directory under the new ID, which the next start removes.
     pub(crate) fn take_dir(containers: &Path, old_id: &str) -> Result<TakenDir> {
         let old_dir = containers.join(old_id);
         let id = names::new_id();

@@ -76,6 +76,19 @@ impl Fixture {
     }
 }
 
+/// Waits until `path` is gone: a removal answers before its directories go to the trash.
+async fn vanishes(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} stays",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn names(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -433,11 +446,13 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
         .remove(&c, false, false)
         .await
         .expect("remove c");
-    assert!(
-        !fx.data().join("snapshots").join(&a_snapshot).exists(),
-        "a written upper dir goes to the trash"
-    );
-    assert!(!containers.join(&c).exists());
+    // The directories go right after the answer (Engine::finish_remove, step 3).
+    vanishes(
+        &fx.data().join("snapshots").join(&a_snapshot),
+        "a written upper dir goes to the trash",
+    )
+    .await;
+    vanishes(&containers.join(&c), "c's directory goes").await;
     let d = fx
         .create(body("test ! -e /written && echo berth-test-clean"))
         .await

@@ -55,7 +55,7 @@ pub use error::{Result, StoreError};
 pub use fsck::FsckReport;
 pub use gc::GcReport;
 pub use meta::{ImageRecord, LayerRef, LeaseRecord, SnapshotKind, SnapshotRecord};
-pub use snapshots::{MountGuard, Overlay, PendingLayer, SnapshotSlot, chain_ids};
+pub use snapshots::{MountGuard, Overlay, PendingLayer, RemovedSnapshot, SnapshotSlot, chain_ids};
 
 use crate::error::IoContext;
 use crate::meta::{IMAGES, LEASES, SNAPSHOTS, TAGS, decode, encode};

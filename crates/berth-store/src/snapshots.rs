@@ -99,6 +99,15 @@ impl Drop for SnapshotSlot {
     }
 }
 
+/// A container snapshot whose record [`Store::remove_container_record`] deleted, its
+/// directories still in place for [`Store::discard_removed`].
+#[derive(Debug)]
+#[must_use = "its directories stay until discard_removed (or GC at the next open)"]
+pub struct RemovedSnapshot {
+    id: String,
+    link: String,
+}
+
 /// How to stack a container's root filesystem with overlayfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overlay {
@@ -694,9 +703,31 @@ impl Store {
         durable: bool,
         also: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
     ) -> Result<()> {
+        let removed = self.remove_container_record(key, durable, also)?;
+        self.discard_removed(removed)
+    }
+
+    /// [`Store::remove_container_with`] without touching the directories: they stay,
+    /// unrecorded, until [`Store::discard_removed`] sends them to the trash (the engine
+    /// answers a removal in between). A crash in between leaves them to GC at the next open.
+    pub fn remove_container_record(
+        &self,
+        key: &str,
+        durable: bool,
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<()>,
+    ) -> Result<RemovedSnapshot> {
         let rec = self.commit_container_removal(key, durable, also)?;
-        let _ = fs::remove_file(self.links_dir().join(&rec.link));
-        self.trash.discard(&self.snapshots_dir().join(&rec.id))
+        Ok(RemovedSnapshot {
+            id: rec.id,
+            link: rec.link,
+        })
+    }
+
+    /// Sends the directories and link of a snapshot [`Store::remove_container_record`]
+    /// removed to the trash (gone already, e.g. by GC: fine).
+    pub fn discard_removed(&self, removed: RemovedSnapshot) -> Result<()> {
+        let _ = fs::remove_file(self.links_dir().join(&removed.link));
+        self.trash.discard(&self.snapshots_dir().join(&removed.id))
     }
 
     /// Deletes a container snapshot's record, with `also` in the same write transaction,

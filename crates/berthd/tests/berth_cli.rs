@@ -1674,3 +1674,64 @@ fn error_messages_match_docker() {
         assert_eq!(norm(&b), norm(&k), "berth vs docker for {args:?}");
     }
 }
+
+/// `rm -f` of many sends the removals at once (docker's CLI: up to 50) and still prints the
+/// names in the order given, the errors after them, exit code 1 for a missing container only
+/// without `-f`; every container is gone and its name free afterwards.
+#[test]
+fn rm_of_many_removes_all_and_prints_them_in_order() {
+    require_cli!();
+    let d = daemon();
+    let names: Vec<String> = (0..12).map(|i| format!("berth-test-rmmany-{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        // running and exited containers, mixed
+        let cmd = if i % 3 == 0 { "true" } else { "sleep 1000" };
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            cmd,
+        ]);
+    }
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    args.push("berth-test-rmmany-nope");
+    let o = d.berth(&args);
+    assert!(o.status.success(), "rm -f: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        names.iter().map(|n| format!("{n}\n")).collect::<String>()
+    );
+    assert!(
+        stderr(&o).contains("berth-test-rmmany-nope"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    for n in &names {
+        d.ok(&[
+            "create",
+            "--name",
+            n,
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
+    }
+    let mut args = vec!["rm"];
+    args.extend(names.iter().map(String::as_str));
+    args.push("berth-test-rmmany-nope");
+    let o = d.fails(&args);
+    assert_eq!(
+        stdout(&o),
+        names.iter().map(|n| format!("{n}\n")).collect::<String>()
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}

@@ -132,8 +132,9 @@ fn run_rm_and_run_d_use_the_premounted_rootfs() {
         ],
     );
     assert_eq!(out, "berth-test-pm\n1\nw\n1", "{}", d.log());
-    // The container was the slot: removed, no mount of it left, the next slot mounted.
-    assert!(!rootfs(&d, &slot).exists());
+    // The container was the slot: removed (its directories go right after the answer), no
+    // mount of it left, the next slot mounted.
+    common::wait_until("the run's directory goes", || !rootfs(&d, &slot).exists());
     let (slot, _) = premounted_slot(&d);
 
     // run -d of an auto-remove container takes it; berthd keeps its copy while it runs.
@@ -233,7 +234,7 @@ fn a_create_the_premount_does_not_serve_unmounts_it() {
         ],
     );
     assert_eq!(out, "/bin/busybox\n13", "{}", d.log());
-    assert!(!rootfs(&d, &slot).exists());
+    common::wait_until("the run's directory goes", || !rootfs(&d, &slot).exists());
     // The slots made from now on mount the other image (a create of busybox is now the
     // mismatch); one more run takes the slot still mounted for busybox.
     run(&d, &["--rm", "berth-test-other", "true"]);
@@ -266,7 +267,9 @@ fn a_create_the_premount_does_not_serve_unmounts_it() {
     );
     // Removed without ever starting: unmounted, then removed.
     d.docker_ok(&["rm", &id]);
-    assert!(!rootfs(&d, &id).exists());
+    common::wait_until("the removed container's directory goes", || {
+        !rootfs(&d, &id).exists()
+    });
     assert_unmounted(&d, &id, "after the removal of a created container");
     // (A create takes the slot, a start makes the next one: no slot now, this run makes
     // its own directories and the next slot.)
@@ -290,7 +293,7 @@ fn a_create_the_premount_does_not_serve_unmounts_it() {
             assert_eq!(out, "via-runc", "{}", d.log());
         }
         for (slot, _) in &slots {
-            assert!(!rootfs(&d, slot).exists());
+            common::wait_until("the run's directory goes", || !rootfs(&d, slot).exists());
         }
         // An external runtime mounts on its own: the next slot is not premounted.
         common::wait_until("the next slot", || {
@@ -427,7 +430,9 @@ fn an_unwritten_auto_remove_container_hands_its_mount_on() {
     };
     let mount = mount_of(&id).expect("berthd keeps the running container's overlay");
     d.docker_ok(&["rm", "-f", &id]);
-    assert!(!rootfs(&d, &id).exists());
+    common::wait_until("the removed container's directory goes", || {
+        !rootfs(&d, &id).exists()
+    });
     common::wait_until("the overlay to come back as a slot", || {
         overlay_ids_under(&d.data_root())
             .iter()

@@ -121,6 +121,42 @@ pub fn for_each(names: &[String], mut op: impl FnMut(&str) -> Result<()>) -> Res
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
+/// Runs `op` on up to `limit` names at once (one thread each) and returns the results in
+/// the order of `names`: docker's CLI removes, stops and kills up to 50 containers at once
+/// (its `parallelOperation`) and prints them in the order given. One name runs on the
+/// calling thread. The client opens a connection per request in flight.
+pub fn map_parallel<T: Send>(
+    names: &[String],
+    limit: usize,
+    op: impl Fn(&str) -> T + Sync,
+) -> Vec<T> {
+    let workers = limit.min(names.len());
+    if workers <= 1 {
+        return names.iter().map(|n| op(n)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, op) = (&next, &op);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    if tx.send((i, op(name))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    drop(tx);
+    let mut results: Vec<(usize, T)> = rx.into_iter().collect();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Writes `text` to stdout.
 pub fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();

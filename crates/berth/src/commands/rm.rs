@@ -4,7 +4,10 @@ use anyhow::Result;
 use berth_api::query::ContainerRemoveQuery;
 use clap::Args;
 
-use super::{Ctx, for_each};
+use super::{Ctx, for_each, map_parallel};
+
+/// How many removals are in flight at once (docker's CLI: 50).
+const PARALLEL: usize = 50;
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -28,10 +31,19 @@ pub fn run(ctx: &Ctx, args: RmArgs) -> Result<i32> {
         force: args.force,
         link: args.link,
     };
+    // Up to 50 removals at once, like docker's CLI: berthd then kills the containers and
+    // makes their removals durable together (one metadata sync for those in flight).
+    let mut results = map_parallel(&args.containers, PARALLEL, |c| {
+        ctx.client.container_remove(c, &q)
+    })
+    .into_iter();
     // docker's `rm -f` reports a missing container but does not fail for it
     let mut other_failure = false;
-    let code = for_each(&args.containers, |c| {
-        ctx.client.container_remove(c, &q).map_err(|e| {
+    let code = for_each(&args.containers, |_| {
+        let Some(result) = results.next() else {
+            return Ok(());
+        };
+        result.map_err(|e| {
             other_failure |= !(args.force && e.is_not_found());
             e.into()
         })

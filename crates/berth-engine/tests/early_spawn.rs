@@ -58,6 +58,26 @@ fn run_rm_body(cmd: &str) -> serde_json::Value {
     })
 }
 
+/// The attach stream's bytes to its end and the container's exit code (its wait), each
+/// within 20 s.
+async fn output_and_code<T>(
+    mut attached: berth_engine::engine::Attached,
+    exited: impl std::future::Future<Output = (i64, T)>,
+) -> (String, i64) {
+    let mut out = attached.buffered.clone();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        attached.stream.read_to_end(&mut out),
+    )
+    .await
+    .expect("the attach stream ends")
+    .expect("read the attach stream");
+    let (code, _) = tokio::time::timeout(Duration::from_secs(20), exited)
+        .await
+        .expect("the container exits and is removed");
+    (String::from_utf8_lossy(&out).into_owned(), code)
+}
+
 fn alive(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -84,29 +104,18 @@ async fn a_run_rm_create_spawns_its_shim_and_the_run_loses_nothing() {
     let c = fx.engine().lookup(&id).unwrap();
     assert_eq!(c.status(), Status::Created, "created until the start");
 
-    let mut attached = fx
+    let attached = fx
         .engine()
         .attach(&id, false, true, true)
         .await
         .expect("attach");
     let exited = fx.engine().wait(&id, WaitCondition::Removed).expect("wait");
     fx.engine().start(&id).await.expect("start");
-    let mut out = attached.buffered.clone();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        attached.stream.read_to_end(&mut out),
-    )
-    .await
-    .expect("the attach stream ends")
-    .expect("read the attach stream");
-    let (code, _) = tokio::time::timeout(Duration::from_secs(20), exited)
-        .await
-        .expect("the container exits and is removed");
+    let (out, code) = output_and_code(attached, exited).await;
     assert_eq!(code, 7);
     assert!(
-        String::from_utf8_lossy(&out).contains("berth-test-early"),
-        "the output reached the attach: {:?}",
-        String::from_utf8_lossy(&out)
+        out.contains("berth-test-early"),
+        "the output reached the attach: {out:?}"
     );
     assert!(fx.engine().lookup(&id).is_err(), "auto-removed");
 }
@@ -240,23 +249,12 @@ async fn attach_and_start_sent_during_the_spawn_lose_nothing() {
         let attached = tokio::spawn(pending.finish_deferred());
         let exited = fx.engine().wait(&id, WaitCondition::Removed).expect("wait");
         fx.engine().start(&id).await.expect("start");
-        let mut attached = attached.await.unwrap().expect("the attach stream");
-        let mut out = attached.buffered.clone();
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            attached.stream.read_to_end(&mut out),
-        )
-        .await
-        .expect("the attach stream ends")
-        .expect("read the attach stream");
-        let (code, _) = tokio::time::timeout(Duration::from_secs(20), exited)
-            .await
-            .expect("the container exits and is removed");
+        let attached = attached.await.unwrap().expect("the attach stream");
+        let (out, code) = output_and_code(attached, exited).await;
         assert_eq!(code, 3);
         assert!(
-            String::from_utf8_lossy(&out).contains(&format!("berth-test-early-{round}")),
-            "round {round}: the output reached the attach: {:?}",
-            String::from_utf8_lossy(&out)
+            out.contains(&format!("berth-test-early-{round}")),
+            "round {round}: the output reached the attach: {out:?}"
         );
         assert!(fx.engine().lookup(&id).is_err(), "auto-removed");
     }

@@ -10,124 +10,20 @@
 //! this target dir (`cargo build -p berth-shim`); prints `skipped: ...` otherwise.
 
 mod common;
+#[path = "common/reopen.rs"]
+mod reopen;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use berth_engine::engine::{Engine, EngineConfig};
+use berth_engine::engine::Engine;
 use berth_engine::status::Status;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Removes what the test made even when an assertion fails: the containers (through a
-/// fresh engine), then the cgroups.
-struct Cleanup {
-    cfg: Option<EngineConfig>,
-    cgroup_parent: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(cfg) = self.cfg.take() {
-            let rt = runtime();
-            rt.block_on(async {
-                if let Ok(engine) = Engine::open(cfg).await {
-                    let ids: Vec<String> = engine.all().iter().map(|c| c.id.clone()).collect();
-                    for id in ids {
-                        let _ = engine.remove(&id, true, false).await;
-                    }
-                    engine.shutdown().await;
-                }
-            });
-        }
-        common::remove_test_cgroups(&self.cgroup_parent);
-    }
-}
-
-fn config(root: &Path, shim: &Path, cgroup_parent: &str) -> EngineConfig {
-    let mut cfg = EngineConfig::new(root.join("data"), root.join("run"), shim.to_path_buf());
-    cfg.cgroup_parent = cgroup_parent.to_string();
-    cfg
-}
+use reopen::{Setup, config, open_with_busybox, runtime};
 
 fn kill9(pid: i32) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
-}
-
-/// An engine on `root` with `busybox:latest` (holding `sleep`).
-async fn open_with_busybox(
-    root: &Path,
-    shim: &Path,
-    busybox: &Path,
-    cgroup_parent: &str,
-) -> Arc<Engine> {
-    let engine = Engine::open(config(root, shim, cgroup_parent))
-        .await
-        .expect("open the engine");
-    engine
-        .image_import(
-            std::fs::File::open(common::busybox_tar(root, busybox, &["sleep"])).unwrap(),
-            Some("busybox".into()),
-            Some("latest".into()),
-            None,
-            Vec::new(),
-        )
-        .await
-        .expect("import busybox");
-    engine
-}
-
-/// What both tests need: the shim binary, busybox, a temp dir and a cgroup parent, and
-/// their cleanup; `None` (the reason printed) when the test must skip.
-/// (Bound in this order, `_cleanup` last, so it is dropped before the directory.)
-struct Setup {
-    shim: std::path::PathBuf,
-    busybox: std::path::PathBuf,
-    dir: tempfile::TempDir,
-    cgroup_parent: String,
-    _cleanup: Cleanup,
-}
-
-impl Setup {
-    fn new(test: &str) -> Option<Setup> {
-        if !berth_fixtures::require_root(test) {
-            return None;
-        }
-        let shim = berth_fixtures::workspace_bin("berth-shim");
-        if !shim.is_file() {
-            eprintln!(
-                "skipped: {test}: {} missing (cargo build -p berth-shim)",
-                shim.display()
-            );
-            return None;
-        }
-        let Some(busybox) = berth_fixtures::busybox() else {
-            eprintln!("skipped: {test}: no busybox");
-            return None;
-        };
-        let dir = berth_fixtures::temp_dir("engine-restore");
-        let cgroup_parent = format!("/{}", berth_fixtures::unique_id("engine-restore"));
-        let _cleanup = Cleanup {
-            cfg: Some(config(dir.path(), &shim, &cgroup_parent)),
-            cgroup_parent: cgroup_parent.clone(),
-        };
-        Some(Setup {
-            shim,
-            busybox,
-            dir,
-            cgroup_parent,
-            _cleanup,
-        })
-    }
 }
 
 #[test]
@@ -139,7 +35,7 @@ fn restore_learns_starts_that_were_not_recorded() {
         dir,
         cgroup_parent,
         _cleanup,
-    }) = Setup::new(test)
+    }) = Setup::new(test, "engine-restore")
     else {
         return;
     };
@@ -150,7 +46,8 @@ fn restore_learns_starts_that_were_not_recorded() {
     // right after their start answered.
     let rt = runtime();
     let ids: Vec<String> = rt.block_on(async {
-        let engine = open_with_busybox(dir.path(), &shim, &busybox, &cgroup_parent).await;
+        let engine =
+            open_with_busybox(dir.path(), &shim, &busybox, &cgroup_parent, &["sleep"]).await;
         let mut ids = Vec::new();
         for name in [
             "berth-test-restore-killed",
@@ -232,7 +129,7 @@ fn the_open_shuts_down_shims_of_unrecorded_containers() {
         dir,
         cgroup_parent,
         _cleanup,
-    }) = Setup::new(test)
+    }) = Setup::new(test, "engine-restore")
     else {
         return;
     };
@@ -242,7 +139,8 @@ fn the_open_shuts_down_shims_of_unrecorded_containers() {
     // container created; then it "crashes".
     let rt = runtime();
     let id = rt.block_on(async {
-        let engine = open_with_busybox(dir.path(), &shim, &busybox, &cgroup_parent).await;
+        let engine =
+            open_with_busybox(dir.path(), &shim, &busybox, &cgroup_parent, &["sleep"]).await;
         let body = serde_json::from_value(serde_json::json!({
             "Image": "busybox",
             "Cmd": ["sleep", "1000"],

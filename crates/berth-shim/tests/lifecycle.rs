@@ -220,6 +220,24 @@ fn created_container_waits_for_start_and_attach_sees_all_output() {
     assert_cleaned(&f);
 }
 
+/// berthd's requests for `docker run`, each on its own connection, in its order: the
+/// monitor's wait, the attach (stdout and stderr), the start; the replies are not read.
+fn send_run_requests(f: &Fixture) -> (Client, Client, Client) {
+    let mut waiter = f.client();
+    waiter.send(&Request::Wait).unwrap();
+    let mut attach = f.client();
+    attach
+        .send(&Request::Attach {
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .unwrap();
+    let mut start = f.client();
+    start.send(&Request::Start).unwrap();
+    (waiter, attach, start)
+}
+
 #[test]
 fn requests_queued_before_the_loop_are_served_in_arrival_order() {
     if !require_root("requests_queued_before_the_loop_are_served_in_arrival_order") {
@@ -235,18 +253,7 @@ fn requests_queued_before_the_loop_are_served_in_arrival_order() {
     // the attach, then the start once the attach request is written).
     let shim = rustix::process::Pid::from_raw(r.child.as_ref().unwrap().id() as i32).unwrap();
     rustix::process::kill_process(shim, rustix::process::Signal::STOP).unwrap();
-    let mut waiter = f.client();
-    waiter.send(&Request::Wait).unwrap();
-    let mut attach = f.client();
-    attach
-        .send(&Request::Attach {
-            stdin: false,
-            stdout: true,
-            stderr: true,
-        })
-        .unwrap();
-    let mut start = f.client();
-    start.send(&Request::Start).unwrap();
+    let (mut waiter, attach, mut start) = send_run_requests(&f);
     rustix::process::kill_process(shim, rustix::process::Signal::CONT).unwrap();
     let started: berth_shim::StartReply = start.reply().unwrap();
     assert!(started.started_at.parse::<jiff::Timestamp>().is_ok());
@@ -729,18 +736,7 @@ fn requests_sent_after_the_listening_notice_are_served_once_the_container_exists
     let mut f = Fixture::new("listening", &["sh", "-c", "echo one; echo two >&2; exit 5"]);
     let (mut out, mut r) = spawn_listening(&mut f);
     // berthd's order for `docker run --rm`: the monitor's wait, the attach, the start.
-    let mut waiter = f.client();
-    waiter.send(&Request::Wait).unwrap();
-    let mut attach = f.client();
-    attach
-        .send(&Request::Attach {
-            stdin: false,
-            stdout: true,
-            stderr: true,
-        })
-        .unwrap();
-    let mut start = f.client();
-    start.send(&Request::Start).unwrap();
+    let (mut waiter, attach, mut start) = send_run_requests(&f);
     let mut probe = [0u8; 1];
     assert!(
         matches!(std::io::Read::read(&mut out, &mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),

@@ -24,7 +24,8 @@ pub fn shim_bin(test: &str) -> Option<PathBuf> {
     Some(shim)
 }
 
-/// On drop: its containers removed (forced) and its cgroups deleted, also when a test fails.
+/// On drop: its containers removed (forced), the engine shut down (the slots' premounted
+/// rootfs unmounted) and its cgroups deleted, also when a test fails.
 pub struct Fixture {
     engine: Option<Arc<Engine>>,
     pub dir: tempfile::TempDir,
@@ -84,6 +85,8 @@ impl Drop for Fixture {
                         for id in ids {
                             let _ = engine.remove(&id, true, false).await;
                         }
+                        // Idempotent: tests that shut the engine down themselves are fine.
+                        engine.shutdown().await;
                     })
                 });
             });

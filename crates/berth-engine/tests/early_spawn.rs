@@ -30,6 +30,14 @@ impl Fixture {
         self.engine().create(None, body).await.map(|(id, _)| id)
     }
 
+    /// Waits (up to 10 s) until the container `id` is gone (auto-removed).
+    async fn until_removed(&self, id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.engine().lookup(id).is_ok() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits (up to 10 s) for the shim of `id` to have written its pid file.
     async fn shim_pid(&self, id: &str) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -76,6 +84,21 @@ async fn output_and_code<T>(
         .await
         .expect("the container exits and is removed");
     (String::from_utf8_lossy(&out).into_owned(), code)
+}
+
+/// `docker run --rm` of a command the image lacks.
+fn bad_command_body() -> serde_json::Value {
+    let mut body = run_rm_body("");
+    body["Cmd"] = serde_json::json!(["/berth-test-no-such-binary"]);
+    body
+}
+
+/// Docker's error for a missing command (what the CLI maps to exit code 127).
+fn assert_not_found(msg: &str) {
+    assert!(
+        msg.contains("no such file or directory") || msg.contains("executable file not found"),
+        "{msg}"
+    );
 }
 
 fn alive(pid: i32) -> bool {
@@ -133,9 +156,7 @@ async fn an_early_spawn_that_fails_is_reported_by_the_start() {
     else {
         return;
     };
-    let mut body = run_rm_body("");
-    body["Cmd"] = serde_json::json!(["/berth-test-no-such-binary"]);
-    let id = fx.create_json(body).await.expect("create");
+    let id = fx.create_json(bad_command_body()).await.expect("create");
     let mut attached = fx
         .engine()
         .attach(&id, false, true, true)
@@ -145,15 +166,8 @@ async fn an_early_spawn_that_fails_is_reported_by_the_start() {
     let _ = attached.stream.read_to_end(&mut out).await;
     assert!(out.is_empty(), "an empty stream");
     let err = fx.engine().start(&id).await.expect_err("the start fails");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("no such file or directory") || msg.contains("executable file not found"),
-        "{msg}"
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fx.engine().lookup(&id).is_ok() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert_not_found(&err.to_string());
+    fx.until_removed(&id).await;
     assert!(
         fx.engine().lookup(&id).is_err(),
         "auto-removed after the failed start"
@@ -273,9 +287,7 @@ async fn a_start_sent_during_a_failing_spawn_reports_its_error() {
     else {
         return;
     };
-    let mut body = run_rm_body("");
-    body["Cmd"] = serde_json::json!(["/berth-test-no-such-binary"]);
-    let id = fx.create_json(body).await.expect("create");
+    let id = fx.create_json(bad_command_body()).await.expect("create");
     let pending = fx
         .engine()
         .attach_begin(&id, false, true, true)
@@ -283,11 +295,7 @@ async fn a_start_sent_during_a_failing_spawn_reports_its_error() {
         .expect("attach");
     let attached = tokio::spawn(pending.finish_deferred());
     let err = fx.engine().start(&id).await.expect_err("the start fails");
-    let msg = err.to_string();
-    assert!(
-        msg.contains("no such file or directory") || msg.contains("executable file not found"),
-        "{msg}"
-    );
+    assert_not_found(&err.to_string());
     let mut attached = attached
         .await
         .unwrap()
@@ -295,9 +303,6 @@ async fn a_start_sent_during_a_failing_spawn_reports_its_error() {
     let mut out = Vec::new();
     let _ = attached.stream.read_to_end(&mut out).await;
     assert!(out.is_empty(), "an empty stream");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while fx.engine().lookup(&id).is_ok() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    fx.until_removed(&id).await;
     assert!(fx.engine().lookup(&id).is_err(), "auto-removed");
 }

@@ -2,27 +2,11 @@
 //! cgroup parent and a busybox image. Included with `#[path]` by the tests that use it (not
 //! from `common/mod.rs`, so the others do not carry it unused).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_engine::engine::{Engine, EngineConfig};
 
-/// The `berth-shim` of this target dir; `None` (with the reason printed) without root or
-/// without the binary.
-pub fn shim_bin(test: &str) -> Option<PathBuf> {
-    if !berth_fixtures::require_root(test) {
-        return None;
-    }
-    let shim = berth_fixtures::workspace_bin("berth-shim");
-    if !shim.is_file() {
-        eprintln!(
-            "skipped: {test}: {} missing (cargo build -p berth-shim)",
-            shim.display()
-        );
-        return None;
-    }
-    Some(shim)
-}
+pub use crate::common::shim_bin;
 
 /// On drop: its containers removed (forced), the engine shut down (the slots' premounted
 /// rootfs unmounted) and its cgroups deleted, also when a test fails.

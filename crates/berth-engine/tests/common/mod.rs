@@ -58,3 +58,20 @@ pub fn busybox_tar(root: &Path, busybox: &Path, applets: &[&str]) -> PathBuf {
     assert!(ok.success(), "tar of the busybox rootfs");
     tar
 }
+
+/// The `berth-shim` of this target dir; `None` (with the reason printed) without root or
+/// without the binary.
+pub fn shim_bin(test: &str) -> Option<PathBuf> {
+    if !berth_fixtures::require_root(test) {
+        return None;
+    }
+    let shim = berth_fixtures::workspace_bin("berth-shim");
+    if !shim.is_file() {
+        eprintln!(
+            "skipped: {test}: {} missing (cargo build -p berth-shim)",
+            shim.display()
+        );
+        return None;
+    }
+    Some(shim)
+}

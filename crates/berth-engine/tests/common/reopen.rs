@@ -83,17 +83,7 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(test: &str, label: &str) -> Option<Setup> {
-        if !berth_fixtures::require_root(test) {
-            return None;
-        }
-        let shim = berth_fixtures::workspace_bin("berth-shim");
-        if !shim.is_file() {
-            eprintln!(
-                "skipped: {test}: {} missing (cargo build -p berth-shim)",
-                shim.display()
-            );
-            return None;
-        }
+        let shim = crate::common::shim_bin(test)?;
         let Some(busybox) = berth_fixtures::busybox() else {
             eprintln!("skipped: {test}: no busybox");
             return None;

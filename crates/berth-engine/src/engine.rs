@@ -2693,9 +2693,6 @@ fn shut_down_unrecorded_shims(states: &Path, recorded: &std::collections::HashSe
             continue; // no shim listens: nothing runs
         };
         let _ = shim.set_timeout(Some(Duration::from_secs(5)));
-        let pid: Option<i32> = std::fs::read_to_string(dir.join(berth_shim::PID_FILE))
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
         if shim.shutdown().is_err() {
             // Not a created container after all: it goes the hard way.
             let _ = shim.kill(libc::SIGKILL, true);
@@ -2703,6 +2700,10 @@ fn shut_down_unrecorded_shims(states: &Path, recorded: &std::collections::HashSe
             let _ = shim.shutdown();
         }
         drop(shim);
+        // Read after an answer: a shim binds its socket before it writes `shim.pid`.
+        let pid: Option<i32> = std::fs::read_to_string(dir.join(berth_shim::PID_FILE))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
         tracing::info!("shut down the shim of unrecorded container {name}");
         if let Some(pid) = pid.filter(|p| *p > 0) {
             // Until it is gone or a zombie (its parent, the berthd that spawned it, may be

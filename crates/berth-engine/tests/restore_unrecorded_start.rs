@@ -163,13 +163,14 @@ fn the_open_shuts_down_shims_of_unrecorded_containers() {
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
+    // The shim binds its socket before it writes `shim.pid`; its first answer comes after.
+    let init_pid = client.state().expect("shim state").pid;
+    drop(client);
     let shim_pid: i32 = std::fs::read_to_string(state_dir(&id).join(berth_shim::PID_FILE))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    let init_pid = client.state().expect("shim state").pid;
-    drop(client);
     assert!(init_pid > 0 && Path::new(&format!("/proc/{init_pid}")).exists());
     drop(rt); // engine 1 is gone; its shim and created container live on
 

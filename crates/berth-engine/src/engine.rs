@@ -1221,11 +1221,15 @@ impl Engine {
         for f in [
             berth_shim::EXIT_FILE,
             berth_shim::SOCKET_FILE,
-            berth_shim::PID_FILE,
             berth_shim::STARTED_FILE,
         ] {
             let _ = std::fs::remove_file(dir.join(f));
         }
+        // Set aside, not deleted: the shim writes over it (`berth_shim::PREVIOUS_PID_FILE`).
+        let _ = std::fs::rename(
+            dir.join(berth_shim::PID_FILE),
+            dir.join(berth_shim::PREVIOUS_PID_FILE),
+        );
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
         let premounted = c.premounted();

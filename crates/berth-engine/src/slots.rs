@@ -336,6 +336,7 @@ impl Slot {
         let expected = [
             berth_shim::EXIT_FILE,
             berth_shim::PID_FILE,
+            berth_shim::PREVIOUS_PID_FILE,
             berth_shim::STARTED_FILE,
             berth_shim::SOCKET_FILE,
         ];
@@ -354,14 +355,14 @@ impl Slot {
         }
         self.state_dir = new.clone();
         // `started` is a link to `shim.pid` (no block is freed), the socket has none;
-        // `shim.pid`'s block goes here, off the start's path.
-        for f in [
-            berth_shim::STARTED_FILE,
-            berth_shim::SOCKET_FILE,
-            berth_shim::PID_FILE,
-        ] {
+        // `shim.pid` is set aside for the next shim to write over (no inode freed or made).
+        for f in [berth_shim::STARTED_FILE, berth_shim::SOCKET_FILE] {
             let _ = std::fs::remove_file(new.join(f));
         }
+        let _ = std::fs::rename(
+            new.join(berth_shim::PID_FILE),
+            new.join(berth_shim::PREVIOUS_PID_FILE),
+        );
         if std::fs::rename(
             new.join(berth_shim::EXIT_FILE),
             new.join(berth_shim::CONFIG_FILE),

@@ -357,6 +357,9 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     let a_exit = std::fs::metadata(fx.states().join(&a).join("exit.json"))
         .unwrap()
         .ino();
+    let a_pid_file = std::fs::metadata(fx.states().join(&a).join("shim.pid"))
+        .unwrap()
+        .ino();
     fx.engine()
         .remove(&a, false, false)
         .await
@@ -394,12 +397,13 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
         old_work,
         "a fresh work dir, without overlayfs' leftovers"
     );
-    // a's state directory, under the slot's ID, holds only the next shim.json: a's exit
-    // record's inode, so the next start makes neither the directory nor the file.
+    // a's state directory, under the slot's ID, holds only the next shim.json (a's exit
+    // record's inode) and a's shim.pid set aside, so the next start makes neither the
+    // directory nor these files.
     assert!(!fx.states().join(&a).exists());
     assert_eq!(
         names(&fx.states().join(recycled)),
-        BTreeSet::from(["shim.json".to_string()])
+        BTreeSet::from(["shim.json".to_string(), "shim.pid.prev".to_string()])
     );
     assert_eq!(
         std::fs::metadata(fx.states().join(recycled).join("shim.json"))
@@ -429,6 +433,13 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
             .ino(),
         a_exit,
         "c's shim.json, then exit record, was a's"
+    );
+    assert_eq!(
+        std::fs::metadata(fx.states().join(&c).join("shim.pid"))
+            .unwrap()
+            .ino(),
+        a_pid_file,
+        "c's shim wrote over a's shim.pid"
     );
     let exit: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fx.states().join(&c).join("exit.json")).unwrap())

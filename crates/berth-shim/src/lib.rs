@@ -21,6 +21,7 @@ pub mod stream;
 
 pub use protocol::{
     BUILTIN_RUNTIME, CONFIG_FILE, EXIT_FILE, Empty, ErrorReply, ExitInfo, Kind, LogConfig, Overlay,
-    PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, STARTED_FILE, SYNC_FD, ShimConfig, ShimError,
-    StartReply, Startup, StateReply, StatsReply, Status, WindowSize, now_rfc3339, parse_reply,
+    PID_FILE, PREVIOUS_PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, STARTED_FILE, SYNC_FD,
+    ShimConfig, ShimError, StartReply, Startup, StateReply, StatsReply, Status, WindowSize,
+    now_rfc3339, parse_reply,
 };

@@ -7,6 +7,8 @@
 //!               the exit its inode becomes exit.json's, so it is gone afterwards)
 //!   shim.sock   the control socket (bound by the shim before it creates the container)
 //!   shim.pid    the shim's pid, decimal, written in place after the socket is bound
+//!   shim.pid.prev  a previous shim's `shim.pid`, renamed by berthd before a spawn; the
+//!               shim renames it back and writes over it (its inode, no allocation)
 //!   started     a hard link to shim.pid, made once the container's app runs
 //!   exit.json   ExitInfo, appears atomically when the container has exited, before any
 //!               `wait` is answered; it outlives the shim so a restarted berthd learns
@@ -53,6 +55,11 @@ pub const CONFIG_FILE: &str = "shim.json";
 pub const SOCKET_FILE: &str = "shim.sock";
 /// `<state_dir>/shim.pid`.
 pub const PID_FILE: &str = "shim.pid";
+/// `<state_dir>/shim.pid.prev`: a previous shim's `shim.pid`, set aside by berthd (never
+/// deleted: on a journal-less ext4 every deleted inode makes later allocations slower, see
+/// docs/shim.md, "Inodes per container"). The next shim renames it to `shim.pid` and writes
+/// its pid over the old one, so no inode is allocated or freed per container.
+pub const PREVIOUS_PID_FILE: &str = "shim.pid.prev";
 /// `<state_dir>/exit.json`.
 pub const EXIT_FILE: &str = "exit.json";
 /// `<state_dir>/started`: made by the shim once its container's app runs, before it

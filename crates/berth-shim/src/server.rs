@@ -11,8 +11,9 @@ use crate::backend::{Backend, ChildStdio};
 use crate::log::{LineSplitter, LogFile};
 use berth_shim::stream::{StreamType, frame_header};
 use berth_shim::{
-    EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PROCESS_NAME, Request, SOCKET_FILE, STARTED_FILE,
-    ShimConfig, ShimError, StartReply, Startup, StateReply, StatsReply, Status, now_rfc3339,
+    EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PREVIOUS_PID_FILE, PROCESS_NAME, Request,
+    SOCKET_FILE, STARTED_FILE, ShimConfig, ShimError, StartReply, Startup, StateReply, StatsReply,
+    Status, now_rfc3339,
     protocol::{MAX_REQUEST_LINE as MAX_REQUEST_LINE_LEN, to_line},
 };
 use nix::sys::signal::{SigSet, Signal};
@@ -1248,18 +1249,24 @@ fn winsize(height: u16, width: u16) -> rustix::termios::Winsize {
 /// Writes `<state_dir>/shim.pid` ([`PID_FILE`]) in place: no temp file and rename, as its
 /// only reader that can race the write, berthd's launcher, asks whether it exists (a
 /// shim that died in its setup); everyone else reads it after the startup line. A shim
-/// killed between the create and the write leaves an empty file, which means the same.
-/// berthd removes it before every spawn, so the write usually makes the inode the
-/// `started` link shares.
+/// killed between the create and the write leaves an empty file (or a previous pid), which
+/// means the same. berthd sets the previous `shim.pid` aside before every spawn
+/// ([`PREVIOUS_PID_FILE`]): taken back here, its inode is written over, cut to the new
+/// length (never to zero, which would free its block), so no inode is allocated.
 fn write_pid_file(state_dir: &Path, pid: i32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let path = state_dir.join(PID_FILE);
+    // Only a missing name is expected to fail here (a fresh directory): the open creates.
+    let _ = std::fs::rename(state_dir.join(PREVIOUS_PID_FILE), &path);
+    let text = pid.to_string();
+    let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(false) // cut after the write, to its length
         .mode(0o644)
-        .open(state_dir.join(PID_FILE))
-        .and_then(|mut f| f.write_all(pid.to_string().as_bytes()))
+        .open(&path)?;
+    f.write_all(text.as_bytes())?;
+    f.set_len(text.len() as u64)
 }
 
 /// Makes `<state_dir>/started` ([`STARTED_FILE`]) for berthd's restore: a hard link to

@@ -644,6 +644,38 @@ fn created_container_makes_only_the_shims_files() {
     assert_cleaned(&f);
 }
 
+/// A previous shim's `shim.pid`, set aside by berthd as `shim.pid.prev`, is taken back and
+/// written over: same inode (none allocated or freed), the new pid only, even when the old
+/// content was longer.
+#[test]
+fn the_previous_pid_file_is_written_over() {
+    use std::os::unix::fs::MetadataExt;
+    if !require_root("the_previous_pid_file_is_written_over") {
+        return;
+    }
+    let mut f = Fixture::new("pidprev", &["true"]);
+    f.cfg.start_now = false;
+    let prev = f.state_dir().join(berth_shim::PREVIOUS_PID_FILE);
+    std::fs::write(&prev, "4194303999\n").unwrap();
+    let prev_ino = std::fs::metadata(&prev).unwrap().ino();
+    let mut r = f.spawn();
+    let shim_pid = r.child.as_ref().unwrap().id();
+    let pid_file = f.state_dir().join(berth_shim::PID_FILE);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        shim_pid.to_string()
+    );
+    assert_eq!(
+        std::fs::metadata(&pid_file).unwrap().ino(),
+        prev_ino,
+        "shim.pid is the previous one's inode"
+    );
+    assert!(!prev.exists(), "shim.pid.prev was taken");
+    f.client().start().unwrap();
+    assert_eq!(wait(&f).exit_code, 0);
+    assert!(r.wait_shim().success());
+}
+
 /// The init of a created container waits on a pipe the shim holds: a shim killed before
 /// the start closes it, and the init exits instead of waiting forever (with the exec
 /// fifo it held open itself, it waited forever).

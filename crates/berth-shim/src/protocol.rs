@@ -209,6 +209,12 @@ impl ShimConfig {
 
     /// Parses and validates `shim.json`; errors name the field.
     pub fn from_json(bytes: &[u8]) -> Result<ShimConfig, ShimError> {
+        // Every start parses it: the valid case takes the plain deserializer; only a failure
+        // is parsed again with path tracking, to name the field.
+        if let Ok(cfg) = serde_json::from_slice::<ShimConfig>(bytes) {
+            cfg.validate()?;
+            return Ok(cfg);
+        }
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let cfg: ShimConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();

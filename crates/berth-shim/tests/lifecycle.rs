@@ -793,21 +793,13 @@ fn requests_sent_after_the_listening_notice_fail_with_a_create_that_fails() {
     }
     let mut f = Fixture::new("listening-bad", &["/berth-test-no-such-binary"]);
     let (mut out, mut r) = spawn_listening(&mut f);
-    let mut attach = f.client();
-    attach
-        .send(&Request::Attach {
-            stdin: false,
-            stdout: true,
-            stderr: true,
-        })
-        .unwrap();
-    let mut start = f.client();
-    start.send(&Request::Start).unwrap();
+    let (mut waiter, attach, mut start) = send_run_requests(&f);
     let err = berth_shim::Startup::parse(&startup_line(&mut out)).expect_err("the create fails");
     assert!(err.message.contains("no such file or directory"), "{err}");
     // The queued requests end with the shim, unanswered: the spawner reports the error.
     assert!(start.reply::<berth_shim::StartReply>().is_err());
     assert!(attach.attached().is_err());
+    assert!(waiter.reply::<ExitInfo>().is_err());
     assert!(!r.wait_shim().success());
     assert_cleaned(&f);
 }

@@ -35,17 +35,7 @@ impl Fixture {
             dir,
             cgroup_parent,
         };
-        let tar = crate::common::busybox_tar(fx.dir.path(), &busybox, applets);
-        fx.engine()
-            .image_import(
-                std::fs::File::open(&tar).unwrap(),
-                Some("busybox".into()),
-                Some("latest".into()),
-                None,
-                Vec::new(),
-            )
-            .await
-            .expect("import busybox");
+        crate::common::import_busybox(fx.engine(), fx.dir.path(), &busybox, applets).await;
         Some(fx)
     }
 

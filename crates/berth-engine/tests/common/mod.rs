@@ -37,6 +37,25 @@ fn remove_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// Imports the busybox of [`busybox_tar`] (with `applets`) as `busybox:latest`.
+pub async fn import_busybox(
+    engine: &std::sync::Arc<berth_engine::engine::Engine>,
+    root: &Path,
+    busybox: &Path,
+    applets: &[&str],
+) {
+    engine
+        .image_import(
+            std::fs::File::open(busybox_tar(root, busybox, applets)).unwrap(),
+            Some("busybox".into()),
+            Some("latest".into()),
+            None,
+            Vec::new(),
+        )
+        .await
+        .expect("import busybox");
+}
+
 /// A tar of a minimal busybox root filesystem (`bin/busybox` plus the given applet links),
 /// made under `root`, for `image_import`.
 pub fn busybox_tar(root: &Path, busybox: &Path, applets: &[&str]) -> PathBuf {

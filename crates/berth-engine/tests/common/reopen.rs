@@ -57,16 +57,7 @@ pub async fn open_with_busybox(
     let engine = Engine::open(config(root, shim, cgroup_parent))
         .await
         .expect("open the engine");
-    engine
-        .image_import(
-            std::fs::File::open(crate::common::busybox_tar(root, busybox, applets)).unwrap(),
-            Some("busybox".into()),
-            Some("latest".into()),
-            None,
-            Vec::new(),
-        )
-        .await
-        .expect("import busybox");
+    crate::common::import_busybox(&engine, root, busybox, applets).await;
     engine
 }
 

@@ -16,10 +16,15 @@ use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::inspect::dir_size;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+/// Runs `f` on the blocking pool. berthd has two async workers for all its connections, so
+/// anything that can take long (the image store, walking a directory, reading a whole log)
+/// runs there, never on a worker, where it would hold up the requests queued behind it.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| EngineError::Internal(format!("image task: {e}")))?
+        .map_err(|e| EngineError::Internal(format!("background task: {e}")))?
 }
 
 fn image_name_attr(name: &str) -> BTreeMap<String, String> {

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::{AppState, json_body, json_response, json_status, query, stream_response};
 use crate::error::{ApiError, ApiResult};
+use berth_oci::errdefs::ErrorKind;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -158,7 +159,13 @@ async fn create(
 
 async fn list(State(e): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Response> {
     let q: ContainerListQuery = query(q)?;
-    Ok(json_response(&e.list(q.all, q.limit, q.size, &q.filters)?))
+    // Sizes walk every container's writable layer: off the async workers.
+    let rows = if q.size {
+        berth_engine::images::blocking(move || e.list(q.all, q.limit, true, &q.filters)).await?
+    } else {
+        e.list(q.all, q.limit, false, &q.filters)?
+    };
+    Ok(json_response(&rows))
 }
 
 async fn inspect(
@@ -167,7 +174,13 @@ async fn inspect(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Response> {
     let q: ContainerInspectQuery = query(q)?;
-    Ok(json_response(&e.inspect(&id, q.size)?))
+    // The size walks the container's writable layer: off the async workers.
+    let v = if q.size {
+        berth_engine::images::blocking(move || e.inspect(&id, true)).await?
+    } else {
+        e.inspect(&id, false)?
+    };
+    Ok(json_response(&v))
 }
 
 fn no_content() -> Response {
@@ -317,10 +330,14 @@ async fn logs_handler(
     let mut life = c.watch();
     let exits_at_start = life.borrow().exits;
     tokio::spawn(async move {
-        let (chunks, mut pos) = {
+        // The whole log can be large: read it on the blocking pool, not the async workers.
+        let read = tokio::task::spawn_blocking(move || {
             let mut chunks = Vec::new();
             let pos = logs::read_all(&path, &framer, tail, &mut |b| chunks.push(b));
-            (chunks, pos)
+            (chunks, pos, path, framer)
+        });
+        let Ok((chunks, mut pos, path, framer)) = read.await else {
+            return;
         };
         for b in chunks {
             if tx.send(b).await.is_err() {
@@ -399,9 +416,16 @@ async fn attach(
             raw: tty,
             ..Default::default()
         });
-        logs::read_all(&log_path, &framer, None, &mut |b| {
-            replay.extend_from_slice(&b)
-        });
+        // The whole log can be large: read it on the blocking pool, not the async workers.
+        replay = tokio::task::spawn_blocking(move || {
+            let mut replay = Vec::new();
+            logs::read_all(&log_path, &framer, None, &mut |b| {
+                replay.extend_from_slice(&b)
+            });
+            replay
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
     }
     if !q.stream {
         let ct = if tty {

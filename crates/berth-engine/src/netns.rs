@@ -25,6 +25,10 @@
 //! - The pool fills lazily, on the first container that needs one, so daemons that never
 //!   run a container (most tests) make none. If namespaces cannot be made here, containers
 //!   create their own as before.
+//! - **One filler thread, kept for a moment**: once the pool is full the filler waits
+//!   [`FILLER_KEEP_ALIVE`] for the next take before it exits, so back-to-back starts reuse
+//!   one thread instead of making and ending a thread per container, and an idle daemon
+//!   still has no extra thread.
 //! - **Retired in batches**: berthd keeps the descriptor of a container's namespace until
 //!   the container exits, then retires it ([`NetnsPool::retire`]); retired namespaces are
 //!   let go [`RETIRE_BATCH`] at a time (or [`RETIRE_WAIT`] after the first of a batch).
@@ -39,7 +43,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
@@ -52,6 +56,10 @@ pub const RETIRE_BATCH: usize = 8;
 
 /// The longest a retired namespace waits for the rest of its batch.
 pub const RETIRE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the filler thread waits, with the pool full, for a take before it exits (as
+/// long as tokio keeps an idle blocking thread in berthd).
+pub const FILLER_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// A ready network namespace, held by berthd until the container joined it.
 #[derive(Debug)]
@@ -80,11 +88,14 @@ impl PreparedNetns {
 #[derive(Debug, Default)]
 pub struct NetnsPool {
     state: Arc<Mutex<PoolState>>,
+    /// Wakes the filler waiting with the pool full.
+    taken: Arc<Condvar>,
 }
 
 #[derive(Debug, Default)]
 struct PoolState {
     ready: VecDeque<OwnedFd>,
+    /// The filler thread exists (making namespaces, or waiting with the pool full).
     filling: bool,
     /// Why namespaces cannot be made here (then containers create their own).
     broken: Option<String>,
@@ -92,6 +103,8 @@ struct PoolState {
     retired: Vec<OwnedFd>,
     /// A task lets the retired go after [`RETIRE_WAIT`].
     retire_timer: bool,
+    /// The pool was dropped: the filler stops.
+    closed: bool,
 }
 
 impl NetnsPool {
@@ -203,38 +216,79 @@ impl NetnsPool {
         }
     }
 
-    /// Starts the filler thread unless it runs or the pool is full. It exits once the pool
-    /// is full, so an idle daemon has no extra thread.
+    /// Wakes the filler thread, or starts it, unless the pool is full. It exits once the
+    /// pool stayed full for [`FILLER_KEEP_ALIVE`], so an idle daemon has no extra thread.
     fn refill(&self, st: &mut PoolState) {
-        if st.filling || st.broken.is_some() || st.ready.len() >= POOL_SIZE {
+        if st.broken.is_some() || st.ready.len() >= POOL_SIZE {
+            return;
+        }
+        if st.filling {
+            self.taken.notify_one();
             return;
         }
         st.filling = true;
         let state = self.state.clone();
+        let taken = self.taken.clone();
         let spawned = std::thread::Builder::new()
             .name("netns-pool".into())
-            .spawn(move || fill(&state));
+            .spawn(move || fill(&state, &taken));
         if spawned.is_err() {
             st.filling = false;
         }
     }
 }
 
-/// The filler: makes namespaces until the pool is full, from its own network namespace.
-fn fill(state: &Mutex<PoolState>) {
+impl Drop for NetnsPool {
+    /// Closes the ready and retired namespaces now, and stops the filler (which would
+    /// otherwise hold them until its keep-alive ran out).
+    fn drop(&mut self) {
+        let (ready, retired) = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.closed = true;
+            (
+                std::mem::take(&mut st.ready),
+                std::mem::take(&mut st.retired),
+            )
+        };
+        self.taken.notify_all();
+        drop((ready, retired));
+    }
+}
+
+/// The filler: makes namespaces until the pool is full, from its own network namespace;
+/// then waits for a take, and exits when none came for [`FILLER_KEEP_ALIVE`].
+fn fill(state: &Mutex<PoolState>, taken: &Condvar) {
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        let made = make_netns();
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        match made {
-            Ok(fd) => st.ready.push_back(fd),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot prepare network namespaces ({e}); containers create their own"
-                );
-                st.broken = Some(e);
-            }
+        if st.closed {
+            st.ready.clear();
         }
-        if st.broken.is_some() || st.ready.len() >= POOL_SIZE {
+        if st.broken.is_some() || st.closed {
+            st.filling = false;
+            return;
+        }
+        if st.ready.len() < POOL_SIZE {
+            drop(st);
+            let made = make_netns();
+            st = state.lock().unwrap_or_else(|e| e.into_inner());
+            match made {
+                Ok(fd) => st.ready.push_back(fd),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot prepare network namespaces ({e}); containers create their own"
+                    );
+                    st.broken = Some(e);
+                }
+            }
+            continue;
+        }
+        let (guard, waited) = taken
+            .wait_timeout_while(st, FILLER_KEEP_ALIVE, |st| {
+                st.ready.len() >= POOL_SIZE && st.broken.is_none() && !st.closed
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        st = guard;
+        if waited.timed_out() {
             st.filling = false;
             return;
         }
@@ -425,6 +479,77 @@ mod tests {
             !ours.iter().any(|i| open.contains(i)),
             "namespaces left open"
         );
+    }
+
+    /// The tids of this process's filler threads.
+    fn filler_threads() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| {
+                let t = t.ok()?;
+                let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+                (comm.trim() == "netns-pool").then(|| t.file_name().to_string_lossy().into_owned())
+            })
+            .collect()
+    }
+
+    async fn until_full(pool: &NetnsPool) {
+        for _ in 0..500 {
+            if pool.ready() == POOL_SIZE {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the pool did not fill: {} ready", pool.ready());
+    }
+
+    /// Takes within the keep-alive reuse the one filler thread; it exits once the pool stayed
+    /// full that long; dropping the pool closes the ready namespaces at once and stops it.
+    #[tokio::test]
+    async fn one_filler_thread_serves_back_to_back_takes_then_exits() {
+        if !is_root() {
+            eprintln!("skipped: needs root to create network namespaces");
+            return;
+        }
+        let pool = NetnsPool::new();
+        let first = pool.take().await.expect("a namespace");
+        until_full(&pool).await;
+        let filler = filler_threads();
+        assert_eq!(filler.len(), 1, "one filler while it waits: {filler:?}");
+        let second = pool.take().await.expect("a namespace");
+        until_full(&pool).await;
+        assert_eq!(filler_threads(), filler, "the same thread refilled");
+        let mut gone = false;
+        for _ in 0..100 {
+            tokio::time::sleep(FILLER_KEEP_ALIVE / 10).await;
+            if filler_threads().is_empty() {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone, "the filler exits after its keep-alive");
+        assert_eq!(pool.ready(), POOL_SIZE, "and leaves the pool full");
+        // Started again by a take; the pool's drop closes what is ready and stops it.
+        let third = pool.take().await.expect("a namespace");
+        until_full(&pool).await;
+        assert_eq!(filler_threads().len(), 1);
+        let ready = pool.ready_inodes();
+        drop(pool);
+        let open = open_netns();
+        assert!(
+            !ready.iter().any(|i| open.contains(i)),
+            "ready namespaces left open"
+        );
+        let mut stopped = false;
+        for _ in 0..500 {
+            if filler_threads().is_empty() {
+                stopped = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(stopped, "the dropped pool's filler stops");
+        drop((first, second, third));
     }
 
     /// Retired namespaces stay open until a batch is full, then all go at once; a lone

@@ -11,9 +11,10 @@
 #      then the harness's report with every engine side by side.
 # Env: BENCH (harness dir, default ../shared/bench), SKIP_HARNESS=1 (only part 1),
 #      PEERS="docker podman" (which peers to run), OLD_BIN=<dir with another build's
-#      berth, berthd, berth-shim> (A/B: after part 1, a second private berthd from that
-#      build and AB_PAIRS (default 60) alternated pairs of `run --rm`, old/new order swapped
-#      every pair, each build with its own CLI; medians, ratio, load). Run as root.
+#      berth, berthd, berth-shim> (A/B: after part 1, two fresh private berthds, one of
+#      that build and one of this, and AB_PAIRS (default 60) alternated pairs of `run --rm`,
+#      old/new order swapped every pair, each build with its own CLI; medians, ratio,
+#      load). Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Measure what users run: a developer shell's RUST_BACKTRACE=1 makes every error value the
@@ -29,13 +30,28 @@ for b in berth berthd berth-shim; do
 done
 # The CLI as scripts/setup.sh installs it: statically linked (docs/cli.md, "Start-up").
 cargo rustc --release -q -p berth --bin berth -- -C target-feature=+crt-static -C relocation-model=static
-BERTH=$REL/berth
 
 WORK=$(mktemp -d /tmp/berth-test-enginebench.XXXXXX)
+# Run installed copies, as scripts/setup.sh installs them (`install` copies the files). The
+# linker's own output is cached in small pages, a copy in large ones, and the CLI, exec'd for
+# every command, faults its pages in fewer pieces from a copy: run --rm ~0.4 ms faster
+# (docs/engine.md, "The binary's copy").
+install_bins() { # SRC DEST
+  mkdir -p "$2"
+  install -m 0755 "$1/berth" "$1/berthd" "$1/berth-shim" "$2/"
+}
+install_bins "$REL" "$WORK/bin"
+BERTH=$WORK/bin/berth
 DPID=""
+OLD_PID=""
+NEW_PID=""
 DOCKERD_PID=""
 OWN_BRIDGE=""
 cleanup() {
+  for pid in $OLD_PID $NEW_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [ -n "$DPID" ]; then
     BERTH_HOST=unix://$WORK/berth.sock "$BERTH" ps -aq 2>/dev/null | xargs -r env BERTH_HOST=unix://$WORK/berth.sock "$BERTH" rm -f >/dev/null 2>&1 || true
     kill "$DPID" 2>/dev/null || true
@@ -72,7 +88,7 @@ for i in range(50):
 print(f'{statistics.median(t) * 1000:.3f}')" "$WORK/mkdir-probe")
 
 echo "== private berthd ($WORK)"
-"$REL/berthd" --data-root "$WORK/data" --exec-root "$WORK/run" \
+"$WORK/bin/berthd" --data-root "$WORK/data" --exec-root "$WORK/run" \
   -H "unix://$WORK/berth.sock" --cgroup-parent /berth-test-enginebench \
   --config-file <(echo '{}') >"$WORK/berthd.log" 2>&1 &
 DPID=$!
@@ -125,13 +141,23 @@ mkdir -p target/bench && cp "$WORK/targets.json" target/bench/engine-targets.jso
 
 if [ -n "${OLD_BIN:-}" ]; then
   echo "== A/B: run --rm, this build against $OLD_BIN, alternated pairs"
-  "$OLD_BIN/berthd" --data-root "$WORK/old-data" --exec-root "$WORK/old-run" \
-    -H "unix://$WORK/old.sock" --cgroup-parent /berth-test-enginebench-old \
-    --config-file <(echo '{}') >"$WORK/berthd-old.log" 2>&1 &
-  OLD_PID=$!
-  for _ in $(seq 100); do BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" version >/dev/null 2>&1 && break; sleep 0.05; done
-  BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" import "$WORK/busybox.tar" busybox:latest >/dev/null
-  python3 - "${AB_PAIRS:-60}" "$WORK/old.sock" "$OLD_BIN/berth" "$WORK/berth.sock" "$BERTH" <<'PY'
+  # Both builds get a fresh daemon and data root (part 1's stays up, idle, for part 2).
+  # Part 1's daemon has run hundreds of containers, and on this file system its recent
+  # deletions slow its next inode allocations: against it a build looked ~5% slower than
+  # itself (A/A 0.95x).
+  install_bins "$OLD_BIN" "$WORK/old-bin"
+  for side in old new; do
+    bin=$WORK/bin
+    [ "$side" = old ] && bin=$WORK/old-bin
+    "$bin/berthd" --data-root "$WORK/$side-data" --exec-root "$WORK/$side-run" \
+      -H "unix://$WORK/$side.sock" --cgroup-parent "/berth-test-enginebench-$side" \
+      --config-file <(echo '{}') >"$WORK/berthd-$side.log" 2>&1 &
+    if [ "$side" = old ]; then OLD_PID=$!; else NEW_PID=$!; fi
+    cli=$bin/berth
+    for _ in $(seq 100); do BERTH_HOST=unix://$WORK/$side.sock "$cli" version >/dev/null 2>&1 && break; sleep 0.05; done
+    BERTH_HOST=unix://$WORK/$side.sock "$cli" import "$WORK/busybox.tar" busybox:latest >/dev/null
+  done
+  python3 - "${AB_PAIRS:-60}" "$WORK/old.sock" "$WORK/old-bin/berth" "$WORK/new.sock" "$BERTH" <<'PY'
 import os, statistics, subprocess, sys, time
 n = int(sys.argv[1]); builds = {"old": sys.argv[2:4], "new": sys.argv[4:6]}
 times = {"old": [], "new": []}
@@ -146,10 +172,15 @@ o, w = statistics.median(times["old"]), statistics.median(times["new"])
 print(f"run --rm median: old {o:.2f} ms, new {w:.2f} ms, old/new {o / w:.2f}x "
       f"({n} pairs, load {open('/proc/loadavg').read().split()[0]})")
 PY
-  BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" ps -aq | xargs -r env BERTH_HOST=unix://$WORK/old.sock "$OLD_BIN/berth" rm -f >/dev/null 2>&1 || true
+  BERTH_HOST=unix://$WORK/old.sock "$WORK/old-bin/berth" ps -aq | xargs -r env BERTH_HOST=unix://$WORK/old.sock "$WORK/old-bin/berth" rm -f >/dev/null 2>&1 || true
   kill "$OLD_PID" 2>/dev/null || true
   wait "$OLD_PID" 2>/dev/null || true
-  for cg in /sys/fs/cgroup/*/berth-test-enginebench-old; do
+  OLD_PID=""
+  BERTH_HOST=unix://$WORK/new.sock "$BERTH" ps -aq | xargs -r env BERTH_HOST=unix://$WORK/new.sock "$BERTH" rm -f >/dev/null 2>&1 || true
+  kill "$NEW_PID" 2>/dev/null || true
+  wait "$NEW_PID" 2>/dev/null || true
+  NEW_PID=""
+  for cg in /sys/fs/cgroup/*/berth-test-enginebench-old /sys/fs/cgroup/*/berth-test-enginebench-new; do
     [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
 fi

@@ -57,9 +57,10 @@ pub const RETIRE_BATCH: usize = 8;
 /// The longest a retired namespace waits for the rest of its batch.
 pub const RETIRE_WAIT: Duration = Duration::from_secs(2);
 
-/// How long the filler thread waits, with the pool full, for a take before it exits (as
-/// long as tokio keeps an idle blocking thread in berthd).
-pub const FILLER_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// How long the filler thread waits, with the pool full, for a take before it exits. Back
+/// to back starts come milliseconds apart; and it must be gone before berthd's idle trim
+/// (after a second without requests) returns the freed heap, or its thread's memory stays.
+pub const FILLER_KEEP_ALIVE: Duration = Duration::from_millis(500);
 
 /// A ready network namespace, held by berthd until the container joined it.
 #[derive(Debug)]

@@ -456,13 +456,7 @@ mod tests {
             held.push(ns);
         }
         // The filler tops the pool up to POOL_SIZE (it stops when full).
-        for _ in 0..500 {
-            if pool.ready() == POOL_SIZE {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert_eq!(pool.ready(), POOL_SIZE);
+        until_full(&pool).await;
         for ino in pool.ready_inodes() {
             assert!(
                 !seen.contains(&ino),

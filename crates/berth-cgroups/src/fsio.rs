@@ -12,6 +12,16 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     write_seq([(path, value)])
 }
 
+/// Writes a file that may legitimately be absent (a feature this kernel lacks); Ok(false)
+/// when it is.
+pub(crate) fn write_opt(path: &Path, value: &str) -> Result<bool> {
+    match write(path, value) {
+        Ok(()) => Ok(true),
+        Err(Error::Write { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes each `(path, value)` in order, one `write(2)` per value, keeping the file open
 /// while consecutive writes go to the same path: v1's `devices.allow` takes one rule per
 /// write, so Docker's default rules cost one open/close instead of one per rule.

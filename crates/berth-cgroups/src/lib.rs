@@ -16,6 +16,10 @@
 //! cg.destroy()?                                     // rmdir everywhere; Ok if already gone
 //! ```
 //!
+//! A caller that runs many containers may recycle v1 cgroups ([`spare`]): `take_spare(tag)`
+//! before `create`/`create_early`, `set_aside(tag)` before `destroy`, and
+//! `remove_spares_below()` on the parent's manager to clear them.
+//!
 //! How it is built:
 //! - [`hierarchy`]: detection, once per process; hybrid hosts count as v1.
 //! - [`path`]: `linux.cgroupsPath` rules (absolute, relative, default `/berth/<id>`).
@@ -38,6 +42,7 @@ mod fsio;
 pub mod hierarchy;
 pub mod path;
 pub mod plan;
+pub mod spare;
 pub mod stats;
 mod v1;
 mod v2;
@@ -45,6 +50,7 @@ mod v2;
 pub use error::{Error, Result};
 pub use hierarchy::{CgroupVersion, Hierarchy};
 pub use path::CgroupPath;
+pub use spare::spare_tag;
 pub use stats::Stats;
 
 /// One container's cgroup, in every hierarchy of the host.
@@ -85,6 +91,17 @@ pub trait CgroupManager: Send + Sync {
     fn oom_kill_count(&self) -> Result<u64>;
     /// Removes the cgroup (and sub-cgroups) everywhere; Ok when already gone.
     fn destroy(&self) -> Result<()>;
+    /// Takes a spare cgroup tagged `tag` ([`spare_tag`]) for this one, before `create` or
+    /// `create_early`, which then find its directories made. false when none waits (v2:
+    /// always; cgroup2 cannot rename).
+    fn take_spare(&self, tag: &str) -> bool;
+    /// Sets this exited container's cgroup aside as a spare tagged `tag` (v1: counters
+    /// reset, renamed in its parent). false, with nothing changed, when it
+    /// cannot be reused ([`spare`]). `destroy` removes what is left either way (a hybrid
+    /// host's cgroup2 twin, or everything after a false).
+    fn set_aside(&self, tag: &str) -> bool;
+    /// Removes the spares directly below this cgroup (called on a parent); how many went.
+    fn remove_spares_below(&self) -> Result<usize>;
     /// Where the cgroup lives. v1: controller (or named hierarchy such as `name=systemd`) →
     /// directory; v2: `""` → the one directory. (On hybrid hosts a v1 container also has a
     /// cgroup2 directory, used for `cgroup.kill`; it is not listed, so a `""` key always

@@ -10,7 +10,7 @@ use berth_oci::spec::runtime::LinuxResources;
 use crate::error::{Error, Result};
 use crate::plan::{self, Probe};
 use crate::stats::{self, Stats};
-use crate::{CgroupManager, CgroupVersion, fsio};
+use crate::{CgroupManager, CgroupVersion, fsio, spare};
 
 pub(crate) struct V1Manager {
     /// controller → (mount point, path relative to it)
@@ -20,6 +20,12 @@ pub(crate) struct V1Manager {
     /// `devices.list` first (skipping writes only matters for a running container, where a
     /// rewrite briefly denies devices; the writes give the same list either way).
     devices_fresh: AtomicBool,
+    /// The v1 directories are a spare's ([`CgroupManager::take_spare`]): `create` makes only
+    /// a hybrid host's cgroup2 twin (each v1 `mkdir` would fail with `EEXIST`).
+    taken: AtomicBool,
+    /// The v1 directories went to a spare ([`CgroupManager::set_aside`]): `destroy` removes
+    /// only the twin (each v1 `rmdir` would fail with `ENOENT`).
+    set_aside: AtomicBool,
 }
 
 impl V1Manager {
@@ -27,6 +33,8 @@ impl V1Manager {
         V1Manager {
             dirs,
             devices_fresh: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
+            set_aside: AtomicBool::new(false),
         }
     }
 
@@ -41,6 +49,23 @@ impl V1Manager {
                 format!("the {controller} cgroup v1 controller is not mounted on this host"),
             )
         })
+    }
+
+    /// Runs `f` on the hybrid host's cgroup2 twin, if there is one.
+    fn twin_only<T>(&self, f: impl FnOnce(&Path, &str) -> Result<T>) -> Result<Option<T>> {
+        self.dirs.get("").map(|(m, r)| f(m, r)).transpose()
+    }
+
+    /// The v1 directories, each once, sorted (the first is the spare's anchor); without a
+    /// hybrid host's cgroup2 twin, which cannot be renamed.
+    fn v1_dirs(&self) -> Vec<PathBuf> {
+        let dirs: std::collections::BTreeSet<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|(controller, _)| !controller.is_empty())
+            .map(|(_, (m, r))| m.join(r))
+            .collect();
+        dirs.into_iter().collect()
     }
 
     /// Each directory once (co-mounted controllers share one).
@@ -153,6 +178,9 @@ impl CgroupManager for V1Manager {
     }
 
     fn create(&self) -> Result<()> {
+        if self.taken.load(Ordering::Relaxed) {
+            return self.twin_only(fsio::mkdir_levels).map(drop);
+        }
         let mut cpuset_created = Vec::new();
         let cpuset = self.dirs.get("cpuset");
         let devices = self.dir("devices");
@@ -179,7 +207,9 @@ impl CgroupManager for V1Manager {
         let mut v1 = Vec::new();
         for key in ["", "cpu"] {
             if let Some((mount, rel)) = self.dirs.get(key) {
-                fsio::mkdir_levels(mount, rel)?;
+                if key.is_empty() || !self.taken.load(Ordering::Relaxed) {
+                    fsio::mkdir_levels(mount, rel)?;
+                }
                 if !key.is_empty() {
                     v1.push(mount.join(rel));
                 }
@@ -359,6 +389,11 @@ impl CgroupManager for V1Manager {
     }
 
     fn destroy(&self) -> Result<()> {
+        if self.set_aside.load(Ordering::Relaxed) {
+            return self
+                .twin_only(|m, r| fsio::remove_cgroup(&m.join(r)))
+                .map(drop);
+        }
         let mut first_err = None;
         for dir in self.unique().into_keys() {
             if let Err(e) = fsio::remove_cgroup(&dir) {
@@ -366,6 +401,44 @@ impl CgroupManager for V1Manager {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    fn take_spare(&self, tag: &str) -> bool {
+        let taken = spare::take(&self.v1_dirs(), tag);
+        self.taken.store(taken, Ordering::Relaxed);
+        taken
+    }
+
+    fn set_aside(&self, tag: &str) -> bool {
+        let oom_kills = if self.dirs.contains_key("memory") {
+            match self.oom_kill_count() {
+                Ok(n) => n,
+                Err(_) => return false,
+            }
+        } else {
+            0
+        };
+        let resets = spare::RESETS
+            .iter()
+            .filter_map(|(controller, file, value)| {
+                self.dir(controller).map(|d| (d.join(file), *value))
+            })
+            .collect();
+        let procs = self.procs_dir();
+        let freezer = self.dir("freezer");
+        let aside = spare::Aside {
+            procs: procs.as_deref(),
+            oom_kills,
+            freezer: freezer.as_deref(),
+            resets,
+        };
+        let set_aside = spare::set_aside(&self.v1_dirs(), tag, &aside);
+        self.set_aside.store(set_aside, Ordering::Relaxed);
+        set_aside
+    }
+
+    fn remove_spares_below(&self) -> Result<usize> {
+        spare::remove_below(&self.v1_dirs())
     }
 
     fn paths(&self) -> BTreeMap<String, PathBuf> {

@@ -337,6 +337,18 @@ impl CgroupManager for V2Manager {
         Ok(s)
     }
 
+    fn take_spare(&self, _tag: &str) -> bool {
+        false
+    }
+
+    fn set_aside(&self, _tag: &str) -> bool {
+        false
+    }
+
+    fn remove_spares_below(&self) -> Result<usize> {
+        Ok(0)
+    }
+
     fn oom_kill_count(&self) -> Result<u64> {
         Ok(self
             .read_events("memory.events")?

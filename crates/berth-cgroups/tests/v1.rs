@@ -493,3 +493,126 @@ fn early_dirs_are_the_cgroup2_twin_and_cpu_only() {
         assert!(twin.is_dir());
     }
 }
+
+/// Spare cgroups (`berth_cgroups::spare`): an empty cgroup is set aside with its counters
+/// reset, and taken by a cgroup with the same tag only, in every hierarchy at once.
+#[test]
+fn spares_are_set_aside_reset_and_taken_only_with_the_same_tag() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "memory") || !need(&h, "cpuacct") {
+        return;
+    }
+    let name = unique("spare");
+    // Dropped last: kills what is left and removes every sub-cgroup, spares included.
+    let parent = CgroupGuard::new(&h, &format!("/{name}"));
+    parent.create().unwrap();
+    let res = resources(r#"{"pids": {"limit": 64}}"#);
+    let tag = berth_cgroups::spare_tag(&res).unwrap();
+    let a = CgroupGuard::new(&h, &format!("/{name}/a"));
+    assert!(!a.take_spare(&tag), "no spare yet");
+    a.create().unwrap();
+    a.apply(&res).unwrap();
+    let a_dirs = a.paths();
+    let inodes: Vec<u64> = a_dirs
+        .values()
+        .map(|d| std::fs::metadata(d).unwrap().ino())
+        .collect();
+
+    // Not while a process is inside.
+    let mut child = Sh::spawn("read _; i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo done");
+    a.add_process(child.pid).unwrap();
+    assert!(!a.set_aside(&tag));
+    assert!(a_dirs.values().all(|d| d.is_dir()), "nothing renamed");
+    child.go();
+    assert_eq!(child.line(), "done");
+    child.wait();
+    let f = |dir: &Path, file: &str| read(dir.join(file)).trim().to_string();
+    assert_ne!(f(&a_dirs["cpuacct"], "cpuacct.usage"), "0");
+    assert_ne!(f(&a_dirs["memory"], "memory.max_usage_in_bytes"), "0");
+
+    assert!(a.set_aside(&tag));
+    let spare_name = format!("spare-{tag}-a");
+    for ((ctrl, dir), ino) in a_dirs.iter().zip(&inodes) {
+        assert!(!dir.exists(), "{ctrl}: {} stays", dir.display());
+        let spare = dir.with_file_name(&spare_name);
+        assert_eq!(std::fs::metadata(&spare).unwrap().ino(), *ino, "{ctrl}");
+    }
+    let spare_of = |ctrl: &str| a_dirs[ctrl].with_file_name(&spare_name);
+    assert_eq!(f(&spare_of("cpuacct"), "cpuacct.usage"), "0");
+    // A peak resets to the current usage (the page cache still charged), not to 0.
+    assert_eq!(
+        f(&spare_of("memory"), "memory.max_usage_in_bytes"),
+        f(&spare_of("memory"), "memory.usage_in_bytes")
+    );
+    assert_eq!(f(&spare_of("pids"), "pids.max"), "64");
+    // A hybrid host's cgroup2 twin cannot be renamed: destroy removes it, not the spare.
+    a.destroy().unwrap();
+    if let Some(u) = h.unified_mount() {
+        assert!(!u.join(&name).join("a").exists());
+    }
+    assert!(spare_of("memory").is_dir());
+
+    let b = CgroupGuard::new(&h, &format!("/{name}/b"));
+    let other = berth_cgroups::spare_tag(&resources(r#"{"pids": {"limit": 65}}"#)).unwrap();
+    assert!(!b.take_spare(&other), "another tag");
+    assert!(b.take_spare(&tag));
+    for (((ctrl, dir), b_dir), ino) in a_dirs.iter().zip(b.paths().values()).zip(&inodes) {
+        assert!(
+            !dir.with_file_name(&spare_name).exists(),
+            "{ctrl}: spare stays"
+        );
+        assert_eq!(std::fs::metadata(b_dir).unwrap().ino(), *ino, "{ctrl}");
+    }
+    b.create().unwrap();
+    b.apply(&res).unwrap();
+    assert_eq!(f(&b.paths()["pids"], "pids.max"), "64");
+    // A taken spare is the cgroup's own: destroy removes it everywhere.
+    b.destroy().unwrap();
+    assert!(b.paths().values().all(|d| !d.exists()), "b stays");
+    drop(b);
+
+    // At most MAX_SPARES wait; the parent's manager removes them.
+    let max = berth_cgroups::spare::MAX_SPARES;
+    for i in 0..=max {
+        let c = CgroupGuard::new(&h, &format!("/{name}/c{i}"));
+        c.create().unwrap();
+        assert_eq!(c.set_aside(&tag), i < max, "spare {i}");
+    }
+    let hierarchies: std::collections::BTreeSet<_> = a_dirs.values().collect();
+    assert_eq!(
+        parent.remove_spares_below().unwrap(),
+        max * hierarchies.len()
+    );
+    for dir in a_dirs.values() {
+        let left: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("spare-"))
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", dir.display());
+    }
+}
+
+#[test]
+fn a_cgroup_that_saw_an_oom_kill_is_not_set_aside() {
+    let Some(h) = v1_host() else { return };
+    if !need(&h, "memory") {
+        return;
+    }
+    let name = unique("spare-oom");
+    let parent = CgroupGuard::new(&h, &format!("/{name}"));
+    parent.create().unwrap();
+    let cg = CgroupGuard::new(&h, &format!("/{name}/a"));
+    cg.create().unwrap();
+    cg.apply(&resources(r#"{"memory": {"limit": 16777216}}"#))
+        .unwrap();
+    let mut child = Sh::spawn("read _; exec tail /dev/zero");
+    cg.add_process(child.pid).unwrap();
+    child.go();
+    let (status, _, _) = child.wait();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert!(!cg.set_aside("0123456789abcdef"));
+    assert!(cg.paths().values().all(|d| d.is_dir()), "nothing renamed");
+}

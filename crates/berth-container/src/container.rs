@@ -66,6 +66,11 @@ pub struct CreateOptions<'a> {
     /// `list` and the CLI do not see such a container: for a caller that is its only user
     /// (the shim). If the gate closes unwritten (the caller died), the init exits.
     pub held: bool,
+    /// On a cgroup v1 host, take a spare cgroup an earlier container with the same
+    /// resources set aside (`berth_cgroups::spare`) instead of making the directories, and
+    /// let [`Container::delete_recycling`] set this one's aside. For a caller that runs many
+    /// containers under one parent (the shim); a runc-style `delete` still removes it.
+    pub recycle_cgroup: bool,
 }
 
 /// What [`Runtime::create`] returns.
@@ -254,6 +259,11 @@ impl Runtime {
         let mut rules = resources.devices().clone().unwrap_or_default();
         rules.extend(crate::devices::default_allow_rules());
         resources.set_devices(Some(rules));
+        let spare_tag = if opts.recycle_cgroup {
+            berth_cgroups::spare_tag(&resources)
+        } else {
+            None
+        };
 
         let join_fds = spawn::open_join_fds(&plan.ns)?;
 
@@ -283,6 +293,9 @@ impl Runtime {
         // directory to clone into (a hybrid host's twin) must exist before the clone. A new
         // cgroup namespace is made after the join, and a user namespace's init waits for its
         // id maps first: both keep the cgroup ready at the clone.
+        if let Some(tag) = &spare_tag {
+            cgroup.take_spare(tag);
+        }
         let late = cgroup.version() == CgroupVersion::V1
             && plan.ns.new_mount
             && !plan.ns.new_user
@@ -333,6 +346,7 @@ impl Runtime {
             config: spec,
             init: opts.init,
             seccomp_cache: self.seccomp_cache.clone(),
+            spare_tag,
         };
         let hook_state = oci.oci_state(Status::Creating);
         let hooks = &plan.hooks;
@@ -521,6 +535,7 @@ impl Container {
             config,
             init: s.init,
             seccomp_cache: s.seccomp_cache.clone(),
+            spare_tag: s.spare_tag.clone(),
         }
     }
 
@@ -663,6 +678,22 @@ impl Container {
     /// Removes the container: with `force` a running one is killed first. Runs the poststop
     /// hooks and removes the cgroup and the state directory.
     pub fn delete(&self, force: bool) -> Result<()> {
+        self.remove(force, false)
+    }
+
+    /// [`Container::delete`], except that a stopped container (its init exited or was
+    /// killed and reaped) created with [`CreateOptions::recycle_cgroup`] sets its cgroup aside for the next container with
+    /// the same resources when it can (`berth_cgroups::spare`) instead of removing it.
+    pub fn delete_recycling(&self, force: bool) -> Result<()> {
+        self.remove(force, true)
+    }
+
+    /// Its cgroup will not be set aside (its limits were changed after the create).
+    pub fn never_a_spare(&mut self) {
+        self.state.spare_tag = None;
+    }
+
+    fn remove(&self, force: bool, recycle: bool) -> Result<()> {
         let status = self.status()?;
         match status {
             Status::Stopped | Status::Created | Status::Creating => {}
@@ -680,6 +711,12 @@ impl Container {
                 Some(self.state.pid_start_time),
                 Duration::from_secs(10),
             );
+        }
+        if recycle
+            && status == Status::Stopped
+            && let Some(tag) = &self.state.spare_tag
+        {
+            cg.set_aside(tag);
         }
         spawn::destroy_cgroup(cg.as_ref())?;
         let hooks = self
@@ -919,6 +956,7 @@ mod tests {
                 config,
                 init: true,
                 seccomp_cache: None,
+                spare_tag: None,
             },
         };
         let held = c.held_state();

@@ -71,6 +71,10 @@ pub struct StateFile {
     /// The seccomp filter cache the container was created with (exec reuses it).
     #[serde(default)]
     pub seccomp_cache: Option<PathBuf>,
+    /// Created with [`crate::CreateOptions::recycle_cgroup`] and resources that allow it: the
+    /// tag its cgroup is set aside under at [`crate::Container::delete_recycling`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spare_tag: Option<String>,
 }
 
 /// The OCI state (what `state` prints and hooks read on stdin), with runc's extra fields.

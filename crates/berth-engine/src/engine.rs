@@ -429,6 +429,7 @@ impl Engine {
             if n > 0 {
                 tracing::debug!("removed {n} unrecorded container directories");
             }
+            remove_spare_cgroups(&cfg.cgroup_parent);
         }
         let daemon_id = daemon_id(&cfg.data_root)?;
         let store = Arc::new(store);
@@ -466,6 +467,7 @@ impl Engine {
     /// trash). Whatever is left anyway (a crash, a slot still being made) is deleted at the
     /// next start.
     pub async fn shutdown(&self) {
+        remove_spare_cgroups(&self.cfg.cgroup_parent);
         let slots = self.slots.close();
         let store = self.store.clone();
         // Unmounts on their way finish; created, never started containers still have their
@@ -1235,6 +1237,9 @@ impl Engine {
         let premounted = c.premounted();
         let mut cfg = self.shim_config(&rec, start_now, premounted)?;
         cfg.listening_notice = early;
+        // The container's cgroup, if its resources allow, is an earlier one's spare and is
+        // set aside for the next (`berth_cgroups::spare`): ~1 ms of CPU per container on v1.
+        cfg.recycle_cgroup = true;
         // A private network: join a namespace made ahead of time (see `netns`). berthd holds
         // it until the container exits, then retires it: used once.
         let netns = if cfg.builtin_runtime()
@@ -2675,6 +2680,20 @@ pub struct Attached {
     pub buffered: Vec<u8>,
     pub stream: tokio::net::UnixStream,
     pub tty: bool,
+}
+
+/// Removes the spare cgroups (`berth_cgroups::spare`) waiting under `parent`: an earlier
+/// run's, or those of containers that exit while berthd is down. Best effort.
+fn remove_spare_cgroups(parent: &str) {
+    let removed = berth_cgroups::Hierarchy::host().and_then(|host| {
+        host.manager(&berth_cgroups::CgroupPath::parse(parent)?)?
+            .remove_spares_below()
+    });
+    match removed {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!("removed {n} spare cgroup directories under {parent}"),
+        Err(e) => tracing::warn!("removing spare cgroups under {parent}: {e}"),
+    }
 }
 
 /// Shuts down the live shims of state directories no record names: `docker run --rm`

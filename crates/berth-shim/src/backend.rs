@@ -97,6 +97,13 @@ impl Held {
     }
 }
 
+fn no_cgroup() -> ShimError {
+    ShimError::new(
+        Kind::Unavailable,
+        "the container's cgroup could not be resolved on this host",
+    )
+}
+
 /// Everything a [`Backend`] needs, as plain data (see `handoff`).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct BackendState {
@@ -231,6 +238,7 @@ impl Backend {
                         StartMode::OnStart
                     },
                     held: true,
+                    recycle_cgroup: cfg.recycle_cgroup,
                     ..Default::default()
                 })
                 .map_err(classified)?;
@@ -444,10 +452,25 @@ impl Backend {
     }
 
     pub fn update(&mut self, res: &LinuxResources) -> Result<(), ShimError> {
-        match &self.kind {
+        let cgroup = self.cgroup.as_deref();
+        match &mut self.kind {
             // Only the cgroup changes: a held container has no state file to record it in,
-            // and nothing later reads the resources.
-            Flavor::Builtin { held: Some(_), .. } => self.cgroup()?.apply(res).map_err(classified),
+            // and nothing later reads the resources, but for its spare tag: its limits now
+            // differ from the tag's, so its cgroup is never set aside.
+            Flavor::Builtin {
+                held: Some(held),
+                runtime,
+                ..
+            } => {
+                cgroup
+                    .ok_or_else(no_cgroup)?
+                    .apply(res)
+                    .map_err(classified)?;
+                let mut c = held.container(runtime)?.into_owned();
+                c.never_a_spare();
+                *held = Held::Live(Box::new(c));
+                Ok(())
+            }
             Flavor::Builtin { runtime, id, .. } => runtime
                 .load(id)
                 .and_then(|mut c| c.update(res))
@@ -462,12 +485,7 @@ impl Backend {
     }
 
     fn cgroup(&self) -> Result<&dyn CgroupManager, ShimError> {
-        self.cgroup.as_deref().ok_or_else(|| {
-            ShimError::new(
-                Kind::Unavailable,
-                "the container's cgroup could not be resolved on this host",
-            )
-        })
+        self.cgroup.as_deref().ok_or_else(no_cgroup)
     }
 
     /// The cgroup's statistics (runc's `events --stats` shape) and pids.
@@ -515,7 +533,9 @@ impl Backend {
             } => {
                 // An unstarted init sees end of file and exits; `delete` kills it anyway.
                 *gate = None;
-                held.container(runtime)?.delete(true).map_err(classified)
+                held.container(runtime)?
+                    .delete_recycling(true)
+                    .map_err(classified)
             }
             Flavor::Builtin { runtime, id, .. } => match runtime.load(id) {
                 Ok(c) => c.delete(true).map_err(classified),

@@ -134,6 +134,10 @@ pub struct ShimConfig {
     /// the startup line (berthd's `docker run` sends its attach and start then).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub listening_notice: bool,
+    /// Built-in runtime: take a spare cgroup of an earlier container with the same resources
+    /// and set this one's aside at the exit (`berth_cgroups::spare`; cgroup v1 only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recycle_cgroup: bool,
 }
 
 fn default_runtime() -> String {
@@ -204,6 +208,7 @@ impl ShimConfig {
             console_size: None,
             netns: None,
             listening_notice: false,
+            recycle_cgroup: false,
         }
     }
 

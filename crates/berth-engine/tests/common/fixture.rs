@@ -13,7 +13,7 @@ pub use crate::common::shim_bin;
 pub struct Fixture {
     engine: Option<Arc<Engine>>,
     pub dir: tempfile::TempDir,
-    cgroup_parent: String,
+    pub cgroup_parent: String,
 }
 
 impl Fixture {

@@ -804,3 +804,78 @@ fn requests_sent_after_the_listening_notice_fail_with_a_create_that_fails() {
     assert!(!r.wait_shim().success());
     assert_cleaned(&f);
 }
+
+/// Removes a test's cgroup parent in every hierarchy, sub-cgroups (spares) first.
+struct CgroupParent(String);
+
+impl CgroupParent {
+    fn spares(&self) -> Vec<String> {
+        std::fs::read_dir(Path::new("/sys/fs/cgroup/memory").join(&self.0))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("spare-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = h.path().join(&self.0);
+            for sub in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if sub.path().is_dir() {
+                    let _ = std::fs::remove_dir(sub.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+}
+
+/// With `recycle_cgroup`, an exited container's cgroup is set aside as a spare
+/// (docs/cgroups.md), except after an `update` changed its limits.
+#[test]
+fn an_updated_cgroup_is_not_set_aside() {
+    if !require_root("an_updated_cgroup_is_not_set_aside") {
+        return;
+    }
+    if !Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        eprintln!("skipped: an_updated_cgroup_is_not_set_aside: no cgroup v1 memory hierarchy");
+        return;
+    }
+    let parent = CgroupParent(unique_id("spares"));
+    let fixture = |name: &str, args: &[&str]| {
+        let mut f = Fixture::new(name, args);
+        f.spec["linux"]["cgroupsPath"] = format!("/{}/{}", parent.0, f.id).into();
+        f.cfg.recycle_cgroup = true;
+        f
+    };
+    let f = fixture("updated", &["sleep", "1000"]);
+    let mut r = f.spawn();
+    let res: berth_oci::spec::runtime::LinuxResources =
+        serde_json::from_value(serde_json::json!({"pids": {"limit": 42}})).unwrap();
+    f.client().update(res).unwrap();
+    f.client().kill(9, false).unwrap();
+    wait(&f);
+    r.wait_shim();
+    assert!(parent.spares().is_empty(), "{:?}", parent.spares());
+    let own = Path::new("/sys/fs/cgroup/memory")
+        .join(&parent.0)
+        .join(&f.id);
+    assert!(!own.exists(), "{} stays", own.display());
+
+    // The control: the same container without the update leaves a spare.
+    let g = fixture("not-updated", &["sleep", "1000"]);
+    let mut r = g.spawn();
+    g.client().kill(9, false).unwrap();
+    wait(&g);
+    r.wait_shim();
+    assert_eq!(parent.spares().len(), 1, "{:?}", parent.spares());
+}

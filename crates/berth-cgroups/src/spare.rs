@@ -21,7 +21,8 @@
 //!   made from a cgroup with no process, no sub-cgroup, no OOM kill counted and not frozen;
 //!   at most [`MAX_SPARES`] wait.
 //! - What a spare keeps: cumulative counters the kernel cannot reset (`cpu.stat`'s
-//!   throttling counts, `pids.events`) and page cache the earlier container charged.
+//!   throttling counts, `pids.events`), page cache the earlier container charged, and the
+//!   `cpuset` values copied from the parent when it was first made.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

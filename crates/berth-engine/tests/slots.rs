@@ -14,7 +14,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_engine::WaitCondition;
 use fixture::Fixture;
 
 const APPLETS: &[&str] = &["sh", "cat", "grep", "hostname", "test"];
@@ -60,19 +59,6 @@ impl Fixture {
     async fn create(&self, body: serde_json::Value) -> berth_engine::Result<String> {
         let body = serde_json::from_value(body).unwrap();
         self.engine().create(None, body).await.map(|(id, _)| id)
-    }
-
-    /// Starts a created container and returns its exit code.
-    async fn start_and_wait(&self, id: &str) -> i64 {
-        let exited = self
-            .engine()
-            .wait(id, WaitCondition::NextExit)
-            .expect("wait");
-        self.engine().start(id).await.expect("start");
-        tokio::time::timeout(Duration::from_secs(20), exited)
-            .await
-            .expect("the container exits")
-            .0
     }
 }
 

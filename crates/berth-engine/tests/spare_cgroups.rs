@@ -13,7 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use berth_engine::WaitCondition;
 use fixture::Fixture;
 
 const APPLETS: &[&str] = &["sh", "sleep", "true"];
@@ -23,16 +22,7 @@ impl Fixture {
     async fn run(&self, body: serde_json::Value) -> String {
         let body = serde_json::from_value(body).unwrap();
         let (id, _) = self.engine().create(None, body).await.expect("create");
-        let exited = self
-            .engine()
-            .wait(&id, WaitCondition::NextExit)
-            .expect("wait");
-        self.engine().start(&id).await.expect("start");
-        let code = tokio::time::timeout(Duration::from_secs(20), exited)
-            .await
-            .expect("the container exits")
-            .0;
-        assert_eq!(code, 0, "{id} exit code");
+        assert_eq!(self.start_and_wait(&id).await, 0, "{id} exit code");
         id
     }
 

@@ -1,6 +1,8 @@
 //! An engine for integration tests that run real containers: a temp data root, its own
 //! cgroup parent and a busybox image. Included with `#[path]` by the tests that use it (not
 //! from `common/mod.rs`, so the others do not carry it unused).
+// Not every test that includes it calls every helper.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 
@@ -41,6 +43,19 @@ impl Fixture {
 
     pub fn engine(&self) -> &Arc<Engine> {
         self.engine.as_ref().unwrap()
+    }
+
+    /// Starts a created container and returns its exit code.
+    pub async fn start_and_wait(&self, id: &str) -> i64 {
+        let exited = self
+            .engine()
+            .wait(id, berth_engine::WaitCondition::NextExit)
+            .expect("wait");
+        self.engine().start(id).await.expect("start");
+        tokio::time::timeout(std::time::Duration::from_secs(20), exited)
+            .await
+            .expect("the container exits")
+            .0
     }
 }
 

@@ -156,6 +156,9 @@ pub struct Container {
     /// startup line; once the record is durable too, so may the start (see
     /// [`Engine::send_start_early`]).
     early: watch::Sender<EarlySpawn>,
+    /// Its create's spawn took the standby and a network namespace and left their refill
+    /// for later (see [`Engine::refill_after_run`]).
+    refill_owed: std::sync::atomic::AtomicBool,
 }
 
 /// See [`Container::early`].
@@ -194,6 +197,7 @@ impl Container {
             netns: Mutex::new(None),
             spawning: Arc::default(),
             early: watch::channel(EarlySpawn::default()).0,
+            refill_owed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -293,7 +297,18 @@ pub struct Engine {
     slots: crate::slots::SlotPool,
     /// Durable removals in flight share their metadata fsync (see [`crate::group_sync`]).
     removal_sync: crate::group_sync::GroupSync,
+    /// How many containers owe the refill of what their start took (0 or 1, see
+    /// [`Engine::refill_after_run`]).
+    refills_owed: std::sync::atomic::AtomicUsize,
 }
+
+/// How long a lone `run --rm` container may hold back the refill of the standby shim and
+/// network namespace it took: past this it is not a short run, and the spares are made.
+const REFILL_AFTER: Duration = Duration::from_millis(100);
+
+/// How long after a removal it pays its refill: the answer to the client's wait for the
+/// removal goes out first.
+const REFILL_AFTER_REMOVAL: Duration = Duration::from_millis(1);
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
@@ -449,6 +464,7 @@ impl Engine {
             daemon_id,
             netns_pool: crate::netns::NetnsPool::new(),
             removal_sync: Default::default(),
+            refills_owed: Default::default(),
         });
         {
             let mut map = engine.containers.write().unwrap_or_else(|e| e.into_inner());
@@ -856,8 +872,12 @@ impl Engine {
         match result {
             Ok(rec) => {
                 self.container_event("create", &rec, &[]);
-                if at_once {
-                    self.spawn_early(&rec);
+                if at_once && let Some(handed) = self.spawn_early(&rec) {
+                    // The shim's setup is `run --rm`'s critical path and the answer is not:
+                    // the client's attach, wait and start wait on the shim anyway. Answered
+                    // first, the client woke on this worker's core and held the hand-off
+                    // back (docs/engine.md, "The hand-off before the create's answer").
+                    let _ = handed.await;
                 }
                 Ok((id, std::mem::take(&mut warnings)))
             }
@@ -1097,10 +1117,15 @@ impl Engine {
     /// failure is kept for the start to report (`pending_start_error`), as an attach's is.
     /// Other creates (`docker create`, `run -d`) spawn at attach or start as before: a
     /// created container that may wait long should not hold a shim.
-    fn spawn_early(self: &Arc<Self>, rec: &ContainerRecord) {
+    /// Returns a receiver that resolves once the shim is handed its state directory (or
+    /// the spawn gave up before that).
+    fn spawn_early(
+        self: &Arc<Self>,
+        rec: &ContainerRecord,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         let Ok(c) = self.lookup(&rec.id) else {
             // Removed meanwhile: nothing to run, and a sync is no longer needed by anyone.
-            return;
+            return None;
         };
         // Taken before the create answers, so no request on the container can come first.
         let Ok(guard) = c.spawning.clone().try_lock_owned() else {
@@ -1109,9 +1134,10 @@ impl Engine {
             if let Err(e) = self.store.sync_metadata() {
                 tracing::warn!("recording {} durably: {e}", c.id);
             }
-            return;
+            return None;
         };
         let engine = self.clone();
+        let (handed, handed_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let _spawning = guard;
             let store = engine.store.clone();
@@ -1123,7 +1149,7 @@ impl Engine {
                 }
                 r
             });
-            let spawned = engine.spawn_shim(&c, false, true).await;
+            let spawned = engine.spawn_shim(&c, false, Some(handed)).await;
             let synced = match synced.await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(EngineError::Internal(format!(
@@ -1137,6 +1163,7 @@ impl Engine {
                     .unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
         });
+        Some(handed_rx)
     }
 
     /// The shim's config for `rec`; with `premounted`, its rootfs is mounted already (see
@@ -1205,14 +1232,55 @@ impl Engine {
         Ok(cfg)
     }
 
-    /// Spawns the container's shim; returns the init's pid. `early`: the create's spawn
-    /// ([`Engine::spawn_early`]), whose shim tells when it listens ([`Container::early`]).
+    /// Tops up what a container's start takes: the next standby shim, the network
+    /// namespaces.
+    fn refill_spares(&self) {
+        self.launcher.refill();
+        self.netns_pool.top_up();
+    }
+
+    /// The refill after a create's spawn for `docker run --rm` (an attached auto-remove
+    /// container): the zygote's fork of the next standby and the filler's `unshare` are
+    /// ~1.5 ms of CPU, and made while the container is set up, started and removed they
+    /// take a core from its critical path on a two-core machine (docs/engine.md, "Refills
+    /// after the run"). A lone such container therefore owes the refill until its removal
+    /// has been answered ([`Engine::pay_refill`]), or [`REFILL_AFTER`], whichever is first.
+    /// With another one owing already (containers started side by side), it refills now.
+    fn refill_after_run(self: &Arc<Self>, c: &Arc<Container>) {
+        use std::sync::atomic::Ordering;
+        if self.refills_owed.fetch_add(1, Ordering::AcqRel) > 0 {
+            self.refills_owed.fetch_sub(1, Ordering::AcqRel);
+            self.refill_spares();
+            return;
+        }
+        c.refill_owed.store(true, Ordering::Release);
+        let engine = self.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFILL_AFTER).await;
+            engine.pay_refill(&c);
+        });
+    }
+
+    /// Refills, if `c` owes it (see [`Engine::refill_after_run`]).
+    fn pay_refill(&self, c: &Container) {
+        use std::sync::atomic::Ordering;
+        if c.refill_owed.swap(false, Ordering::AcqRel) {
+            self.refills_owed.fetch_sub(1, Ordering::AcqRel);
+            self.refill_spares();
+        }
+    }
+
+    /// Spawns the container's shim; returns the init's pid. `handed`: the create's spawn
+    /// ([`Engine::spawn_early`]), told when the shim has its state directory, and whose
+    /// shim tells when it listens ([`Container::early`]).
     async fn spawn_shim(
         self: &Arc<Self>,
         c: &Arc<Container>,
         start_now: bool,
-        early: bool,
+        handed: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Result<i32> {
+        let early = handed.is_some();
         let previous = c.shim_gone.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(gone) = previous {
             gone.wait(Duration::from_secs(5)).await;
@@ -1262,7 +1330,12 @@ impl Engine {
                 let _ = h.send(());
             }
         };
-        let spawn = self.launcher.spawn(&dir, &listening);
+        let refill = if early {
+            shim::Refill::ByCaller
+        } else {
+            shim::Refill::AfterHandOff
+        };
+        let spawn = self.launcher.spawn(&dir, &listening, handed, refill);
         tokio::pin!(spawn);
         let mut watching = None;
         let spawned = tokio::select! {
@@ -1278,6 +1351,11 @@ impl Engine {
                 spawn.await
             }
         };
+        if early && spawned.is_ok() {
+            self.refill_after_run(c);
+        } else {
+            self.refill_spares();
+        }
         if spawned.is_ok() {
             *c.netns.lock().unwrap_or_else(|e| e.into_inner()) = netns;
         }
@@ -1391,6 +1469,7 @@ impl Engine {
         if let Some(ns) = netns {
             self.netns_pool.retire(ns);
         }
+
         let was = c.shim_state();
         c.set_shim(ShimState::None);
         let (code, oom, at, error) = match exit {
@@ -1438,8 +1517,16 @@ impl Engine {
         if rec.host_config.auto_remove.unwrap_or(false) {
             let engine = self.clone();
             let id = c.id.clone();
+            let owner = c.clone();
             let removal = async move {
-                match engine.remove_then(&id, false).await {
+                let removed = engine.remove_then(&id, false).await;
+                // After the client's answer (its wait for the removal) has gone out.
+                let payer = engine.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(REFILL_AFTER_REMOVAL).await;
+                    payer.pay_refill(&owner);
+                });
+                match removed {
                     Ok(Some(dirs)) if await_removal => drop(dirs.await),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(id, "auto-remove failed: {e}"),
@@ -1450,8 +1537,11 @@ impl Engine {
             } else {
                 tokio::spawn(removal);
             }
-        } else if wants_restart(&rec, code, false) {
-            self.schedule_restart(c.clone(), rec.restart_count);
+        } else {
+            self.pay_refill(c);
+            if wants_restart(&rec, code, false) {
+                self.schedule_restart(c.clone(), rec.restart_count);
+            }
         }
     }
 
@@ -1700,7 +1790,7 @@ impl Engine {
                 c.id
             ))),
             ShimState::None => self
-                .spawn_shim(c, true, false)
+                .spawn_shim(c, true, None)
                 .await
                 .map(|pid| (pid as i64, now())),
         }
@@ -2623,7 +2713,7 @@ impl PendingAttach {
                 return empty(e);
             }
         }
-        if spawn_here && let Err(e) = engine.spawn_shim(&c, false, false).await {
+        if spawn_here && let Err(e) = engine.spawn_shim(&c, false, None).await {
             if defer_errors || matches!(e, EngineError::Shim { .. }) {
                 return empty(e);
             }

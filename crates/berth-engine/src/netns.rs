@@ -25,6 +25,10 @@
 //! - The pool fills lazily, on the first container that needs one, so daemons that never
 //!   run a container (most tests) make none. If namespaces cannot be made here, containers
 //!   create their own as before.
+//! - **Refilled after the take, not at it**: berthd tops the pool up ([`NetnsPool::top_up`])
+//!   once the container is set up, or, for a lone `docker run --rm`, once it has been
+//!   removed (docs/engine.md, "Refills after the run"); only an empty pool refills at the
+//!   take.
 //! - **One filler thread, kept for a moment**: once the pool is full the filler waits
 //!   [`FILLER_KEEP_ALIVE`] for the next take before it exits, so back-to-back starts reuse
 //!   one thread instead of making and ending a thread per container, and an idle daemon
@@ -114,18 +118,20 @@ impl NetnsPool {
     }
 
     /// A ready namespace, or one made now when none is ready; `None` when namespaces
-    /// cannot be made by berthd (the container then creates its own). Starts a refill.
+    /// cannot be made by berthd (the container then creates its own). A ready one is not
+    /// replaced until [`NetnsPool::top_up`]: the filler's `unshare` is ~1 ms of CPU, and
+    /// made at the take it ran beside the container's setup, on `run --rm`'s critical
+    /// path (docs/engine.md, "Refills after the startup line"). An empty pool refills now.
     pub async fn take(&self) -> Option<PreparedNetns> {
         {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if st.broken.is_some() {
                 return None;
             }
-            let got = st.ready.pop_front();
-            self.refill(&mut st);
-            if let Some(fd) = got {
+            if let Some(fd) = st.ready.pop_front() {
                 return Some(PreparedNetns { fd });
             }
+            self.refill(&mut st);
         }
         // Empty (the first container, or a burst): make one on a thread of its own.
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -145,6 +151,12 @@ impl NetnsPool {
             }
             Err(_) => None,
         }
+    }
+
+    /// Refills the pool in the background (after a take, once the container is set up).
+    pub fn top_up(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.refill(&mut st);
     }
 
     /// Keeps the namespace of an exited container until [`RETIRE_BATCH`] of them are
@@ -440,9 +452,14 @@ mod tests {
         assert!(link.contains("lo:") && link.contains(",UP"), "{link}");
     }
 
+    /// The tests that run a pool's filler, one at a time: `filler_threads` counts this
+    /// process's fillers (under `cargo test` the tests share a process).
+    static POOL_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// Every take gives a different namespace, and the pool refills in the background.
     #[tokio::test]
     async fn pool_gives_distinct_namespaces_and_refills() {
+        let _one = POOL_TESTS.lock().await;
         if !is_root() {
             eprintln!("skipped: needs root to create network namespaces");
             return;
@@ -502,6 +519,7 @@ mod tests {
     /// full that long; dropping the pool closes the ready namespaces at once and stops it.
     #[tokio::test]
     async fn one_filler_thread_serves_back_to_back_takes_then_exits() {
+        let _one = POOL_TESTS.lock().await;
         if !is_root() {
             eprintln!("skipped: needs root to create network namespaces");
             return;
@@ -512,6 +530,8 @@ mod tests {
         let filler = filler_threads();
         assert_eq!(filler.len(), 1, "one filler while it waits: {filler:?}");
         let second = pool.take().await.expect("a namespace");
+        assert_eq!(pool.ready(), POOL_SIZE - 1, "a take alone does not refill");
+        pool.top_up();
         until_full(&pool).await;
         assert_eq!(filler_threads(), filler, "the same thread refilled");
         let mut gone = false;
@@ -524,8 +544,9 @@ mod tests {
         }
         assert!(gone, "the filler exits after its keep-alive");
         assert_eq!(pool.ready(), POOL_SIZE, "and leaves the pool full");
-        // Started again by a take; the pool's drop closes what is ready and stops it.
+        // Started again by a top-up; the pool's drop closes what is ready and stops it.
         let third = pool.take().await.expect("a namespace");
+        pool.top_up();
         until_full(&pool).await;
         assert_eq!(filler_threads().len(), 1);
         let ready = pool.ready_inodes();
@@ -551,6 +572,7 @@ mod tests {
     /// one goes after RETIRE_WAIT.
     #[tokio::test]
     async fn retired_namespaces_go_in_batches() {
+        let _one = POOL_TESTS.lock().await;
         if !is_root() {
             eprintln!("skipped: needs root to create network namespaces");
             return;

@@ -376,16 +376,28 @@ impl Launcher {
     /// one is ready, else a fresh `berth-shim <state_dir>` — and waits for its startup line
     /// on the shim's stdout: the init's pid and warnings, or the shim's error.
     /// `listening` is called on the shim's listening notice (asked for in its config).
-    /// The shim is reaped by a task of the runtime when it exits.
-    pub async fn spawn(&self, state_dir: &Path, listening: &(dyn Fn() + Sync)) -> Result<Spawned> {
-        let handed = match self.take_standby() {
+    /// The shim is reaped by a task of the runtime when it exits. `handed` is told once a
+    /// standby has the state directory, or a fresh shim is about to be spawned.
+    pub async fn spawn(
+        &self,
+        state_dir: &Path,
+        listening: &(dyn Fn() + Sync),
+        handed: Option<tokio::sync::oneshot::Sender<()>>,
+        refill: Refill,
+    ) -> Result<Spawned> {
+        let handed_off = match self.take_standby() {
             Some(standby) => standby.hand_off(state_dir).await,
             None => None,
         };
-        // The next standby is spawned while this shim sets its container up: that mostly
-        // waits for the container's init, leaving a core free.
-        self.refill();
-        if let Some(process) = handed {
+        if let Some(tx) = handed {
+            let _ = tx.send(());
+        }
+        if refill == Refill::AfterHandOff {
+            // The next standby is spawned while this shim sets its container up: that
+            // mostly waits for the container's init, leaving a core free.
+            self.refill();
+        }
+        if let Some(process) = handed_off {
             match read_startup(process, listening).await? {
                 Some(spawned) => return Ok(spawned),
                 // Killed between our write and its read: it never began the setup (which
@@ -397,6 +409,7 @@ impl Launcher {
             }
         }
         // No standby (a burst, or it died): the spawn blocks this worker as it always did.
+        self.refill();
         let process = self.binary.spawn(state_dir.as_os_str(), false)?;
         read_startup(process, listening)
             .await?
@@ -415,7 +428,7 @@ impl Launcher {
     }
 
     /// Spawns a new standby on a blocking-pool thread unless one is ready or on its way.
-    fn refill(&self) {
+    pub fn refill(&self) {
         {
             let mut slot = self.standby.lock().unwrap_or_else(|e| e.into_inner());
             if slot.ready.is_some() || slot.filling {
@@ -464,6 +477,16 @@ impl Standby {
         drop(stdin);
         Some(self.0)
     }
+}
+
+/// When [`Launcher::spawn`] spawns the next standby after handing the ready one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refill {
+    /// At once, while the handed shim sets its container up.
+    AfterHandOff,
+    /// Not at all: the caller calls [`Launcher::refill`] when the cores are free (only a
+    /// missing standby is replaced at once).
+    ByCaller,
 }
 
 /// Reads a shim's startup line (after its listening notice, if any, which calls

@@ -272,6 +272,80 @@ async fn start_through_the_standby() {
     assert_eq!(fx.exit_code(&c).await, 137);
 }
 
+/// A lone `docker run --rm` container (attached and auto-remove: its create spawns it)
+/// leaves the refill of the standby it took until it is removed, or until it has run for a
+/// moment (`REFILL_AFTER`, 100 ms): no standby is forked while it is set up and started.
+/// Then the next one waits, as for any container.
+#[test]
+fn a_lone_run_rm_forks_the_next_standby_after_its_start() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(lone_run_rm_refill());
+}
+
+async fn lone_run_rm_refill() {
+    let test = "a_lone_run_rm_forks_the_next_standby_after_its_start";
+    let Some(fx) = Fixture::open(test, "engine-standby", &["sh", "sleep", "cat"]).await else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    let standby = the_standby_of(me);
+    let body = serde_json::from_value(serde_json::json!({
+        "Image": "busybox",
+        "Cmd": ["sleep", "2"],
+        "AttachStdout": true,
+        "AttachStderr": true,
+        "HostConfig": {"NetworkMode": "none", "AutoRemove": true},
+    }))
+    .unwrap();
+    let created = Instant::now();
+    let (id, _) = fx.engine().create(None, body).await.expect("create");
+    fx.engine().start(&id).await.expect("start");
+    let since = created.elapsed();
+    let waiting = standbys_of(me);
+    if since < Duration::from_millis(80) {
+        assert!(
+            waiting.is_empty(),
+            "a standby was forked during the run's create and start ({since:?}): {waiting:?}"
+        );
+    } else {
+        eprintln!(
+            "note: {test}: create and start took {since:?}, past the refill's 100 ms: \
+             the check that none was forked meanwhile is left out"
+        );
+    }
+    let shim: i32 = std::fs::read_to_string(
+        fx.dir
+            .path()
+            .join("run/containers")
+            .join(&id)
+            .join(berth_shim::PID_FILE),
+    )
+    .expect("shim.pid")
+    .trim()
+    .parse()
+    .unwrap();
+    assert_eq!(
+        shim, standby,
+        "the container's shim is the standby that waited"
+    );
+    // The refill comes while it still runs.
+    let next = the_standby_of(me);
+    assert_ne!(next, standby);
+    assert_eq!(
+        fx.engine().lookup(&id).expect("still there").status(),
+        berth_engine::status::Status::Running,
+        "the standby is refilled while a long run goes on"
+    );
+    let removed = fx
+        .engine()
+        .wait(&id, berth_engine::WaitCondition::Removed)
+        .expect("wait");
+    tokio::time::timeout(Duration::from_secs(20), removed)
+        .await
+        .expect("the container is removed");
+    assert_eq!(the_standby_of(me), next, "one standby waits, as before");
+}
+
 /// A standby killed after berthd wrote its state directory but before it read it (stopped,
 /// then SIGKILLed): EOF without a startup line and without `shim.pid`, so the start falls
 /// back to a fresh shim instead of failing.

@@ -210,8 +210,13 @@ else
   echo "docker: skipped (no dockerd)"
 fi
 if [[ " $PEERS " == *" podman "* ]] && command -v podman >/dev/null; then
+  # crun 1.8 refuses a cgroup-v1 hybrid host unless the cgroup2 mount is hidden (cgv1ns.sh),
+  # and podman's default rlimits (nofile 1048576) exceed this host's hard limits: crun's
+  # setrlimit fails with EPERM, so its containers get limits within them.
   (cd "$BENCH" && ENGINE="podman --runtime crun" ENGINE_LABEL=podman-crun DAEMON_COMMS="" \
-    TLS_OPTS=--tls-verify=false RM_OPTS="-t 0" ./run_all.sh run_latency density image_ops)
+    TLS_OPTS=--tls-verify=false RM_OPTS="-t 0" \
+    RUN_OPTS="--ulimit nofile=20000:20000 --ulimit nproc=4096:4096" \
+    ./cgv1ns.sh ./run_all.sh run_latency density image_ops)
 else
   echo "podman: skipped (not installed; scripts/install-deps.sh --bench installs it)"
 fi

@@ -1354,6 +1354,8 @@ impl Engine {
         if early && spawned.is_ok() {
             self.refill_after_run(c);
         } else {
+            // Mostly the namespaces: the standby was refilled at the hand-off
+            // (`Refill::AfterHandOff`), but not after an early spawn that failed.
             self.refill_spares();
         }
         if spawned.is_ok() {
@@ -1469,7 +1471,6 @@ impl Engine {
         if let Some(ns) = netns {
             self.netns_pool.retire(ns);
         }
-
         let was = c.shim_state();
         c.set_shim(ShimState::None);
         let (code, oom, at, error) = match exit {
@@ -1520,12 +1521,14 @@ impl Engine {
             let owner = c.clone();
             let removal = async move {
                 let removed = engine.remove_then(&id, false).await;
-                // After the client's answer (its wait for the removal) has gone out.
-                let payer = engine.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(REFILL_AFTER_REMOVAL).await;
-                    payer.pay_refill(&owner);
-                });
+                if owner.refill_owed.load(std::sync::atomic::Ordering::Acquire) {
+                    // After the client's answer (its wait for the removal) has gone out.
+                    let payer = engine.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(REFILL_AFTER_REMOVAL).await;
+                        payer.pay_refill(&owner);
+                    });
+                }
                 match removed {
                     Ok(Some(dirs)) if await_removal => drop(dirs.await),
                     Ok(_) => {}

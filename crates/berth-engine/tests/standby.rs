@@ -204,18 +204,23 @@ impl Fixture {
         .unwrap();
         let (id, _) = self.engine().create(None, body).await.expect("create");
         self.engine().start(&id).await.expect("start");
-        let shim_pid: i32 = std::fs::read_to_string(
+        let shim_pid = self.shim_pid(&id);
+        (id, shim_pid)
+    }
+
+    /// The pid of a started container's shim (its `shim.pid`).
+    fn shim_pid(&self, id: &str) -> i32 {
+        std::fs::read_to_string(
             self.dir
                 .path()
                 .join("run/containers")
-                .join(&id)
+                .join(id)
                 .join(berth_shim::PID_FILE),
         )
         .expect("shim.pid of a started container")
         .trim()
         .parse()
-        .unwrap();
-        (id, shim_pid)
+        .unwrap()
     }
 
     /// Waits for the container's exit; its exit code.
@@ -313,19 +318,9 @@ async fn lone_run_rm_refill() {
              the check that none was forked meanwhile is left out"
         );
     }
-    let shim: i32 = std::fs::read_to_string(
-        fx.dir
-            .path()
-            .join("run/containers")
-            .join(&id)
-            .join(berth_shim::PID_FILE),
-    )
-    .expect("shim.pid")
-    .trim()
-    .parse()
-    .unwrap();
     assert_eq!(
-        shim, standby,
+        fx.shim_pid(&id),
+        standby,
         "the container's shim is the standby that waited"
     );
     // The refill comes while it still runs.

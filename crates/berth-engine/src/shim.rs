@@ -16,10 +16,11 @@
 //!    spawn(state_dir)   take the ready one, write "<state_dir>\n", close its stdin; a
 //!                       new standby is spawned on a blocking-pool thread (never on the
 //!                       request's tokio worker) while this one sets up; read the line
-//!    none ready / dead  (a burst, or it was killed): spawn `berth-shim <state_dir>` as
-//!                       before — a dead standby shows as EPIPE on the write, or as EOF
-//!                       without a startup line and without `shim.pid` (killed after
-//!                       the write, before its setup began)
+//!    none ready         wait for the one being forked (or fork one now) and take it
+//!    none made / dead   (the zygote failed, or the standby was killed): spawn
+//!                       `berth-shim <state_dir>` as before — a dead standby shows as EPIPE
+//!                       on the write, or as EOF without a startup line and without
+//!                       `shim.pid` (killed after the write, before its setup began)
 //!    Launcher dropped,  its stdin pipe closes: the standby reads EOF and exits 0; it holds
 //!    berthd gone        no container resources before the hand-off
 //!   ```
@@ -72,6 +73,8 @@ const MAX_HAND_OFF_LINE: usize = 4096;
 pub struct Launcher {
     binary: Arc<Binary>,
     standby: Arc<Mutex<Slot>>,
+    /// Told each time a refill ends (a standby ready, or none made).
+    filled: Arc<tokio::sync::Notify>,
     /// Where the binary came from (for messages).
     pub source: PathBuf,
 }
@@ -88,6 +91,8 @@ struct Binary {
 /// After this many refills in a row where even a new zygote failed to fork the standby,
 /// standbys are exec'd for the launcher's life.
 const ZYGOTE_ATTEMPTS: u32 = 3;
+/// How long a start waits for a standby on its way before it execs a fresh shim.
+const STANDBY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 /// How long berthd waits for the zygote's reply before giving up on it.
 const ZYGOTE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -364,6 +369,7 @@ impl Launcher {
                 zygote: Mutex::default(),
             }),
             standby: Arc::default(),
+            filled: Arc::default(),
             source: binary.to_path_buf(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -385,35 +391,55 @@ impl Launcher {
         handed: Option<tokio::sync::oneshot::Sender<()>>,
         refill: Refill,
     ) -> Result<Spawned> {
-        let handed_off = match self.take_standby() {
-            Some(standby) => standby.hand_off(state_dir).await,
-            None => None,
-        };
-        if let Some(tx) = handed {
-            let _ = tx.send(());
-        }
-        if refill == Refill::AfterHandOff {
-            // The next standby is spawned while this shim sets its container up: that
-            // mostly waits for the container's init, leaving a core free.
-            self.refill();
-        }
-        if let Some(process) = handed_off {
+        let mut handed = handed;
+        let mut refill_after = refill == Refill::AfterHandOff;
+        // A second standby when the first turns out dead: at the write (killed before its
+        // reaper noticed), or before it read the write.
+        for _ in 0..2 {
+            let handed_off = match self.any_standby(state_dir).await {
+                Some(standby) => standby.hand_off(state_dir).await,
+                None => None,
+            };
+            if let Some(tx) = handed.take() {
+                let _ = tx.send(());
+            }
+            if std::mem::take(&mut refill_after) {
+                // The next standby is spawned while this shim sets its container up: that
+                // mostly waits for the container's init, leaving a core free.
+                self.refill();
+            }
+            let Some(process) = handed_off else {
+                continue;
+            };
             match read_startup(process, listening).await? {
                 Some(spawned) => return Ok(spawned),
                 // Killed between our write and its read: it never began the setup (which
-                // writes shim.pid before it creates anything), so a fresh shim is safe.
+                // writes shim.pid before it creates anything), so another shim is safe.
                 None if !state_dir.join(berth_shim::PID_FILE).exists() => {
-                    tracing::debug!("the standby shim died before its setup; spawning a fresh one");
+                    tracing::debug!("the standby shim died before its setup; taking another");
                 }
                 None => return Err(no_startup_line(state_dir)),
             }
         }
-        // No standby (a burst, or it died): the spawn blocks this worker as it always did.
+        // No standby (the zygote failed or is slow, standbys died, or the path cannot be
+        // handed over): the spawn blocks this worker as it always did.
         self.refill();
         let process = self.binary.spawn(state_dir.as_os_str(), false)?;
         read_startup(process, listening)
             .await?
             .ok_or_else(|| no_startup_line(state_dir))
+    }
+
+    /// The ready standby, else the one on its way ([`Launcher::next_standby`]); `None`
+    /// when there is none or `state_dir` cannot be handed to one.
+    async fn any_standby(&self, state_dir: &Path) -> Option<Standby> {
+        if !fits_hand_off(state_dir) {
+            return None;
+        }
+        match self.take_standby() {
+            Some(standby) => Some(standby),
+            None => self.next_standby().await,
+        }
     }
 
     /// The ready standby, if any and still alive.
@@ -424,6 +450,43 @@ impl Launcher {
         match standby.0.gone.try_recv() {
             Err(tokio::sync::oneshot::error::TryRecvError::Empty) => Some(standby),
             _ => None,
+        }
+    }
+
+    /// The standby being forked, or one forked now, once it is ready: a fork by the zygote
+    /// (~0.5 ms of CPU) is much cheaper than exec'ing a fresh shim (an exec, the dynamic
+    /// linking, the early init: ~1.9 ms), and back-to-back starts often come while the
+    /// refill of the last one is still on its way (docs/engine.md, "Waiting for the
+    /// standby"). `None` when this start's own refill made none or [`STANDBY_WAIT`] ran
+    /// out: the caller then execs a fresh shim.
+    async fn next_standby(&self) -> Option<Standby> {
+        let deadline = tokio::time::Instant::now() + STANDBY_WAIT;
+        let mut asked = false;
+        loop {
+            // Registered before the slot is looked at, so an end of a refill in between is
+            // not missed.
+            let filled = self.filled.notified();
+            tokio::pin!(filled);
+            filled.as_mut().enable();
+            if let Some(standby) = self.take_standby() {
+                return Some(standby);
+            }
+            let filling = self
+                .standby
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .filling;
+            if !filling {
+                if asked {
+                    return None;
+                }
+                asked = true;
+                self.refill();
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, filled).await.is_err() {
+                return None;
+            }
         }
     }
 
@@ -438,6 +501,7 @@ impl Launcher {
         }
         let binary = self.binary.clone();
         let standby = self.standby.clone();
+        let filled = self.filled.clone();
         tokio::task::spawn_blocking(move || {
             let made = binary.standby();
             let mut slot = standby.lock().unwrap_or_else(|e| e.into_inner());
@@ -448,6 +512,8 @@ impl Launcher {
                 Ok(p) => slot.ready = Some(Standby(p)),
                 Err(e) => tracing::warn!("cannot spawn a standby shim: {e}"),
             }
+            drop(slot);
+            filled.notify_waiters();
         });
     }
 }
@@ -459,11 +525,7 @@ impl Standby {
     /// which reports such a directory as it always did.
     async fn hand_off(mut self, state_dir: &Path) -> Option<Process> {
         let path = state_dir.as_os_str().as_bytes();
-        if path.is_empty()
-            || path.len() > MAX_HAND_OFF_LINE
-            || path.contains(&b'\n')
-            || path.contains(&0)
-        {
+        if !fits_hand_off(state_dir) {
             return None;
         }
         let mut stdin = self.0.stdin.take()?;
@@ -477,6 +539,16 @@ impl Standby {
         drop(stdin);
         Some(self.0)
     }
+}
+
+/// Whether `state_dir` can travel to a standby as one line (not empty, no newline or NUL,
+/// no longer than a standby reads); a fresh shim is spawned for any other.
+fn fits_hand_off(state_dir: &Path) -> bool {
+    let path = state_dir.as_os_str().as_bytes();
+    !path.is_empty()
+        && path.len() <= MAX_HAND_OFF_LINE
+        && !path.contains(&b'\n')
+        && !path.contains(&0)
 }
 
 /// When [`Launcher::spawn`] spawns the next standby after handing the ready one off.

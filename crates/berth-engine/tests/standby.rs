@@ -238,7 +238,7 @@ impl Fixture {
 
 /// A container starts in the standby that was waiting (its shim is that very process), a
 /// new standby is made for the next one, and one killed before its hand-off is replaced by
-/// a fresh spawn without the start noticing.
+/// one the zygote forks for that start (not a fresh exec) without the start noticing.
 #[test]
 fn containers_start_through_the_standby_and_a_killed_one_is_replaced() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,6 +267,12 @@ async fn start_through_the_standby() {
     wait_exited(next, "SIGKILL");
     let (b, shim_b) = fx.run("exit 4").await;
     assert_ne!(shim_b, next, "a killed standby is never handed a container");
+    let zygote = the_zygote_of(me);
+    assert!(
+        forked_from(shim_b, zygote),
+        "with no live standby the start waits for the zygote's fork ({shim_b} is not a fork of \
+         {zygote}: a fresh shim was exec'd)"
+    );
     assert_eq!(fx.exit_code(&b).await, 4);
 
     // And the launcher is back to one standby, which still works.
@@ -342,8 +348,8 @@ async fn lone_run_rm_refill() {
 }
 
 /// A standby killed after berthd wrote its state directory but before it read it (stopped,
-/// then SIGKILLed): EOF without a startup line and without `shim.pid`, so the start falls
-/// back to a fresh shim instead of failing.
+/// then SIGKILLed): EOF without a startup line and without `shim.pid`, so the start takes
+/// the next standby (the zygote's) instead of failing.
 #[test]
 fn a_standby_killed_after_the_hand_off_is_replaced() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -386,7 +392,14 @@ async fn killed_after_the_hand_off() {
         .await
         .expect("the start finishes")
         .unwrap()
-        .expect("the start succeeds with a fresh shim");
+        .expect("the start succeeds in another shim");
+    let shim = fx.shim_pid(&id);
+    assert_ne!(shim, standby);
+    let zygote = the_zygote_of(me);
+    assert!(
+        forked_from(shim, zygote),
+        "the start took the next standby, forked by the zygote {zygote}, not a fresh shim"
+    );
     assert_eq!(fx.exit_code(&id).await, 5);
     wait_exited(standby, "SIGKILL");
 }

@@ -127,6 +127,43 @@ fn forked_from(pid: i32, zygote: i32) -> bool {
 /// A waiting standby holds its stdin pipe, /dev/null as stdout, stderr, its startup pipe
 /// and what its spawner passed down to every child (the zygote holds those too, at the same
 /// numbers): no socket of the zygote, no pipe of another standby, nothing else.
+/// `(Size, Rss)` in KiB of `pid`'s text mapping of the shim binary (the `r-xp` one).
+fn shim_text_kib(pid: i32) -> (u64, u64) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut lines = smaps
+        .lines()
+        .skip_while(|l| !(l.contains(" r-xp ") && l.contains("berth-shim")));
+    lines.next().expect("the shim's text mapping");
+    let mut field = |name: &str| -> u64 {
+        lines
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a size in smaps")
+    };
+    let size = field("Size:");
+    (size, field("Rss:"))
+}
+
+/// Asserts that the running shim `shim` was forked by `zygote` (not exec'd afresh), unless
+/// it has already re-executed itself (300 ms after its start, handoff.rs), which erases the
+/// trace: then a note says the check was left out.
+fn assert_forked_shim(test: &str, shim: i32, zygote: i32) {
+    let forked = forked_from(shim, zygote);
+    let cmdline = std::fs::read(format!("/proc/{shim}/cmdline")).unwrap_or_default();
+    if cmdline.windows(9).any(|w| w == b"--monitor") {
+        eprintln!(
+            "note: {test}: the shim {shim} re-executed itself before it was looked at (a slow \
+             machine): the check that the zygote forked it is left out"
+        );
+        return;
+    }
+    assert!(
+        forked,
+        "the start waits for a standby of the zygote: {shim} is not a fork of {zygote} (a \
+         fresh shim was exec'd)"
+    );
+}
+
 fn assert_standby_fds(standby: i32, zygote: i32) {
     let fds = fds(standby);
     let zygote_fds = fds_of_zygote(zygote);
@@ -265,15 +302,12 @@ async fn start_through_the_standby() {
     assert_ne!(next, standby);
     kill9(next);
     wait_exited(next, "SIGKILL");
-    let (b, shim_b) = fx.run("exit 4").await;
+    // Running until killed: its shim must still be there to be looked at.
+    let (b, shim_b) = fx.run("sleep 1000").await;
     assert_ne!(shim_b, next, "a killed standby is never handed a container");
-    let zygote = the_zygote_of(me);
-    assert!(
-        forked_from(shim_b, zygote),
-        "with no live standby the start waits for the zygote's fork ({shim_b} is not a fork of \
-         {zygote}: a fresh shim was exec'd)"
-    );
-    assert_eq!(fx.exit_code(&b).await, 4);
+    assert_forked_shim(test, shim_b, the_zygote_of(me));
+    fx.engine().kill(&b, Some("KILL")).await.expect("kill");
+    assert_eq!(fx.exit_code(&b).await, 137);
 
     // And the launcher is back to one standby, which still works.
     let again = the_standby_of(me);
@@ -371,7 +405,7 @@ async fn killed_after_the_hand_off() {
     let run = tokio::spawn(async move {
         let body = serde_json::from_value(serde_json::json!({
             "Image": "busybox",
-            "Cmd": ["sh", "-c", "exit 5"],
+            "Cmd": ["sleep", "1000"],
             "HostConfig": {"NetworkMode": "none"},
         }))
         .unwrap();
@@ -395,12 +429,9 @@ async fn killed_after_the_hand_off() {
         .expect("the start succeeds in another shim");
     let shim = fx.shim_pid(&id);
     assert_ne!(shim, standby);
-    let zygote = the_zygote_of(me);
-    assert!(
-        forked_from(shim, zygote),
-        "the start took the next standby, forked by the zygote {zygote}, not a fresh shim"
-    );
-    assert_eq!(fx.exit_code(&id).await, 5);
+    assert_forked_shim(test, shim, the_zygote_of(me));
+    fx.engine().kill(&id, Some("KILL")).await.expect("kill");
+    assert_eq!(fx.exit_code(&id).await, 137);
     wait_exited(standby, "SIGKILL");
 }
 
@@ -430,6 +461,19 @@ async fn standbys_from_the_zygote() {
         "berth-shim\n"
     );
     assert_standby_fds(standby, zygote);
+    // Its text is faulted in while it waits (a fork has no page-table entries for it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (size, rss) = shim_text_kib(standby);
+        if rss == size {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the standby's text is not faulted in: {rss} of {size} KiB resident"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // A container in it: its init holds its stdio and nothing else.
     let (a, shim_a) = fx.run("sleep 1000").await;

@@ -127,23 +127,6 @@ fn forked_from(pid: i32, zygote: i32) -> bool {
 /// A waiting standby holds its stdin pipe, /dev/null as stdout, stderr, its startup pipe
 /// and what its spawner passed down to every child (the zygote holds those too, at the same
 /// numbers): no socket of the zygote, no pipe of another standby, nothing else.
-/// `(Size, Rss)` in KiB of `pid`'s text mapping of the shim binary (the `r-xp` one).
-fn shim_text_kib(pid: i32) -> (u64, u64) {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut lines = smaps
-        .lines()
-        .skip_while(|l| !(l.contains(" r-xp ") && l.contains("berth-shim")));
-    lines.next().expect("the shim's text mapping");
-    let mut field = |name: &str| -> u64 {
-        lines
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a size in smaps")
-    };
-    let size = field("Size:");
-    (size, field("Rss:"))
-}
-
 /// Asserts that the running shim `shim` was forked by `zygote` (not exec'd afresh), unless
 /// it has already re-executed itself (300 ms after its start, handoff.rs), which erases the
 /// trace: then a note says the check was left out.
@@ -461,19 +444,6 @@ async fn standbys_from_the_zygote() {
         "berth-shim\n"
     );
     assert_standby_fds(standby, zygote);
-    // Its text is faulted in while it waits (a fork has no page-table entries for it).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (size, rss) = shim_text_kib(standby);
-        if rss == size {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the standby's text is not faulted in: {rss} of {size} KiB resident"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 
     // A container in it: its init holds its stdio and nothing else.
     let (a, shim_a) = fx.run("sleep 1000").await;

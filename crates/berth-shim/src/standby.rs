@@ -33,23 +33,14 @@ pub const STANDBY_FLAG: &str = "--standby";
 /// The longest hand-off line accepted (a path longer than `PATH_MAX` cannot be opened).
 const MAX_LINE: usize = 4096;
 
-/// The most a writable mapping may be for [`prepare`] to fault it in: the heap, the stack
-/// and the data segments are far smaller; a large reserved region is not committed.
-const PREFAULT_MAX_WRITABLE: usize = 1024 * 1024;
-
 /// The container-independent work a shim would otherwise do after its hand-off: the host's
 /// cgroup layout (`/proc/self/mountinfo`, `/proc/self/cgroup`) is read once per process and
 /// kept, so the container's create finds it ready. A failure is not cached: the create
 /// detects again and reports it. The name comes first: exec'd from berthd's memfd, a
 /// standby would otherwise show as its descriptor's number ("14") in `ps` while it waits.
-/// Last, its pages are faulted in: a standby forked from the zygote has no page-table
-/// entries for its text and shares its heap and stack copy-on-write, and the ~150 faults
-/// that made up for it at the start of every container's setup (~0.4 ms of CPU) are paid
-/// now, while it waits (docs/shim.md, "Standby").
 pub fn prepare() {
     let _ = rustix::thread::set_name(c"berth-shim");
     let _ = berth_cgroups::Hierarchy::host();
-    let _ = berth_sys::prefault::prefault_mappings(PREFAULT_MAX_WRITABLE);
 }
 
 /// Blocks until the spawner writes the state directory as one line on stdin. `Ok(None)`

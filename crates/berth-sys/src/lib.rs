@@ -12,6 +12,5 @@ pub mod bpf;
 pub mod fs;
 pub mod memfd;
 pub mod mount;
-pub mod prefault;
 pub mod process;
 pub mod seccomp;

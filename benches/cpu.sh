@@ -13,32 +13,8 @@ BIN=$(readlink -f "${1:-${CARGO_TARGET_DIR:-target}/release}")
 N=${2:-100}
 FREQ=${FREQ:-10000}
 command -v perf >/dev/null || { echo "perf is required (apt-get install linux-perf)"; exit 1; }
-W=$(mktemp -d /tmp/berth-test-cpu.XXXXXX)
-DPID=""
-cleanup() {
-  if [ -n "$DPID" ]; then
-    BERTH_HOST=unix://$W/berth.sock "$W/berth" ps -aq 2>/dev/null |
-      xargs -r env BERTH_HOST=unix://$W/berth.sock "$W/berth" rm -f >/dev/null 2>&1 || true
-    kill "$DPID" 2>/dev/null || true
-    wait "$DPID" 2>/dev/null || true
-  fi
-  for cg in /sys/fs/cgroup/*/berth-test-cpu; do
-    [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-install -m 0755 "$BIN/berth" "$BIN/berthd" "$BIN/berth-shim" "$W/"
-"$W/berthd" --data-root "$W/data" --exec-root "$W/run" -H "unix://$W/berth.sock" \
-  --cgroup-parent /berth-test-cpu --config-file <(echo '{}') >"$W/berthd.log" 2>&1 &
-DPID=$!
-export BERTH_HOST=unix://$W/berth.sock
-for _ in $(seq 100); do "$W/berth" version >/dev/null 2>&1 && break; sleep 0.05; done
-mkdir -p "$W/rootfs/bin" "$W/rootfs/etc"
-cp /bin/busybox "$W/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$W/rootfs/bin/$a"; done
-tar -C "$W/rootfs" -cf "$W/busybox.tar" .
-"$W/berth" import "$W/busybox.tar" busybox:latest >/dev/null
+. benches/private_berthd.sh
+private_berthd "$BIN" cpu
 for _ in $(seq 10); do "$W/berth" run --rm --network none busybox true; done
 start=$(date +%s%N)
 perf record -q -a ${CALLGRAPH:+-g} -F "$FREQ" -e cpu-clock -o "$W/perf.data" -- bash -c \

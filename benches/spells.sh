@@ -22,34 +22,21 @@ done
 REL=$(readlink -f "${CARGO_TARGET_DIR:-target}")/release
 cargo build --release -q -p berthd -p berth-shim
 cargo rustc --release -q -p berth --bin berth -- -C target-feature=+crt-static -C relocation-model=static
-W=$(mktemp -d /tmp/berth-test-spells.XXXXXX)
-DPID=""
+. benches/private_berthd.sh
+private_berthd "$REL" spells
 DOCKERD_PID=""
 OWN_BRIDGE=""
 cleanup() {
-  if [ -n "$DPID" ]; then
-    BERTH_HOST=unix://$W/berth.sock "$W/berth" ps -aq 2>/dev/null |
-      xargs -r env BERTH_HOST=unix://$W/berth.sock "$W/berth" rm -f >/dev/null 2>&1 || true
-    kill "$DPID" 2>/dev/null || true
-    wait "$DPID" 2>/dev/null || true
-  fi
+  # dockerd first: its data root is inside $W, which the berthd cleanup removes.
   if [ -n "$DOCKERD_PID" ]; then
     kill "$DOCKERD_PID" 2>/dev/null || true
     wait "$DOCKERD_PID" 2>/dev/null || true
     umount -R "$W/docker-data" 2>/dev/null || true
   fi
   [ -n "$OWN_BRIDGE" ] && ip link del cebench1 2>/dev/null || true
-  for cg in /sys/fs/cgroup/*/berth-test-spells; do
-    [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  rm -rf "$W"
+  private_berthd_cleanup
 }
 trap cleanup EXIT
-# Installed copies, as scripts/setup.sh installs them (docs/engine.md, "The binary's copy").
-install -m 0755 "$REL/berth" "$REL/berthd" "$REL/berth-shim" "$W/"
-"$W/berthd" --data-root "$W/data" --exec-root "$W/run" -H "unix://$W/berth.sock" \
-  --cgroup-parent /berth-test-spells --config-file <(echo '{}') >"$W/berthd.log" 2>&1 &
-DPID=$!
 if ! ip link show cebench1 >/dev/null 2>&1; then
   ip link add name cebench1 type bridge && ip addr add 198.18.252.1/24 dev cebench1 && OWN_BRIDGE=1
 fi
@@ -58,15 +45,8 @@ setsid dockerd --data-root "$W/docker-data" --exec-root "$W/docker-exec" --pidfi
   -H "unix://$W/docker.sock" --config-file "$W/daemon.json" --bridge=cebench1 \
   --iptables=false --ip-masq=false >"$W/dockerd.log" 2>&1 &
 DOCKERD_PID=$!
-export BERTH_HOST=unix://$W/berth.sock
 DOCKER="docker -H unix://$W/docker.sock"
-for _ in $(seq 100); do "$W/berth" version >/dev/null 2>&1 && break; sleep 0.05; done
 for _ in $(seq 200); do $DOCKER version >/dev/null 2>&1 && break; sleep 0.1; done
-mkdir -p "$W/rootfs/bin" "$W/rootfs/etc"
-cp /bin/busybox "$W/rootfs/bin/"
-for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$W/rootfs/bin/$a"; done
-tar -C "$W/rootfs" -cf "$W/busybox.tar" .
-"$W/berth" import "$W/busybox.tar" busybox:latest >/dev/null
 $DOCKER import "$W/busybox.tar" busybox:latest >/dev/null
 
 median_ms() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; print(f\"{r['median']*1000:.2f}\")" "$1"; }

@@ -396,7 +396,9 @@ impl Launcher {
         // A second standby when the first turns out dead: at the write (killed before its
         // reaper noticed), or before it read the write.
         for _ in 0..2 {
-            let handed_off = match self.any_standby(state_dir).await {
+            let standby = self.any_standby(state_dir).await;
+            let got_one = standby.is_some();
+            let handed_off = match standby {
                 Some(standby) => standby.hand_off(state_dir).await,
                 None => None,
             };
@@ -409,7 +411,11 @@ impl Launcher {
                 self.refill();
             }
             let Some(process) = handed_off else {
-                continue;
+                // None came (waited for already): no second wait before the fresh spawn.
+                if got_one {
+                    continue;
+                }
+                break;
             };
             match read_startup(process, listening).await? {
                 Some(spawned) => return Ok(spawned),
@@ -519,15 +525,10 @@ impl Launcher {
 }
 
 impl Standby {
-    /// Writes the state directory on the standby's stdin and closes it. `None` when the
-    /// standby is gone (EPIPE) or the path cannot travel as one line (empty, a newline or
-    /// NUL in it, longer than the standby reads): the caller spawns a fresh shim instead,
-    /// which reports such a directory as it always did.
+    /// Writes the state directory (one that [`fits_hand_off`]) on the standby's stdin and
+    /// closes it. `None` when the standby is gone (EPIPE): the caller takes another.
     async fn hand_off(mut self, state_dir: &Path) -> Option<Process> {
         let path = state_dir.as_os_str().as_bytes();
-        if !fits_hand_off(state_dir) {
-            return None;
-        }
         let mut stdin = self.0.stdin.take()?;
         let mut line = Vec::with_capacity(path.len() + 1);
         line.extend_from_slice(path);
@@ -542,7 +543,8 @@ impl Standby {
 }
 
 /// Whether `state_dir` can travel to a standby as one line (not empty, no newline or NUL,
-/// no longer than a standby reads); a fresh shim is spawned for any other.
+/// no longer than a standby reads); a fresh shim is spawned for any other, and reports such
+/// a directory as it always did.
 fn fits_hand_off(state_dir: &Path) -> bool {
     let path = state_dir.as_os_str().as_bytes();
     !path.is_empty()

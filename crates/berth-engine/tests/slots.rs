@@ -338,7 +338,13 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     let fresh = fx.ready_slot().await;
     let a_snapshot = fx.engine().store().container_snapshot(&a).unwrap().id;
     let a_dir = fx.data().join("snapshots").join(&a_snapshot);
-    let old_work = std::fs::metadata(a_dir.join("work")).unwrap().ino();
+    // The inode number alone can come back: ext4 may give the new directory the inode the
+    // old one just freed. With its birth time it cannot.
+    let work_identity = || {
+        let m = std::fs::metadata(a_dir.join("work")).unwrap();
+        (m.ino(), m.created().expect("statx birth time"))
+    };
+    let old_work = work_identity();
     // The exit record is written over shim.json's inode (docs/shim.md), which the slot keeps.
     let a_exit = std::fs::metadata(fx.states().join(&a).join("exit.json"))
         .unwrap()
@@ -379,7 +385,7 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     );
     assert!(names(&a_dir.join("fs")).is_empty());
     assert_ne!(
-        std::fs::metadata(a_dir.join("work")).unwrap().ino(),
+        work_identity(),
         old_work,
         "a fresh work dir, without overlayfs' leftovers"
     );

@@ -411,7 +411,7 @@ impl Engine {
             std::fs::create_dir_all(&d)
                 .map_err(EngineError::io(format!("creating {}", d.display())))?;
         }
-        let launcher = Launcher::new(&cfg.shim_binary)?;
+        let launcher = Launcher::new(&cfg.shim_binary, Some(&cfg.exec_root.join("standby")))?;
         let root = cfg.data_root.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(root))
             .await

@@ -84,6 +84,9 @@ struct Binary {
     memfd: OwnedFd,
     exe: PathBuf,
     source: PathBuf,
+    /// A standby's arguments: `--standby`, and the directory it binds its control socket
+    /// in ahead of its hand-off, if there is one (see [`Launcher::new`]).
+    standby_args: Vec<std::ffi::OsString>,
     /// The parked process standbys are forked from (see [`Zygote`]).
     zygote: Mutex<ZygoteSlot>,
 }
@@ -246,7 +249,7 @@ impl Binary {
             }
         }
         drop(slot);
-        self.spawn(OsStr::new(STANDBY_FLAG), true)
+        self.spawn(&self.standby_args, true)
     }
 
     /// Asks the zygote for a standby; a new zygote if there is none or the one we had
@@ -288,7 +291,7 @@ impl Binary {
         )
         .map_err(|e| EngineError::io("a timeout on the zygote's socket")(e.into()))?;
         let process = self.spawn_with(
-            OsStr::new(STANDBY_FLAG),
+            &self.standby_args,
             std::process::Stdio::from(theirs),
             std::process::Stdio::null(),
         )?;
@@ -298,27 +301,27 @@ impl Binary {
         })
     }
 
-    /// Spawns the shim with `arg` (a state directory or `--standby`). Blocks the calling
+    /// Spawns the shim with `args` (a state directory, or a standby's). Blocks the calling
     /// thread until the child has exec'd (~1 ms); must run inside a tokio runtime, which
     /// reaps the child.
-    fn spawn(&self, arg: &OsStr, standby: bool) -> Result<Process> {
+    fn spawn(&self, args: &[impl AsRef<OsStr>], standby: bool) -> Result<Process> {
         let stdin = if standby {
             std::process::Stdio::piped()
         } else {
             std::process::Stdio::null()
         };
-        self.spawn_with(arg, stdin, std::process::Stdio::piped())
+        self.spawn_with(args, stdin, std::process::Stdio::piped())
     }
 
     fn spawn_with(
         &self,
-        arg: &OsStr,
+        args: &[impl AsRef<OsStr>],
         stdin: std::process::Stdio,
         stdout: std::process::Stdio,
     ) -> Result<Process> {
         let _ = &self.memfd;
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg(arg)
+        cmd.args(args)
             .arg0("berth-shim")
             .stdin(stdin)
             .stdout(stdout)
@@ -350,10 +353,41 @@ impl Binary {
     }
 }
 
+/// Makes `dir` (0700: the sockets in it are root's) or removes what standbys killed before
+/// their hand-off left in it.
+fn empty_socket_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let failed = |e| {
+        EngineError::io(format!(
+            "preparing the standby socket directory {}",
+            dir.display()
+        ))(e)
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(failed(e)),
+    }
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        match std::fs::remove_file(entry.map_err(failed)?.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Launcher {
     /// Copies `binary` into a sealed memfd. Inside a tokio runtime, also spawns the first
     /// standby (on a blocking-pool thread; without a runtime the first `spawn` does).
-    pub fn new(binary: &Path) -> Result<Launcher> {
+    ///
+    /// With `socket_dir` (berthd's `<exec_root>/standby`, on the filesystem of the state
+    /// directories), each standby binds its control socket there while it waits and renames
+    /// it into its state directory at the hand-off, which takes the bind's inode allocation
+    /// off the container's path (`berth-shim`'s `standby.rs`). The directory is made
+    /// (0700) and emptied here: what is in it was left by standbys killed before their
+    /// hand-off.
+    pub fn new(binary: &Path, socket_dir: Option<&Path>) -> Result<Launcher> {
         let mut src = std::fs::File::open(binary).map_err(EngineError::io(format!(
             "reading the shim binary {} (install berth-shim next to berthd or pass --shim-binary)",
             binary.display()
@@ -361,11 +395,17 @@ impl Launcher {
         let fd = berth_sys::memfd::sealed_copy("berth-shim", &mut src)
             .map_err(EngineError::io("copying the shim into a sealed memfd"))?;
         let exe = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let mut standby_args = vec![STANDBY_FLAG.into()];
+        if let Some(dir) = socket_dir {
+            empty_socket_dir(dir)?;
+            standby_args.push(dir.as_os_str().to_owned());
+        }
         let launcher = Launcher {
             binary: Arc::new(Binary {
                 memfd: fd,
                 exe,
                 source: binary.to_path_buf(),
+                standby_args,
                 zygote: Mutex::default(),
             }),
             standby: Arc::default(),
@@ -430,7 +470,7 @@ impl Launcher {
         // No standby (the zygote failed or is slow, standbys died, or the path cannot be
         // handed over): the spawn blocks this worker as it always did.
         self.refill();
-        let process = self.binary.spawn(state_dir.as_os_str(), false)?;
+        let process = self.binary.spawn(&[state_dir], false)?;
         read_startup(process, listening)
             .await?
             .ok_or_else(|| no_startup_line(state_dir))

@@ -54,7 +54,7 @@ fn standbys_of(parent: i32) -> Vec<i32> {
             continue;
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if cmdline == b"berth-shim\0--standby\0"
+        if cmdline.starts_with(b"berth-shim\0--standby\0")
             && stat(pid).is_some_and(|(ppid, state)| ppid == parent && state != 'Z')
             && std::fs::read_link(format!("/proc/{pid}/fd/0"))
                 .is_ok_and(|l| l.to_string_lossy().starts_with("pipe:"))
@@ -124,9 +124,6 @@ fn forked_from(pid: i32, zygote: i32) -> bool {
     !a.is_empty() && a == auxv(zygote)
 }
 
-/// A waiting standby holds its stdin pipe, /dev/null as stdout, stderr, its startup pipe
-/// and what its spawner passed down to every child (the zygote holds those too, at the same
-/// numbers): no socket of the zygote, no pipe of another standby, nothing else.
 /// Asserts that the running shim `shim` was forked by `zygote` (not exec'd afresh), unless
 /// it has already re-executed itself (300 ms after its start, handoff.rs), which erases the
 /// trace: then a note says the check was left out.
@@ -147,26 +144,58 @@ fn assert_forked_shim(test: &str, shim: i32, zygote: i32) {
     );
 }
 
-fn assert_standby_fds(standby: i32, zygote: i32) {
+/// A waiting standby holds its stdin pipe, /dev/null as stdout, stderr, its startup pipe,
+/// its control socket bound ahead (in the fixture's `run/standby`), and what its spawner
+/// passed down to every child (the zygote holds those too, at the same numbers): no socket
+/// of the zygote, no pipe of another standby, nothing else.
+fn assert_standby_fds(fx: &Fixture, standby: i32, zygote: i32) {
     let fds = fds(standby);
     let zygote_fds = fds_of_zygote(zygote);
-    assert!(fds.len() >= 4, "the standby's descriptors: {fds:?}");
+    assert!(fds.len() >= 5, "the standby's descriptors: {fds:?}");
     assert!(fds[0].1.starts_with("pipe:"), "{fds:?}");
     assert_eq!((fds[1].0, fds[1].1.as_str()), (1, "/dev/null"), "{fds:?}");
-    assert!(
-        fds.iter().all(|(_, t)| !t.starts_with("socket:")),
-        "{fds:?}"
-    );
     let own: Vec<_> = fds
         .iter()
         .filter(|(fd, _)| *fd > 2)
         .filter(|f| !zygote_fds.contains(f))
+        .map(|(_, t)| t.as_str())
         .collect();
+    let (sockets, others): (Vec<&str>, Vec<&str>) =
+        own.iter().partition(|t| t.starts_with("socket:"));
     assert!(
-        own.len() == 1 && own[0].1.starts_with("pipe:"),
-        "beyond stdio and what the spawner passed down (the zygote's {zygote_fds:?}), the \
-         standby holds only its startup pipe: {fds:?}"
+        others.len() == 1 && others[0].starts_with("pipe:"),
+        "beyond stdio, its socket and what the spawner passed down (the zygote's \
+         {zygote_fds:?}), the standby holds only its startup pipe: {fds:?}"
     );
+    let own_socket = prebound_socket(fx, standby);
+    assert_eq!(
+        sockets
+            .iter()
+            .map(|t| unix_socket_path(t))
+            .collect::<Vec<_>>(),
+        [Some(own_socket)],
+        "the standby's one socket is the control socket it bound ahead: {fds:?}"
+    );
+}
+
+/// Where the fixture's standby `pid` binds its control socket ahead of its hand-off.
+fn prebound_socket(fx: &Fixture, pid: i32) -> PathBuf {
+    prebound_socket_in(&fx.dir.path().join("run/standby"), pid)
+}
+
+fn prebound_socket_in(dir: &std::path::Path, pid: i32) -> PathBuf {
+    dir.join(format!("{pid}.sock"))
+}
+
+/// The path a unix socket (`socket:[inode]`, a descriptor's link) is bound to, from
+/// `/proc/net/unix`.
+fn unix_socket_path(link: &str) -> Option<PathBuf> {
+    let inode = link.strip_prefix("socket:[")?.strip_suffix(']')?;
+    let table = std::fs::read_to_string("/proc/net/unix").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(6) == Some(&inode)).then(|| f.get(7).map(PathBuf::from))?
+    })
 }
 
 /// The zygote's descriptors above stdio.
@@ -298,6 +327,94 @@ async fn start_through_the_standby() {
     assert_eq!(shim_c, again);
     fx.engine().kill(&c, Some("KILL")).await.expect("kill");
     assert_eq!(fx.exit_code(&c).await, 137);
+}
+
+/// A standby binds its control socket while it waits (`run/standby/<pid>.sock`) and its
+/// setup renames that very socket to the container's `shim.sock`: no bind on the
+/// container's path. One killed before its hand-off leaves its socket, which the next
+/// engine on the same roots removes; the standby never handed a container removes its own
+/// when it exits.
+#[test]
+fn a_standby_binds_its_socket_ahead_and_renames_it_at_the_hand_off() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    runtime().block_on(socket_bound_ahead());
+}
+
+async fn socket_bound_ahead() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let test = "a_standby_binds_its_socket_ahead_and_renames_it_at_the_hand_off";
+    let Some(fx) = Fixture::open(test, "engine-standby", &["sh", "sleep", "cat"]).await else {
+        return;
+    };
+    let me = std::process::id() as i32;
+    let standby = the_standby_of(me);
+    let ahead = prebound_socket(&fx, standby);
+    let bound = std::fs::metadata(&ahead).expect("the waiting standby's socket");
+    assert!(bound.file_type().is_socket(), "{}", ahead.display());
+
+    let (a, shim_a) = fx.run("sleep 1000").await;
+    assert_eq!(shim_a, standby);
+    let sock = fx
+        .dir
+        .path()
+        .join("run/containers")
+        .join(&a)
+        .join(berth_shim::SOCKET_FILE);
+    assert_eq!(
+        std::fs::metadata(&sock)
+            .expect("the container's shim.sock")
+            .ino(),
+        bound.ino(),
+        "shim.sock is the socket the standby bound ahead, renamed"
+    );
+    assert!(!ahead.exists(), "{} was renamed away", ahead.display());
+    fx.engine().kill(&a, Some("KILL")).await.expect("kill");
+    assert_eq!(fx.exit_code(&a).await, 137);
+
+    // Killed while it waits: its socket stays behind (until a launcher starts on the
+    // directory, below).
+    let killed = the_standby_of(me);
+    let left = prebound_socket(&fx, killed);
+    assert!(left.exists());
+    kill9(killed);
+    wait_exited(killed, "SIGKILL");
+    assert!(
+        left.exists(),
+        "a SIGKILLed standby cannot remove its socket"
+    );
+    drop(fx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !standbys_of(me).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the engine's standby outlived it"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // A launcher empties its directory of such leftovers; a standby that exits without a
+    // container (its launcher dropped) removes its own socket.
+    let root = berth_fixtures::temp_dir("standby-sockets");
+    let dir = root.path().join("standby");
+    std::fs::create_dir(&dir).unwrap();
+    let leftover = dir.join("1.sock");
+    drop(std::os::unix::net::UnixListener::bind(&leftover).unwrap());
+    assert!(leftover.exists());
+    let launcher =
+        Launcher::new(&shim_bin(test).expect("berth-shim"), Some(&dir)).expect("launcher");
+    assert!(
+        !leftover.exists(),
+        "a new launcher removes what killed standbys left"
+    );
+    let waiting = the_standby_of(me);
+    assert!(prebound_socket_in(&dir, waiting).exists());
+    drop(launcher);
+    wait_exited(waiting, "its launcher dropped");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "the standby removed its socket when it exited"
+    );
 }
 
 /// A lone `docker run --rm` container (attached and auto-remove: its create spawns it)
@@ -443,7 +560,7 @@ async fn standbys_from_the_zygote() {
         std::fs::read_to_string(format!("/proc/{standby}/comm")).unwrap(),
         "berth-shim\n"
     );
-    assert_standby_fds(standby, zygote);
+    assert_standby_fds(&fx, standby, zygote);
 
     // A container in it: its init holds its stdio and nothing else.
     let (a, shim_a) = fx.run("sleep 1000").await;
@@ -480,7 +597,7 @@ async fn standbys_from_the_zygote() {
     assert_ne!(zygote2, zygote);
     let standby2 = the_standby_of(me);
     assert!(forked_from(standby2, zygote2));
-    assert_standby_fds(standby2, zygote2);
+    assert_standby_fds(&fx, standby2, zygote2);
     let (c, shim_c) = fx.run("exit 7").await;
     assert_eq!(shim_c, standby2);
     assert_eq!(fx.exit_code(&c).await, 7);
@@ -527,7 +644,7 @@ async fn stuck_zygote() {
     wait_exited(zygote, "SIGKILL");
     let zygote2 = the_zygote_of(me);
     assert!(forked_from(next, zygote2));
-    assert_standby_fds(next, zygote2);
+    assert_standby_fds(&fx, next, zygote2);
     let (c, shim_c) = fx.run("exit 10").await;
     assert_eq!(shim_c, next);
     assert_eq!(fx.exit_code(&c).await, 10);
@@ -542,7 +659,7 @@ fn a_standby_exits_when_its_launcher_is_dropped() {
         return;
     };
     let rt = runtime();
-    let launcher = rt.block_on(async { Launcher::new(&shim).expect("launcher") });
+    let launcher = rt.block_on(async { Launcher::new(&shim, None).expect("launcher") });
     let standby = the_standby_of(std::process::id() as i32);
     // Named as every shim, though exec'd from a memfd (`/proc/self/fd/N`).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -569,7 +686,7 @@ fn a_standby_exits_when_its_daemon_is_sigkilled() {
         // The daemon: report the standby's pid, then wait to be killed.
         let rt = runtime();
         let shim = berth_fixtures::workspace_bin("berth-shim");
-        let _launcher = rt.block_on(async { Launcher::new(&shim).expect("launcher") });
+        let _launcher = rt.block_on(async { Launcher::new(&shim, None).expect("launcher") });
         let standby = the_standby_of(std::process::id() as i32);
         let zygote = the_zygote_of(std::process::id() as i32);
         let tmp = PathBuf::from(&report).with_extension("tmp");

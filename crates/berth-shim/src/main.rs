@@ -138,15 +138,18 @@ fn main() -> ExitCode {
             }
         };
     }
-    // `None`: a standby, told its state directory later.
-    let dir = match (args.next(), args.next()) {
-        (Some(a), None) if a == standby::STANDBY_FLAG => None,
-        (Some(d), None) if d != "--help" && d != "-h" => Some(PathBuf::from(d)),
+    // `None`: a standby, told its state directory later (and where to bind its socket
+    // ahead, if anywhere).
+    let (dir, socket_dir) = match (args.next(), args.next(), args.next()) {
+        (Some(a), sockets, None) if a == standby::STANDBY_FLAG => {
+            (None, sockets.map(PathBuf::from))
+        }
+        (Some(d), None, None) if d != "--help" && d != "-h" => (Some(PathBuf::from(d)), None),
         _ => {
             let _ = writeln!(
                 std::io::stderr(),
-                "usage: berth-shim <state_dir>\n       berth-shim --standby   (reads <state_dir> \
-                 from stdin)\n\n\
+                "usage: berth-shim <state_dir>\n       berth-shim --standby [<socket_dir>]   \
+                 (reads <state_dir> from stdin)\n\n\
                  Supervises one container described by <state_dir>/shim.json; spawned by berthd \
                  (see docs/shim.md)."
             );
@@ -165,15 +168,16 @@ fn main() -> ExitCode {
         }
     }
     let mut channel = Channel::open();
-    let dir = match dir {
-        Some(d) => d,
+    let (dir, prebound) = match dir {
+        Some(d) => (d, None),
         None => {
-            standby::prepare();
+            let prebound = standby::prepare(socket_dir.as_deref());
             match standby::wait_for_state_dir() {
-                Ok(Some(d)) => d,
+                Ok(Some(d)) => (d, prebound),
                 // The spawner went away before handing over a container.
                 Ok(None) => return ExitCode::SUCCESS,
                 Err(e) => {
+                    drop(prebound);
                     channel.send(&Startup::Err(ErrorReply {
                         error: e.message,
                         kind: e.kind,
@@ -186,7 +190,7 @@ fn main() -> ExitCode {
     // The line goes out as soon as the container exists, before the rest of the setup:
     // berthd's requests (the monitor's `wait`, an attach, the start) queue on the bound
     // socket meanwhile and are served in one go when the loop begins.
-    let setup = server::Shim::setup(&dir, &mut |msg| match msg {
+    let setup = server::Shim::setup(&dir, prebound, &mut |msg| match msg {
         Startup::Listening { .. } => channel.notice(msg),
         _ => channel.send(msg),
     });

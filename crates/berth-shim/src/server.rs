@@ -9,6 +9,7 @@
 
 use crate::backend::{Backend, ChildStdio};
 use crate::log::{LineSplitter, LogFile};
+use crate::standby::PreBound;
 use berth_shim::stream::{StreamType, frame_header};
 use berth_shim::{
     EXIT_FILE, Empty, ExitInfo, Kind, PID_FILE, PREVIOUS_PID_FILE, PROCESS_NAME, Request,
@@ -196,7 +197,12 @@ impl Shim {
     /// wrote (the runtime cleans up a failed create itself). After it (only out of
     /// descriptors or memory), the container is killed and removed and the socket is gone:
     /// berthd, told it exists, finds no shim and records its exit as unknown.
-    pub fn setup(state_dir: &Path, announce: &mut dyn FnMut(&Startup)) -> Result<Shim, ShimError> {
+    /// `prebound`: the socket a standby bound ahead, renamed to `shim.sock` here.
+    pub fn setup(
+        state_dir: &Path,
+        prebound: Option<PreBound>,
+        announce: &mut dyn FnMut(&Startup),
+    ) -> Result<Shim, ShimError> {
         let _ = rustix::thread::set_name(c"berth-shim");
         debug_assert_eq!(PROCESS_NAME, "berth-shim");
         // Our own session: a signal to berthd's process group or terminal never reaches us.
@@ -218,7 +224,7 @@ impl Shim {
             )
         })?;
         let cfg = ShimConfig::load(&state_dir)?;
-        let listener = bind_socket(&state_dir)?;
+        let listener = bind_socket(&state_dir, prebound)?;
         let sock = state_dir.join(SOCKET_FILE);
         // From here on a failure must not leave a socket that looks alive.
         let guard = SocketGuard(Some(sock));
@@ -1288,14 +1294,19 @@ fn mark_started(state_dir: &Path) {
 }
 
 /// Binds `<state_dir>/shim.sock` (through the directory, so long paths work), refusing
-/// when another shim still serves it.
-fn bind_socket(state_dir: &Path) -> Result<UnixListener, ShimError> {
+/// when another shim still serves it. A standby's `prebound` socket is renamed there
+/// instead (over a previous shim's dead socket: no inode is allocated or freed apart); if
+/// that fails (another filesystem), it is removed and a new one bound.
+fn bind_socket(state_dir: &Path, prebound: Option<PreBound>) -> Result<UnixListener, ShimError> {
     let path = state_dir.join(SOCKET_FILE);
     if berth_shim::client::connect_unix(&path).is_ok() {
         return Err(ShimError::conflict(format!(
             "another shim serves {} (is the container already running?)",
             path.display()
         )));
+    }
+    if let Some(listener) = prebound.and_then(|p| p.move_to(&path)) {
+        return Ok(listener);
     }
     let _ = std::fs::remove_file(&path);
     let dir = std::fs::File::open(state_dir)

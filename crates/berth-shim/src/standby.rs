@@ -19,16 +19,82 @@
 //! each; the forked child continues here, from its pipes on exactly the exec'd standby.
 //!
 //! Before the hand-off the standby holds nothing of any container: no state directory, no
-//! cgroup, no socket, no file. Its only tie is the pipe on stdin, so it can never outlive
-//! its spawner: the kernel closes berthd's end when berthd goes, however it goes.
+//! cgroup, no file of one. Its only tie is the pipe on stdin, so it can never outlive its
+//! spawner: the kernel closes berthd's end when berthd goes, however it goes.
+//!
+//! Its control socket it binds ahead too, when berthd names a directory for that
+//! (`berth-shim --standby <socket_dir>`): `<socket_dir>/<pid>.sock`, renamed to
+//! `<state_dir>/shim.sock` at the hand-off ([`PreBound`]). A bind creates an inode, and on a
+//! journal-less ext4 exec root (this machine's `/run`) every inode allocation scans past the
+//! inodes deleted in the last ~30 s: 0.3–0.4 ms of kernel CPU per bind after a few seconds of
+//! back-to-back runs, on the container's path; the rename allocates nothing. The standby
+//! removes its socket when it exits without a container; one killed before its hand-off
+//! leaves it, and berthd empties the directory when it starts.
 
 use berth_shim::{Kind, ShimError};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::PathBuf;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
 
-/// argv[1] of a standby.
+/// argv[1] of a standby (argv[2], if given, is the directory to bind its socket in).
 pub const STANDBY_FLAG: &str = "--standby";
+
+/// A control socket bound before the hand-off, under a name of the standby's own. The setup
+/// renames it into the state directory ([`PreBound::move_to`]); dropped before that (the
+/// standby exits without a container, or its setup fails first), it removes its name.
+pub struct PreBound {
+    listener: UnixListener,
+    name: OwnName,
+}
+
+/// The socket's name while it is the standby's: removed on drop unless disarmed.
+struct OwnName(Option<PathBuf>);
+
+impl Drop for OwnName {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl PreBound {
+    /// Binds `<dir>/<pid>.sock` (a file left by a killed standby whose pid we now have is
+    /// replaced). `None` when that fails: the setup then binds in the state directory.
+    pub fn bind(dir: &Path) -> Option<PreBound> {
+        use std::os::fd::AsRawFd;
+        let file = format!("{}.sock", std::process::id());
+        let path = dir.join(&file);
+        let dir_fd = std::fs::File::open(dir).ok()?;
+        // `sun_path` holds 107 bytes: a long directory is reached through its descriptor.
+        let target = if path.as_os_str().len() < 100 {
+            path.clone()
+        } else {
+            PathBuf::from(format!("/proc/self/fd/{}/{file}", dir_fd.as_raw_fd()))
+        };
+        let listener = match UnixListener::bind(&target) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let _ = std::fs::remove_file(&path);
+                UnixListener::bind(&target).ok()?
+            }
+            Err(_) => return None,
+        };
+        let name = OwnName(Some(path));
+        listener.set_nonblocking(true).ok()?;
+        Some(PreBound { listener, name })
+    }
+
+    /// Renames the socket to `dest` (replacing what is there) and hands out the listener;
+    /// `None` (and the name removed) when the rename fails, e.g. across filesystems.
+    pub fn move_to(self, dest: &Path) -> Option<UnixListener> {
+        let PreBound { listener, mut name } = self;
+        std::fs::rename(name.0.as_ref()?, dest).ok()?;
+        name.0 = None;
+        Some(listener)
+    }
+}
 
 /// The longest hand-off line accepted (a path longer than `PATH_MAX` cannot be opened).
 const MAX_LINE: usize = 4096;
@@ -38,9 +104,11 @@ const MAX_LINE: usize = 4096;
 /// kept, so the container's create finds it ready. A failure is not cached: the create
 /// detects again and reports it. The name comes first: exec'd from berthd's memfd, a
 /// standby would otherwise show as its descriptor's number ("14") in `ps` while it waits.
-pub fn prepare() {
+/// With `socket_dir`, the control socket is bound too ([`PreBound`]).
+pub fn prepare(socket_dir: Option<&Path>) -> Option<PreBound> {
     let _ = rustix::thread::set_name(c"berth-shim");
     let _ = berth_cgroups::Hierarchy::host();
+    socket_dir.and_then(PreBound::bind)
 }
 
 /// Blocks until the spawner writes the state directory as one line on stdin. `Ok(None)`

@@ -92,8 +92,10 @@ pub trait CgroupManager: Send + Sync {
     /// Removes the cgroup (and sub-cgroups) everywhere; Ok when already gone.
     fn destroy(&self) -> Result<()>;
     /// Takes a spare cgroup tagged `tag` ([`spare_tag`]) for this one, before `create` or
-    /// `create_early`, which then find its directories made. false when none waits (v2:
-    /// always; cgroup2 cannot rename).
+    /// `create_early`, which then find its directories made: v1 renames the spare's `cpu`
+    /// directory (and its anchor, which claims it) here, the others in `create`, which a
+    /// runtime that clones first calls while the process sets up. false when none waits
+    /// (v2: always; cgroup2 cannot rename).
     fn take_spare(&self, tag: &str) -> bool;
     /// Sets this exited container's cgroup aside as a spare tagged `tag` (v1: counters
     /// reset, renamed in its parent). false, with nothing changed, when it

@@ -63,20 +63,33 @@ pub fn spare_tag(res: &LinuxResources) -> Option<String> {
     Some(format!("{hash:016x}"))
 }
 
+/// A taken spare's directories still under its name, renamed by [`finish`].
+pub(crate) struct Rest {
+    name: String,
+    dirs: Vec<PathBuf>,
+}
+
+impl Rest {
+    /// Removes the directories still under the spare's name (the cgroup is given up
+    /// before [`finish`]).
+    pub(crate) fn discard(self) {
+        for dir in &self.dirs {
+            let _ = fsio::remove_cgroup(&dir.with_file_name(&self.name));
+        }
+    }
+}
+
 /// Takes a spare tagged `tag` for the cgroup directories `dirs` (sorted, anchor first, none
-/// existing yet). true when every directory is now the spare's; false when none waits, or
-/// when a hierarchy's part of the one taken was missing (then `create` must make that one).
-pub(crate) fn take(dirs: &[PathBuf], tag: &str) -> bool {
-    let Some((anchor, rest)) = dirs.split_first() else {
-        return false;
-    };
-    let Some(parent) = anchor.parent() else {
-        return false;
-    };
+/// existing yet): renames the anchor, which makes the spare ours, and every directory but
+/// those `later` picks, which [`finish`] renames (the caller's process can be running by
+/// then: a container's init needs only its `cpu` directory at its start). `Some` when all
+/// those renames worked; `None` when no spare waits, or when a directory was missing (then
+/// every other directory is renamed at once, and `create` must make the missing one).
+pub(crate) fn take(dirs: &[PathBuf], tag: &str, later: &dyn Fn(&Path) -> bool) -> Option<Rest> {
+    let (anchor, rest) = dirs.split_first()?;
+    let parent = anchor.parent()?;
     let prefix = format!("{SPARE_PREFIX}{tag}-");
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return false;
-    };
+    let entries = std::fs::read_dir(parent).ok()?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str().filter(|n| n.starts_with(&prefix)) else {
@@ -86,17 +99,37 @@ pub(crate) fn take(dirs: &[PathBuf], tag: &str) -> bool {
         if std::fs::rename(parent.join(name), anchor).is_err() {
             continue;
         }
-        let mut complete = true;
-        for dir in rest {
-            let from = dir.with_file_name(name);
-            if std::fs::rename(&from, dir).is_err() {
-                let _ = std::fs::remove_dir(&from);
-                complete = false;
-            }
+        let (deferred, now): (Vec<PathBuf>, Vec<PathBuf>) =
+            rest.iter().cloned().partition(|d| later(d));
+        let taken = Rest {
+            name: name.to_string(),
+            dirs: now,
+        };
+        let deferred = Rest {
+            name: name.to_string(),
+            dirs: deferred,
+        };
+        if finish(taken) {
+            return Some(deferred);
         }
-        return complete;
+        finish(deferred);
+        return None;
     }
-    false
+    None
+}
+
+/// Renames the rest of a taken spare. false when a directory was missing (its spare is
+/// removed; `create` must make the missing one).
+pub(crate) fn finish(rest: Rest) -> bool {
+    let mut complete = true;
+    for dir in &rest.dirs {
+        let from = dir.with_file_name(&rest.name);
+        if std::fs::rename(&from, dir).is_err() {
+            let _ = std::fs::remove_dir(&from);
+            complete = false;
+        }
+    }
+    complete
 }
 
 /// What [`set_aside`] checks and resets, besides the directories.

@@ -23,6 +23,9 @@ pub(crate) struct V1Manager {
     /// The v1 directories are a spare's ([`CgroupManager::take_spare`]): `create` makes only
     /// a hybrid host's cgroup2 twin (each v1 `mkdir` would fail with `EEXIST`).
     taken: AtomicBool,
+    /// The taken spare's directories `take_spare` left to `create` (all but the anchor's
+    /// and `cpu`'s: renamed while the container's init sets up, off its path).
+    spare_rest: std::sync::Mutex<Option<spare::Rest>>,
     /// The v1 directories went to a spare ([`CgroupManager::set_aside`]): `destroy` removes
     /// only the twin (each v1 `rmdir` would fail with `ENOENT`).
     set_aside: AtomicBool,
@@ -34,6 +37,7 @@ impl V1Manager {
             dirs,
             devices_fresh: AtomicBool::new(false),
             taken: AtomicBool::new(false),
+            spare_rest: std::sync::Mutex::new(None),
             set_aside: AtomicBool::new(false),
         }
     }
@@ -49,6 +53,13 @@ impl V1Manager {
                 format!("the {controller} cgroup v1 controller is not mounted on this host"),
             )
         })
+    }
+
+    fn take_spare_rest(&self) -> Option<spare::Rest> {
+        self.spare_rest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Runs `f` on the hybrid host's cgroup2 twin, if there is one.
@@ -178,6 +189,12 @@ impl CgroupManager for V1Manager {
     }
 
     fn create(&self) -> Result<()> {
+        if let Some(rest) = self.take_spare_rest()
+            && !spare::finish(rest)
+        {
+            // A hierarchy's part was missing: made below like a new cgroup's.
+            self.taken.store(false, Ordering::Relaxed);
+        }
         if self.taken.load(Ordering::Relaxed) {
             return self.twin_only(fsio::mkdir_levels).map(drop);
         }
@@ -389,6 +406,9 @@ impl CgroupManager for V1Manager {
     }
 
     fn destroy(&self) -> Result<()> {
+        if let Some(rest) = self.take_spare_rest() {
+            rest.discard();
+        }
         if self.set_aside.load(Ordering::Relaxed) {
             return self
                 .twin_only(|m, r| fsio::remove_cgroup(&m.join(r)))
@@ -404,7 +424,10 @@ impl CgroupManager for V1Manager {
     }
 
     fn take_spare(&self, tag: &str) -> bool {
-        let taken = spare::take(&self.v1_dirs(), tag);
+        let cpu = self.dir("cpu");
+        let rest = spare::take(&self.v1_dirs(), tag, &|d| Some(d) != cpu.as_deref());
+        let taken = rest.is_some();
+        *self.spare_rest.lock().unwrap_or_else(|e| e.into_inner()) = rest;
         self.taken.store(taken, Ordering::Relaxed);
         taken
     }

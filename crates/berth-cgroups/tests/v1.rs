@@ -557,6 +557,15 @@ fn spares_are_set_aside_reset_and_taken_only_with_the_same_tag() {
     let other = berth_cgroups::spare_tag(&resources(r#"{"pids": {"limit": 65}}"#)).unwrap();
     assert!(!b.take_spare(&other), "another tag");
     assert!(b.take_spare(&tag));
+    // The take renames the spare's anchor (the first directory by path) and `cpu`, all a
+    // process needs at its start; `create` renames the others.
+    let anchor = a_dirs.values().min().unwrap().clone();
+    for ((ctrl, dir), b_dir) in a_dirs.iter().zip(b.paths().values()) {
+        let now = *dir == anchor || *dir == a_dirs["cpu"];
+        assert_eq!(b_dir.exists(), now, "{ctrl}: renamed by the take");
+        assert_eq!(dir.with_file_name(&spare_name).exists(), !now, "{ctrl}");
+    }
+    b.create().unwrap();
     for (((ctrl, dir), b_dir), ino) in a_dirs.iter().zip(b.paths().values()).zip(&inodes) {
         assert!(
             !dir.with_file_name(&spare_name).exists(),
@@ -564,13 +573,32 @@ fn spares_are_set_aside_reset_and_taken_only_with_the_same_tag() {
         );
         assert_eq!(std::fs::metadata(b_dir).unwrap().ino(), *ino, "{ctrl}");
     }
-    b.create().unwrap();
     b.apply(&res).unwrap();
     assert_eq!(f(&b.paths()["pids"], "pids.max"), "64");
     // A taken spare is the cgroup's own: destroy removes it everywhere.
     b.destroy().unwrap();
     assert!(b.paths().values().all(|d| !d.exists()), "b stays");
     drop(b);
+
+    // A spare taken by a cgroup given up before its `create` goes entirely: what the take
+    // renamed with the cgroup, the rest under the spare's name.
+    let d = CgroupGuard::new(&h, &format!("/{name}/d"));
+    d.create().unwrap();
+    d.apply(&res).unwrap();
+    assert!(d.set_aside(&tag));
+    let e = CgroupGuard::new(&h, &format!("/{name}/e"));
+    assert!(e.take_spare(&tag));
+    e.destroy().unwrap();
+    for dir in a_dirs.values() {
+        let parent = dir.parent().unwrap();
+        assert!(!parent.join("e").exists(), "{}", parent.display());
+        assert!(
+            !parent.join(format!("spare-{tag}-d")).exists(),
+            "{}",
+            parent.display()
+        );
+    }
+    drop((d, e));
 
     // At most MAX_SPARES wait; the parent's manager removes them.
     let max = berth_cgroups::spare::MAX_SPARES;

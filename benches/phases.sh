@@ -22,4 +22,4 @@ perf record -q -a -o "$W/perf.data" -e "$events" -- bash -c \
   "for i in \$(seq $N); do $W/berth run --rm --network none busybox true; sleep $PAUSE; done" \
   >/dev/null 2>&1
 perf script -i "$W/perf.data" -F comm,pid,tid,cpu,time,event,trace >"$W/trace.txt" 2>/dev/null
-python3 ${PHASES_PY:-benches/phases.py} "$W/trace.txt"
+python3 benches/phases.py "$W/trace.txt"

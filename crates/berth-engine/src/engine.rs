@@ -2266,7 +2266,7 @@ impl Engine {
             };
             let rejected = match recycled {
                 Ok(mut slot) => {
-                    slot.mount_for(&engine.store, engine.slots.hint().as_ref());
+                    slot.mount_for(&engine.store, engine.slots.hint_for_recycled().as_ref());
                     engine.slots.recycled(Some(slot))
                 }
                 Err(e) => {

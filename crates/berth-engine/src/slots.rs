@@ -35,13 +35,17 @@
 //!   directories to a later create instead of the trash ([`Slot::recycle`]): once its shim
 //!   has exited, the container directory is renamed to a fresh ID with an empty log, the
 //!   snapshot keeps its directory and link with a fresh work dir, and the pool keeps it
-//!   next to the slot made after the start (at most [`MAX_READY`]). A start makes a fresh
+//!   next to the slot made after the start (at most [`MAX_READY`], of which at most
+//!   [`MAX_PREMOUNTED`] with a premounted rootfs). A start makes a fresh
 //!   slot only when none is ready and none is being recycled, so back-to-back `run --rm`
 //!   settles on the create taking the directories the run before last left (the last
 //!   run's are still waiting for its shim's exit), and creates and deletes none of those
 //!   inodes, and frees no blocks (each freed block costs ~1.5 ms here: ext4 without a
 //!   journal trims it synchronously with `discard`): the create writes the four files over
-//!   their old content. The shim's state directory in the exec root comes along
+//!   their old content. After `rm -f` of many containers the pool holds them all (up to
+//!   [`MAX_READY`]), only [`MAX_PREMOUNTED`] with their rootfs mounted, and a burst of
+//!   creates then makes none of their inodes either (a create takes a mounted slot first).
+//!   The shim's state directory in the exec root comes along
 //!   ([`Slot::take_state_dir`]: its exit record becomes the next `shim.json`). Anything
 //!   unexpected in the directory, a written upper dir, another runtime or a shim this
 //!   daemon did not spawn: the trash, as before.
@@ -532,8 +536,15 @@ pub(crate) fn create_log_file(dir: &Path, id: &str) -> Result<()> {
 }
 
 /// How many slots the pool keeps, counting those being recycled (a removal without room
-/// sends its directories to the trash).
-const MAX_READY: usize = 2;
+/// sends its directories to the trash). A slot is two directories and four small files:
+/// after `rm -f` of a few dozen containers, the next few dozen creates allocate none of
+/// their inodes, where each allocation otherwise scans the inodes deleted in the last 30 s
+/// (journal-less ext4; docs/engine.md, "Recycled slots for bursts").
+pub const MAX_READY: usize = 64;
+
+/// How many ready slots may hold a premounted rootfs: each is a mount in berthd's
+/// namespace, and the next create takes one of them first; the others stay unmounted.
+pub const MAX_PREMOUNTED: usize = 2;
 
 /// The slots kept ready (one pool per engine).
 pub struct SlotPool {
@@ -568,10 +579,24 @@ impl SlotPool {
         }
     }
 
-    /// The oldest ready slot, if any. The next one is made on [`SlotPool::refill`].
+    /// The oldest ready slot with a premounted rootfs, else the oldest, if any. The next
+    /// one is made on [`SlotPool::refill`].
     pub fn take(&self) -> Option<Slot> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.ready.pop_front()
+        match st.ready.iter().position(|s| s.premount.is_some()) {
+            Some(i) => st.ready.remove(i),
+            None => st.ready.pop_front(),
+        }
+    }
+
+    /// What a slot being recycled should mount: the hint, unless [`MAX_PREMOUNTED`] ready
+    /// slots are mounted already.
+    pub(crate) fn hint_for_recycled(&self) -> Option<Premount> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mounted = st.ready.iter().filter(|s| s.premount.is_some()).count();
+        (mounted < MAX_PREMOUNTED)
+            .then(|| st.hint.clone())
+            .flatten()
     }
 
     /// Starts making the next slot unless one is ready or on its way (being made, or being
@@ -583,8 +608,7 @@ impl SlotPool {
 
     /// Announces a slot to come from a removal, if the pool has room for it (ready and
     /// announced slots below [`MAX_READY`]); [`SlotPool::recycled`] must follow a `true`.
-    /// Without room the removal sends its directories to the trash, as before recycling:
-    /// `rm -f` of fifty containers recycles two.
+    /// Without room the removal sends its directories to the trash, as before recycling.
     pub(crate) fn expect_recycled(&self) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.closed || st.ready.len() + st.recycling >= MAX_READY {
@@ -624,16 +648,21 @@ impl SlotPool {
         st.ready.iter().map(|s| s.id.clone()).collect()
     }
 
+    /// How many ready slots have a premounted rootfs (tests).
+    pub fn ready_premounted(&self) -> usize {
+        self.ready_premount_flags().iter().filter(|m| **m).count()
+    }
+
+    /// Whether each ready slot has a premounted rootfs, oldest first (tests).
+    pub fn ready_premount_flags(&self) -> Vec<bool> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.ready.iter().map(|s| s.premount.is_some()).collect()
+    }
+
     /// How the ready slot's rootfs is mounted, if there is a slot and it is (tests).
     pub fn ready_premount(&self) -> Option<Premount> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.ready.front().and_then(|s| s.premount.clone())
-    }
-
-    /// What the slots made now mount (for a recycled one).
-    pub(crate) fn hint(&self) -> Option<Premount> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.hint.clone()
     }
 
     /// Sets what the slots made from now on mount (`None`: nothing, e.g. after a create

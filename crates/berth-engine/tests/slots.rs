@@ -317,7 +317,8 @@ async fn ready_slots(fx: &Fixture, n: usize) -> Vec<String> {
 
 /// A removed container that wrote nothing leaves its directories (renamed to a new ID,
 /// with an empty log) and its snapshot to a later create; one that wrote a file does not,
-/// and nothing of either reaches the next container. The pool keeps at most two slots.
+/// and nothing of either reaches the next container. Few of the pool's slots hold a
+/// premounted rootfs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     let Some(fx) = Fixture::open(
@@ -466,7 +467,8 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
         a_snapshot
     );
 
-    // At most two slots: removing three containers that wrote nothing keeps two.
+    // Every removed container that wrote nothing becomes a slot (up to MAX_READY), and at
+    // most MAX_PREMOUNTED of them hold a mounted rootfs.
     let more: Vec<String> = {
         let mut v = Vec::new();
         for _ in 0..3 {
@@ -481,12 +483,64 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ready = fx.engine().slots().ready_ids();
-    assert_eq!(ready.len(), 2, "{ready:?}");
+    assert!(
+        ready.len() >= 5,
+        "the five removed containers' slots: {ready:?}"
+    );
+    let premounted = fx.engine().slots().ready_premounted();
+    assert!(
+        premounted <= berth_engine::slots::MAX_PREMOUNTED,
+        "{premounted} premounted slots"
+    );
     assert_eq!(
         names(&containers),
         ready.iter().cloned().collect::<BTreeSet<_>>(),
         "only the slots' directories are left"
     );
+    // A create takes a slot with a mounted rootfs before older unmounted ones: use up the
+    // mounted ones, then recycle one more (mounted: the budget is free again) behind the
+    // unmounted ones, and the next create takes it.
+    let slots = fx.engine().slots();
+    let mut made = Vec::new();
+    while slots.ready_premounted() > 0 {
+        made.push(fx.create(body("true")).await.expect("create"));
+    }
+    let unmounted = slots.ready_premount_flags().len();
+    assert!(
+        unmounted > 0,
+        "unmounted slots are left: {:?}",
+        slots.ready_premount_flags()
+    );
+    let last = made.pop().expect("a create took a mounted slot");
+    assert_eq!(fx.start_and_wait(&last).await, 0);
+    fx.engine()
+        .remove(&last, false, false)
+        .await
+        .expect("remove");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while slots.ready_premount_flags().len() == unmounted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed container's slot"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let flags = slots.ready_premount_flags();
+    assert_eq!(
+        flags.last(),
+        Some(&true),
+        "recycled behind the others, mounted: {flags:?}"
+    );
+    let taker = fx.create(body("true")).await.expect("create");
+    assert_eq!(
+        slots.ready_premount_flags(),
+        vec![false; unmounted],
+        "the create took the mounted slot, not the oldest"
+    );
+    for id in made.iter().chain([&taker]) {
+        fx.engine().remove(id, false, false).await.expect("remove");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     fx.engine().shutdown().await;
     assert!(names(&containers).is_empty());
     assert!(fx.unrecorded_snapshots().is_empty());

@@ -332,8 +332,8 @@ async fn start_through_the_standby() {
 /// A standby binds its control socket while it waits (`run/standby/<pid>.sock`) and its
 /// setup renames that very socket to the container's `shim.sock`: no bind on the
 /// container's path. One killed before its hand-off leaves its socket, which the next
-/// engine on the same roots removes; the standby never handed a container removes its own
-/// when it exits.
+/// launcher on the directory (berthd's next start) removes; a standby never handed a
+/// container removes its own when it exits.
 #[test]
 fn a_standby_binds_its_socket_ahead_and_renames_it_at_the_hand_off() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

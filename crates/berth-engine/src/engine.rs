@@ -2266,8 +2266,9 @@ impl Engine {
             };
             let rejected = match recycled {
                 Ok(mut slot) => {
-                    slot.mount_for(&engine.store, engine.slots.hint_for_recycled().as_ref());
-                    engine.slots.recycled(Some(slot))
+                    let hint = engine.slots.reserve_premount();
+                    slot.mount_for(&engine.store, hint.as_ref());
+                    engine.slots.recycled(Some(slot), hint.is_some())
                 }
                 Err(e) => {
                     tracing::debug!("not recycling {old_id}: {e}");
@@ -2281,7 +2282,7 @@ impl Engine {
                     if state_dir.exists() {
                         let _ = engine.store.discard(&state_dir);
                     }
-                    engine.slots.recycled(None)
+                    engine.slots.recycled(None, false)
                 }
             };
             // Dropped here, on the blocking thread: its directories are removed.
@@ -2364,7 +2365,7 @@ impl Engine {
             Ok(removed) => removed,
             Err(e) => {
                 if recycle {
-                    drop(self.slots.recycled(None));
+                    drop(self.slots.recycled(None, false));
                 }
                 if premount.is_some() {
                     // Not removed: the container stays, unmounted as berthd now records it.
@@ -2439,7 +2440,7 @@ impl Engine {
                     .await;
                     // Nothing kept (a written upper dir, ...): the announced slot is not coming.
                     if recycle {
-                        drop(engine.slots.recycled(None));
+                        drop(engine.slots.recycled(None, false));
                     }
                 }
             }

@@ -562,6 +562,10 @@ struct PoolState {
     recycling: usize,
     /// What the next slot mounts (see "Premounted rootfs").
     hint: Option<Premount>,
+    /// Slots being mounted off the lock (a recycled one, or a fresh one being made): each
+    /// counts against [`MAX_PREMOUNTED`] until it is ready, so two recycles finishing at
+    /// once cannot both mount the last one allowed.
+    premounting: usize,
     filling: bool,
     /// Set by shutdown: a slot finished afterwards is removed, not kept.
     closed: bool,
@@ -590,13 +594,11 @@ impl SlotPool {
     }
 
     /// What a slot being recycled should mount: the hint, unless [`MAX_PREMOUNTED`] ready
-    /// slots are mounted already.
-    pub(crate) fn hint_for_recycled(&self) -> Option<Premount> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mounted = st.ready.iter().filter(|s| s.premount.is_some()).count();
-        (mounted < MAX_PREMOUNTED)
-            .then(|| st.hint.clone())
-            .flatten()
+    /// slots are mounted already or on their way. A hint returned reserves one of them
+    /// until [`SlotPool::recycled`], which must be told so.
+    pub(crate) fn reserve_premount(&self) -> Option<Premount> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.reserve_premount()
     }
 
     /// Starts making the next slot unless one is ready or on its way (being made, or being
@@ -620,10 +622,14 @@ impl SlotPool {
 
     /// Ends an announced recycling: keeps the slot ([`Slot::recycle`]) if there is room,
     /// otherwise hands it back for the caller to discard. Without a slot (the directories
-    /// did not qualify) and with none ready, makes a fresh one.
-    pub(crate) fn recycled(&self, slot: Option<Slot>) -> Option<Slot> {
+    /// did not qualify) and with none ready, makes a fresh one. `reserved`: the recycling
+    /// held a [`SlotPool::reserve_premount`] reservation, which ends here.
+    pub(crate) fn recycled(&self, slot: Option<Slot>, reserved: bool) -> Option<Slot> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.recycling = st.recycling.saturating_sub(1);
+        if reserved {
+            st.premounting = st.premounting.saturating_sub(1);
+        }
         let rejected = match slot {
             Some(slot) if st.closed || st.ready.len() >= MAX_READY => Some(slot),
             Some(slot) => {
@@ -692,11 +698,14 @@ impl SlotPool {
         let store = self.store.clone();
         let containers = self.containers.clone();
         let state = self.state.clone();
-        let hint = st.hint.clone();
+        let hint = st.reserve_premount();
         tokio::task::spawn_blocking(move || {
             let made = Slot::prepare(&store, &containers, hint.as_ref());
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             st.filling = false;
+            if hint.is_some() {
+                st.premounting = st.premounting.saturating_sub(1);
+            }
             match made {
                 Ok(slot) if !st.closed && st.ready.len() < MAX_READY => st.ready.push_back(slot),
                 // Dropped after the lock: its directories are removed.
@@ -709,6 +718,19 @@ impl SlotPool {
                 Err(e) => tracing::warn!("cannot prepare a container slot: {e}"),
             }
         });
+    }
+}
+
+impl PoolState {
+    /// See [`SlotPool::reserve_premount`].
+    fn reserve_premount(&mut self) -> Option<Premount> {
+        let mounted = self.ready.iter().filter(|s| s.premount.is_some()).count();
+        let hint = self
+            .hint
+            .clone()
+            .filter(|_| mounted + self.premounting < MAX_PREMOUNTED)?;
+        self.premounting += 1;
+        Some(hint)
     }
 }
 
@@ -742,4 +764,38 @@ pub fn remove_unrecorded(
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recycles finishing at once each reserve a mount before mounting off the lock: the
+    /// ones past [`MAX_PREMOUNTED`] get no hint, and a reservation ended frees its place.
+    #[test]
+    fn premount_reservations_never_exceed_the_budget() {
+        let hint = Premount {
+            lowerdirs: vec![PathBuf::from("/layers/a")],
+            volatile: false,
+        };
+        let mut st = PoolState {
+            hint: Some(hint.clone()),
+            ..PoolState::default()
+        };
+        let granted: Vec<_> = (0..MAX_PREMOUNTED + 2)
+            .map(|_| st.reserve_premount())
+            .collect();
+        assert_eq!(
+            granted.iter().filter(|h| h.as_ref() == Some(&hint)).count(),
+            MAX_PREMOUNTED,
+            "{granted:?}"
+        );
+        assert!(granted[MAX_PREMOUNTED..].iter().all(Option::is_none));
+        st.premounting -= 1;
+        assert_eq!(st.reserve_premount(), Some(hint));
+        st.hint = None;
+        st.premounting = 0;
+        assert_eq!(st.reserve_premount(), None, "no hint, nothing to reserve");
+        assert_eq!(st.premounting, 0);
+    }
 }

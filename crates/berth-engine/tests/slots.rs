@@ -75,6 +75,16 @@ async fn vanishes(path: &Path, what: &str) {
     }
 }
 
+/// Waits until `done` holds: removals recycle their directories after the answer, each
+/// once its shim has exited, which takes a moment longer on a loaded machine.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: never happened");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn names(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -481,12 +491,14 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     for id in more.iter().chain([&b, &d]) {
         fx.engine().remove(id, false, false).await.expect("remove");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each recycled slot is ready once its directories are renamed: then the containers
+    // directory holds only slots.
+    until("the five removed containers' slots", || {
+        let ready = fx.engine().slots().ready_ids();
+        ready.len() >= 5 && names(&containers) == ready.into_iter().collect()
+    })
+    .await;
     let ready = fx.engine().slots().ready_ids();
-    assert!(
-        ready.len() >= 5,
-        "the five removed containers' slots: {ready:?}"
-    );
     let premounted = fx.engine().slots().ready_premounted();
     assert!(
         premounted <= berth_engine::slots::MAX_PREMOUNTED,
@@ -540,8 +552,10 @@ async fn a_removed_container_that_wrote_nothing_becomes_a_slot() {
     for id in made.iter().chain([&taker]) {
         fx.engine().remove(id, false, false).await.expect("remove");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
     fx.engine().shutdown().await;
-    assert!(names(&containers).is_empty());
-    assert!(fx.unrecorded_snapshots().is_empty());
+    // A recycling still in flight at the shutdown discards its slot when it ends.
+    until("shutdown removes every slot and its snapshot", || {
+        names(&containers).is_empty() && fx.unrecorded_snapshots().is_empty()
+    })
+    .await;
 }

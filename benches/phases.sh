@@ -18,7 +18,7 @@ events=sched:sched_process_exec,sched:sched_process_fork,sched:sched_process_exi
 for s in sendmsg recvmsg pivot_root execve clone3 write read sendto; do
   events="$events,syscalls:sys_enter_$s,syscalls:sys_exit_$s"
 done
-perf record -q -a -o "$W/perf.data" -e "$events" -- bash -c \
+perf record -q -a -o "$W/perf.data" -e "$events" --exclude-perf -- bash -c \
   "for i in \$(seq $N); do $W/berth run --rm --network none busybox true; sleep $PAUSE; done" \
   >/dev/null 2>&1
 perf script -i "$W/perf.data" -F comm,pid,tid,cpu,time,event,trace >"$W/trace.txt" 2>/dev/null

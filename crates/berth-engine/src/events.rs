@@ -11,8 +11,11 @@ use berth_api::query::Filters;
 
 use crate::error::{EngineError, Result};
 
-/// How many past events `since` can reach back to (moby keeps 256).
-pub const HISTORY: usize = 1024;
+/// How many past events `since` can reach back to: Docker's 256 ("Only the last 256 log
+/// events are returned", `docker system events`). Each kept event is ~1 KB of small heap
+/// allocations; 1024 of them (before s19) were most of an idle berthd's live heap after a
+/// few hundred containers (docs/engine.md, s19).
+pub const HISTORY: usize = 256;
 
 /// One event, serialized exactly as Docker's `/events` stream (`events.Message`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -230,6 +233,19 @@ mod tests {
             v["time"].as_i64().unwrap(),
             v["timeNano"].as_i64().unwrap() / 1_000_000_000
         );
+    }
+
+    /// Docker returns only the last 256 past events; the oldest go first.
+    #[test]
+    fn the_history_keeps_the_last_256_events() {
+        let bus = Events::new();
+        for i in 0..HISTORY + 10 {
+            bus.publish("container", "create", &format!("c{i}"), BTreeMap::new());
+        }
+        let (hist, _) = bus.subscribe();
+        assert_eq!(hist.len(), 256);
+        assert_eq!(hist[0].actor.id, "c10");
+        assert_eq!(hist[255].actor.id, format!("c{}", HISTORY + 9));
     }
 
     #[test]

@@ -28,8 +28,8 @@ REL=$(readlink -f "${CARGO_TARGET_DIR:-target}")/release
 for b in berth berthd berth-shim; do
   [ -x "$REL/$b" ] || cargo build --release -q -p berthd -p berth -p berth-shim
 done
-# The CLI as scripts/setup.sh installs it: statically linked (docs/cli.md, "Start-up").
-cargo rustc --release -q -p berth --bin berth -- -C target-feature=+crt-static -C relocation-model=static
+# The CLI and berthd as scripts/setup.sh installs them: statically linked.
+scripts/relink-static.sh
 
 WORK=$(mktemp -d /tmp/berth-test-enginebench.XXXXXX)
 # Run installed copies, as scripts/setup.sh installs them (`install` copies the files). The

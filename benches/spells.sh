@@ -23,7 +23,7 @@ for c in hyperfine dockerd perf python3; do
 done
 REL=$(readlink -f "${CARGO_TARGET_DIR:-target}")/release
 cargo build --release -q -p berthd -p berth-shim
-cargo rustc --release -q -p berth --bin berth -- -C target-feature=+crt-static -C relocation-model=static
+scripts/relink-static.sh
 . benches/private_berthd.sh
 private_berthd "$REL" spells
 DOCKERD_PID=""

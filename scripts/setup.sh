@@ -12,11 +12,8 @@ scripts/install-deps.sh
 
 echo "== build (release)"
 cargo build --release --workspace --bins --quiet
-# The CLI is exec'd for every command: linked statically it skips the dynamic loader, whose
-# CPU-feature probing traps to the hypervisor on VMs (`run --rm` -0.4 ms, docs/cli.md,
-# "Start-up"). Only the final link changes; the dependencies are the build's above.
-cargo rustc --release --quiet -p berth --bin berth -- \
-  -C target-feature=+crt-static -C relocation-model=static
+# The CLI and berthd linked statically (see the script for why).
+scripts/relink-static.sh
 
 # berth-runtime is also built as a static, non-PIE, size-optimised executable (libseccomp
 # linked in): it starts in half the time and with half the resident pages of the dynamic

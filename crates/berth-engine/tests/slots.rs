@@ -62,19 +62,6 @@ impl Fixture {
     }
 }
 
-/// Waits until `path` is gone: a removal answers before its directories go to the trash.
-async fn vanishes(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {} stays",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// Waits until `done` holds: removals recycle their directories after the answer, each
 /// once its shim has exited, which takes a moment longer on a loaded machine.
 async fn until(what: &str, mut done: impl FnMut() -> bool) {
@@ -83,6 +70,14 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what}: never happened");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits until `path` is gone: a removal answers before its directories go to the trash.
+async fn vanishes(path: &Path, what: &str) {
+    until(&format!("{what}: {} goes", path.display()), || {
+        !path.exists()
+    })
+    .await;
 }
 
 fn names(dir: &Path) -> BTreeSet<String> {
